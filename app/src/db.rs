@@ -1,0 +1,277 @@
+//! The database: connection pool, per-connection settings and embedded migrations.
+//!
+//! Everything that depends on the SQL backend (URL form, PRAGMAs, how a write transaction
+//! starts) lives in this file, so that a second backend has one place to go.
+
+use std::path::Path;
+use std::time::Duration;
+
+use deadpool_diesel::sqlite::{Hook, HookError, Manager, Pool, Runtime};
+use diesel::connection::SimpleConnection;
+use diesel::SqliteConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+/// The connection type every query function takes.
+pub type Conn = SqliteConnection;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+
+/// Applied to every pooled connection when it is opened.
+/// WAL lets readers proceed while one writer commits; the busy timeout makes a second
+/// writer wait instead of failing at once.
+const CONNECTION_PRAGMAS: &str = "PRAGMA foreign_keys = ON;
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+PRAGMA busy_timeout = 5000;";
+
+const POOL_SIZE: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("unsupported DATABASE_URL `{0}`: expected sqlite://<path>, e.g. sqlite://data/app.db")]
+    UnsupportedUrl(String),
+    #[error("cannot create the database folder {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("cannot apply the database migrations: {0}")]
+    Migrate(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("no database connection available: {0}")]
+    Pool(String),
+    #[error("the database task did not finish: {0}")]
+    Interact(String),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+/// A cheap handle to the connection pool.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("status", &self.pool.status())
+            .finish()
+    }
+}
+
+impl Db {
+    /// Opens (creating if needed) the database named by `url` and brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Self, OpenError> {
+        let path = sqlite_path(url)?;
+        if let Some(parent) = Path::new(&path).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(|source| OpenError::CreateDir {
+                    path: parent.display().to_string(),
+                    source,
+                })?;
+            }
+        }
+        let manager = Manager::new(path.clone(), Runtime::Tokio1);
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .runtime(Runtime::Tokio1)
+            .post_create(Hook::async_fn(|wrapper, _| {
+                Box::pin(async move {
+                    wrapper
+                        .interact(|conn| conn.batch_execute(CONNECTION_PRAGMAS))
+                        .await
+                        .map_err(|e| HookError::Message(e.to_string().into()))?
+                        .map_err(|e| HookError::Message(e.to_string().into()))
+                })
+            }))
+            .build()
+            .map_err(|e| OpenError::Open {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        let db = Db { pool };
+        db.migrate().await.map_err(|e| match e {
+            MigrateFailure::Connect(reason) => OpenError::Open { path, reason },
+            MigrateFailure::Migrate(reason) => OpenError::Migrate(reason),
+        })?;
+        Ok(db)
+    }
+
+    async fn migrate(&self) -> Result<(), MigrateFailure> {
+        let conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| MigrateFailure::Connect(e.to_string()))?;
+        conn.interact(|conn| {
+            conn.run_pending_migrations(MIGRATIONS)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| MigrateFailure::Migrate(e.to_string()))?
+        .map_err(MigrateFailure::Migrate)
+    }
+
+    /// Runs blocking Diesel code on a pooled connection, off the async runtime.
+    pub async fn run<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&mut Conn) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| E::from(DbError::Pool(e.to_string())))?;
+        conn.interact(f)
+            .await
+            .map_err(|e| E::from(DbError::Interact(e.to_string())))?
+    }
+}
+
+enum MigrateFailure {
+    Connect(String),
+    Migrate(String),
+}
+
+/// Runs `f` in a transaction that takes the write lock up front.
+///
+/// SQLite's default (deferred) transaction upgrades its read lock on the first write, and an
+/// upgrade that collides with another writer fails at once instead of waiting; taking the lock
+/// first lets the busy timeout do its job.
+pub fn write_transaction<R, E, F>(conn: &mut Conn, f: F) -> Result<R, E>
+where
+    F: FnOnce(&mut Conn) -> Result<R, E>,
+    E: From<diesel::result::Error>,
+{
+    conn.immediate_transaction(f)
+}
+
+/// Whether `err` is a unique-constraint violation (a taken name).
+pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
+    matches!(
+        err,
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _
+        )
+    )
+}
+
+fn sqlite_path(url: &str) -> Result<String, OpenError> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    if path.is_empty() || path.contains("://") {
+        return Err(OpenError::UnsupportedUrl(url.to_owned()));
+    }
+    Ok(path.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::prelude::*;
+
+    #[test]
+    fn sqlite_urls_name_files() {
+        assert_eq!(sqlite_path("sqlite://data/app.db").ok(), Some("data/app.db".into()));
+        assert_eq!(sqlite_path("sqlite:///tmp/x.db").ok(), Some("/tmp/x.db".into()));
+        assert_eq!(sqlite_path("data/app.db").ok(), Some("data/app.db".into()));
+        assert!(sqlite_path("postgres://localhost/test").is_err());
+        assert!(sqlite_path("sqlite://").is_err());
+    }
+
+    #[tokio::test]
+    async fn every_migration_reverts_and_reapplies() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("m.db").display());
+        let db = Db::open(&url).await.expect("open and migrate");
+        let names: Vec<String> = db
+            .run(|conn| {
+                let seeded = topic_names(conn)?;
+                conn.revert_all_migrations(MIGRATIONS)
+                    .map_err(|e| DbError::Interact(e.to_string()))?;
+                let left: i64 = diesel::sql_query(
+                    "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' \
+                     AND name IN ('users', 'topics', 'topic_subscribers', 'topic_activities', 'sessions')",
+                )
+                .get_result::<Count>(conn)?
+                .n;
+                assert_eq!(left, 0, "every table is dropped by the down migrations");
+                conn.run_pending_migrations(MIGRATIONS)
+                    .map_err(|e| DbError::Interact(e.to_string()))?;
+                let again = topic_names(conn)?;
+                assert_eq!(seeded, again);
+                Ok::<_, DbError>(again)
+            })
+            .await
+            .expect("migrations round trip");
+        assert_eq!(names, vec!["DevOps", "Django", "Python"]);
+    }
+
+    #[tokio::test]
+    async fn connections_enforce_foreign_keys_and_use_wal() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("p.db").display());
+        let db = Db::open(&url).await.expect("open");
+        let (fk, mode, timeout) = db
+            .run(|conn| {
+                let fk = diesel::sql_query("PRAGMA foreign_keys").get_result::<Fk>(conn)?;
+                let mode = diesel::sql_query("PRAGMA journal_mode").get_result::<Mode>(conn)?;
+                let timeout = diesel::sql_query("PRAGMA busy_timeout").get_result::<Timeout>(conn)?;
+                Ok::<_, DbError>((fk.foreign_keys, mode.journal_mode, timeout.timeout))
+            })
+            .await
+            .expect("pragmas");
+        assert_eq!(fk, 1);
+        assert_eq!(mode, "wal");
+        assert!(timeout > 0);
+    }
+
+    #[tokio::test]
+    async fn an_unopenable_path_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"x").expect("write");
+        let url = format!("sqlite://{}/app.db", file.display());
+        let err = Db::open(&url).await.expect_err("a file is not a folder");
+        assert!(err.to_string().contains("cannot create the database folder"), "{err}");
+    }
+
+    fn topic_names(conn: &mut Conn) -> QueryResult<Vec<String>> {
+        use crate::schema::topics::dsl::*;
+        topics.select(name).order(name.asc()).load(conn)
+    }
+
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    #[derive(QueryableByName)]
+    struct Fk {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        foreign_keys: i64,
+    }
+    #[derive(QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        journal_mode: String,
+    }
+    #[derive(QueryableByName)]
+    struct Timeout {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        timeout: i64,
+    }
+}

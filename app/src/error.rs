@@ -1,0 +1,83 @@
+//! The one error type that crosses the wire, and its mapping to HTTP status codes.
+
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
+
+/// What a person is told when something they asked for did not happen.
+///
+/// Messages are written for people; database and library error text never ends up here
+/// (it goes to the log instead, see [`AppError::internal`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum AppError {
+    /// The input was not acceptable; the message says why.
+    #[error("{0}")]
+    Invalid(String),
+    /// The input clashes with something that exists (a taken name).
+    #[error("{0}")]
+    Conflict(String),
+    /// Login is required, or the credentials were wrong.
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("You are not allowed to do that.")]
+    Forbidden,
+    #[error("That does not exist (any more).")]
+    NotFound,
+    #[error("Something went wrong on our side. Please try again.")]
+    Internal,
+    /// The request never reached our code properly (network, encoding).
+    #[error("The request failed: {0}")]
+    Transport(String),
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        AppError::Transport(value.to_string())
+    }
+}
+
+#[cfg(feature = "ssr")]
+mod ssr {
+    use super::AppError;
+    use http::StatusCode;
+
+    impl AppError {
+        /// The single place where errors become status codes.
+        pub fn status(&self) -> StatusCode {
+            match self {
+                AppError::Invalid(_) => StatusCode::BAD_REQUEST,
+                AppError::Conflict(_) => StatusCode::CONFLICT,
+                AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+                AppError::Forbidden => StatusCode::FORBIDDEN,
+                AppError::NotFound => StatusCode::NOT_FOUND,
+                AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+                AppError::Transport(_) => StatusCode::BAD_REQUEST,
+            }
+        }
+
+        /// Logs the full cause and hides it from the client.
+        pub fn internal(context: &str, cause: &dyn std::error::Error) -> Self {
+            tracing::error!(error = %error_chain(cause), "{context}");
+            AppError::Internal
+        }
+    }
+
+    impl From<crate::db::DbError> for AppError {
+        fn from(err: crate::db::DbError) -> Self {
+            AppError::internal("database operation failed", &err)
+        }
+    }
+
+    fn error_chain(err: &dyn std::error::Error) -> String {
+        let mut text = err.to_string();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+}

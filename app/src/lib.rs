@@ -1,0 +1,65 @@
+//! Subscriptions: pages, server functions and shared types. With the `ssr` feature it also
+//! holds the server-side domain (database, accounts, topics); with `hydrate` it is the client.
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Redirect, Route, Router, Routes};
+use leptos_router::{path, SsrMode};
+
+pub mod error;
+pub mod feedback;
+pub mod layout;
+pub mod topics;
+pub mod users;
+
+#[cfg(feature = "ssr")]
+pub mod db;
+#[cfg(feature = "ssr")]
+pub mod schema;
+#[cfg(feature = "ssr")]
+pub mod sessions;
+#[cfg(feature = "ssr")]
+pub mod state;
+
+use layout::{Layout, NotFound};
+use topics::TopicsPage;
+use users::{LoginPage, SignupPage};
+
+/// The HTML document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    users::provide_current_user();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/subscriptions.css"/>
+        <Title text="Subscriptions"/>
+        <Router>
+            <Layout>
+                <Routes fallback=NotFound>
+                    <Route path=path!("/") view=|| view! { <Redirect path="/topics/"/> }/>
+                    <Route path=path!("/topics/") view=TopicsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/login") view=LoginPage/>
+                    <Route path=path!("/signup") view=SignupPage/>
+                </Routes>
+            </Layout>
+        </Router>
+    }
+}

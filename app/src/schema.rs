@@ -1,0 +1,55 @@
+//! Diesel's view of the tables. Names are part of the product's contract (SPEC.md §3).
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        username -> Text,
+        password_hash -> Text,
+        is_staff -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    topics (id) {
+        id -> BigInt,
+        name -> Text,
+    }
+}
+
+diesel::table! {
+    topic_subscribers (topic_id, user_id) {
+        topic_id -> BigInt,
+        user_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    topic_activities (id) {
+        id -> BigInt,
+        topic_id -> Nullable<BigInt>,
+        topic_name -> Text,
+        action -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        data -> Binary,
+        expiry_date -> BigInt,
+    }
+}
+
+diesel::joinable!(topic_subscribers -> topics (topic_id));
+diesel::joinable!(topic_subscribers -> users (user_id));
+diesel::joinable!(topic_activities -> topics (topic_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    topics,
+    topic_subscribers,
+    topic_activities,
+    sessions,
+);

@@ -1,0 +1,206 @@
+//! Login sessions stored in our own database, so that a server restart logs nobody out.
+
+use async_trait::async_trait;
+use axum_login::tower_sessions::cookie::time::OffsetDateTime;
+use axum_login::tower_sessions::session::{Id, Record};
+use axum_login::tower_sessions::session_store::{self, SessionStore};
+use diesel::prelude::*;
+
+use crate::db::{Conn, Db, DbError};
+use crate::schema::sessions;
+
+/// How often `create` draws a fresh id when the drawn one is taken (practically never).
+const CREATE_ATTEMPTS: usize = 8;
+
+#[derive(Clone, Debug)]
+pub struct DbSessionStore {
+    db: Db,
+}
+
+impl DbSessionStore {
+    pub fn new(db: Db) -> Self {
+        DbSessionStore { db }
+    }
+
+    /// Removes sessions whose expiry has passed; returns how many.
+    pub async fn delete_expired(&self) -> Result<usize, DbError> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        self.db
+            .run(move |conn| {
+                Ok(
+                    diesel::delete(sessions::table.filter(sessions::expiry_date.le(now)))
+                        .execute(conn)?,
+                )
+            })
+            .await
+    }
+}
+
+fn encode(record: &Record) -> session_store::Result<Vec<u8>> {
+    serde_json::to_vec(record).map_err(|e| session_store::Error::Encode(e.to_string()))
+}
+
+fn backend(err: DbError) -> session_store::Error {
+    session_store::Error::Backend(err.to_string())
+}
+
+/// Inserts unless the id exists; true when a row was written.
+fn insert_new(conn: &mut Conn, id: &str, data: &[u8], expiry: i64) -> QueryResult<bool> {
+    let written = diesel::insert_into(sessions::table)
+        .values((
+            sessions::id.eq(id),
+            sessions::data.eq(data),
+            sessions::expiry_date.eq(expiry),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+    Ok(written == 1)
+}
+
+#[async_trait]
+impl SessionStore for DbSessionStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        for _ in 0..CREATE_ATTEMPTS {
+            let id = record.id.to_string();
+            let data = encode(record)?;
+            let expiry = record.expiry_date.unix_timestamp();
+            let inserted = self
+                .db
+                .run(move |conn| Ok::<_, DbError>(insert_new(conn, &id, &data, expiry)?))
+                .await
+                .map_err(backend)?;
+            if inserted {
+                return Ok(());
+            }
+            record.id = Id::default();
+        }
+        Err(session_store::Error::Backend(
+            "could not find a free session id".into(),
+        ))
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let id = record.id.to_string();
+        let data = encode(record)?;
+        let expiry = record.expiry_date.unix_timestamp();
+        self.db
+            .run(move |conn| {
+                diesel::insert_into(sessions::table)
+                    .values((
+                        sessions::id.eq(&id),
+                        sessions::data.eq(&data),
+                        sessions::expiry_date.eq(expiry),
+                    ))
+                    .on_conflict(sessions::id)
+                    .do_update()
+                    .set((
+                        sessions::data.eq(&data),
+                        sessions::expiry_date.eq(expiry),
+                    ))
+                    .execute(conn)?;
+                Ok::<_, DbError>(())
+            })
+            .await
+            .map_err(backend)
+    }
+
+    async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
+        let id = session_id.to_string();
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let data: Option<Vec<u8>> = self
+            .db
+            .run(move |conn| {
+                Ok::<_, DbError>(
+                    sessions::table
+                        .filter(sessions::id.eq(id))
+                        .filter(sessions::expiry_date.gt(now))
+                        .select(sessions::data)
+                        .first(conn)
+                        .optional()?,
+                )
+            })
+            .await
+            .map_err(backend)?;
+        data.map(|bytes| {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| session_store::Error::Decode(e.to_string()))
+        })
+        .transpose()
+    }
+
+    async fn delete(&self, session_id: &Id) -> session_store::Result<()> {
+        let id = session_id.to_string();
+        self.db
+            .run(move |conn| {
+                diesel::delete(sessions::table.filter(sessions::id.eq(id))).execute(conn)?;
+                Ok::<_, DbError>(())
+            })
+            .await
+            .map_err(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum_login::tower_sessions::cookie::time::Duration;
+    use std::collections::HashMap;
+
+    async fn store() -> (tempfile::TempDir, DbSessionStore) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Db::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
+            .await
+            .expect("db");
+        (dir, DbSessionStore::new(db))
+    }
+
+    fn record(id: Id, expires_in: Duration) -> Record {
+        let mut data = HashMap::new();
+        data.insert("k".to_owned(), serde_json::json!("v"));
+        Record {
+            id,
+            data,
+            expiry_date: OffsetDateTime::now_utc() + expires_in,
+        }
+    }
+
+    #[tokio::test]
+    async fn create_save_load_delete() {
+        let (_dir, store) = store().await;
+        let mut rec = record(Id::default(), Duration::hours(1));
+        store.create(&mut rec).await.expect("create");
+        assert_eq!(store.load(&rec.id).await.expect("load"), Some(rec.clone()));
+
+        rec.data.insert("k".into(), serde_json::json!("changed"));
+        store.save(&rec).await.expect("save");
+        assert_eq!(store.load(&rec.id).await.expect("load"), Some(rec.clone()));
+
+        store.delete(&rec.id).await.expect("delete");
+        assert_eq!(store.load(&rec.id).await.expect("load"), None);
+    }
+
+    #[tokio::test]
+    async fn create_never_overwrites_an_existing_session() {
+        let (_dir, store) = store().await;
+        let mut first = record(Id(42), Duration::hours(1));
+        store.create(&mut first).await.expect("create");
+        let mut second = record(Id(42), Duration::hours(1));
+        second.data.insert("k".into(), serde_json::json!("other"));
+        store.create(&mut second).await.expect("create");
+        assert_ne!(second.id, first.id, "a colliding id is replaced");
+        assert_eq!(store.load(&first.id).await.expect("load"), Some(first));
+        assert_eq!(store.load(&second.id).await.expect("load"), Some(second));
+    }
+
+    #[tokio::test]
+    async fn expired_sessions_are_invisible_and_deleted() {
+        let (_dir, store) = store().await;
+        let mut old = record(Id::default(), Duration::seconds(-5));
+        store.create(&mut old).await.expect("create");
+        let mut live = record(Id::default(), Duration::hours(1));
+        store.create(&mut live).await.expect("create");
+        assert_eq!(store.load(&old.id).await.expect("load"), None);
+        assert_eq!(store.delete_expired().await.expect("sweep"), 1);
+        assert!(store.load(&live.id).await.expect("load").is_some());
+    }
+}

@@ -1,0 +1,46 @@
+//! What every server-side handler can reach, and the helpers that fetch it inside server
+//! functions.
+
+use axum::extract::FromRef;
+use leptos::prelude::*;
+
+use crate::db::Db;
+use crate::error::AppError;
+use crate::users::ssr::{AuthSession, User};
+
+/// Shared by axum routes (as router state) and server functions (as Leptos context).
+#[derive(Clone, Debug, FromRef)]
+pub struct AppState {
+    pub db: Db,
+    pub leptos_options: LeptosOptions,
+}
+
+/// The application state inside a server function.
+pub fn app_state() -> Result<AppState, AppError> {
+    use_context::<AppState>().ok_or_else(|| {
+        tracing::error!("AppState missing from the server function context");
+        AppError::Internal
+    })
+}
+
+/// The logged-in user inside a server function, or 401.
+pub async fn require_user() -> Result<User, AppError> {
+    let session: AuthSession = leptos_axum::extract().await.map_err(|e| {
+        tracing::error!(error = %e, "auth session missing from the request");
+        AppError::Internal
+    })?;
+    session
+        .user
+        .ok_or_else(|| AppError::Unauthorized("Please log in first.".into()))
+}
+
+/// Sets the response status from the result, so that a failed server function answers with
+/// the same 4xx a form route would, never a blanket 500.
+pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
+    if let Err(err) = &result {
+        if let Some(options) = use_context::<leptos_axum::ResponseOptions>() {
+            options.set_status(err.status());
+        }
+    }
+    result
+}

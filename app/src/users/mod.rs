@@ -1,0 +1,117 @@
+//! Accounts: who is logged in, and the login and signup pages.
+//!
+//! The pages are plain HTML forms posting to `/login` and `/signup` (handled by the server's
+//! auth routes), so they work the same with and without JavaScript.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+use serde::{Deserialize, Serialize};
+
+use crate::feedback::{use_form_feedback, FormError};
+
+#[cfg(feature = "ssr")]
+pub mod ssr;
+
+/// The logged-in user as pages see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentUser {
+    pub id: i64,
+    pub username: String,
+    pub is_staff: bool,
+}
+
+/// Reads the user of this request on the server and carries it to the client.
+pub fn provide_current_user() {
+    let user = SharedValue::new(request_user).into_inner();
+    provide_context(user);
+}
+
+/// The user of the page being shown, if any.
+pub fn use_current_user() -> Option<CurrentUser> {
+    use_context::<Option<CurrentUser>>().flatten()
+}
+
+#[cfg(feature = "ssr")]
+fn request_user() -> Option<CurrentUser> {
+    let parts = use_context::<http::request::Parts>()?;
+    let session = parts.extensions.get::<ssr::AuthSession>()?;
+    session.user.as_ref().map(CurrentUser::from)
+}
+
+#[cfg(not(feature = "ssr"))]
+fn request_user() -> Option<CurrentUser> {
+    None
+}
+
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let feedback = use_form_feedback("login");
+    let query = use_query_map();
+    let next = move || query.with(|q| q.get("next")).unwrap_or_default();
+    let username = feedback
+        .as_ref()
+        .map(|f| f.value("username"))
+        .unwrap_or_default();
+    let error = feedback.map(|f| f.error);
+    view! {
+        <section class="card narrow">
+            <h1>"Log in"</h1>
+            <form method="post" action="/login" data-form="login">
+                <FormError message=Signal::stored(error)/>
+                <label>
+                    "Username"
+                    <input name="username" autocomplete="username" required value=username/>
+                </label>
+                <label>
+                    "Password"
+                    <input name="password" type="password" autocomplete="current-password" required/>
+                </label>
+                <input type="hidden" name="next" value=next/>
+                <button type="submit">"Log in"</button>
+            </form>
+            <p>"No account yet? " <a href="/signup">"Sign up"</a></p>
+        </section>
+    }
+}
+
+#[component]
+pub fn SignupPage() -> impl IntoView {
+    let feedback = use_form_feedback("signup");
+    let username = feedback
+        .as_ref()
+        .map(|f| f.value("username"))
+        .unwrap_or_default();
+    let error = feedback.map(|f| f.error);
+    view! {
+        <section class="card narrow">
+            <h1>"Sign up"</h1>
+            <form method="post" action="/signup" data-form="signup">
+                <FormError message=Signal::stored(error)/>
+                <label>
+                    "Username"
+                    <input
+                        name="username"
+                        autocomplete="username"
+                        required
+                        maxlength="150"
+                        value=username
+                    />
+                    <small>"Letters, digits and @ . + - _ only."</small>
+                </label>
+                <label>
+                    "Password"
+                    <input
+                        name="password"
+                        type="password"
+                        autocomplete="new-password"
+                        required
+                        minlength="8"
+                    />
+                    <small>"At least 8 characters."</small>
+                </label>
+                <button type="submit">"Create account"</button>
+            </form>
+            <p>"Already have an account? " <a href="/login">"Log in"</a></p>
+        </section>
+    }
+}

@@ -1,0 +1,321 @@
+//! Accounts on the server: validated names and passwords, queries, and the axum-login backend.
+
+use std::sync::OnceLock;
+
+use axum_login::{AuthUser, AuthnBackend, UserId};
+use diesel::prelude::*;
+
+use super::CurrentUser;
+use crate::db::{self, Conn, Db, DbError};
+use crate::error::AppError;
+use crate::schema::users;
+
+const USERNAME_MAX: usize = 150;
+const PASSWORD_MIN: usize = 8;
+/// Hashing is deliberately slow; an unbounded password would make it a denial of service.
+const PASSWORD_MAX: usize = 1024;
+
+/// A username that passed validation: 1–150 letters, digits or `@.+-_`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(raw: &str) -> Result<Self, AppError> {
+        let length = raw.chars().count();
+        if length == 0 {
+            return Err(AppError::Invalid("Please choose a username.".into()));
+        }
+        if length > USERNAME_MAX {
+            return Err(AppError::Invalid(format!(
+                "A username has at most {USERNAME_MAX} characters."
+            )));
+        }
+        if !raw
+            .chars()
+            .all(|c| c.is_alphanumeric() || "@.+-_".contains(c))
+        {
+            return Err(AppError::Invalid(
+                "A username may contain only letters, digits and @ . + - _".into(),
+            ));
+        }
+        Ok(Username(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password long enough to accept. Never printed.
+pub struct Password(String);
+
+impl Password {
+    pub fn parse(raw: &str) -> Result<Self, AppError> {
+        let length = raw.chars().count();
+        if length < PASSWORD_MIN {
+            return Err(AppError::Invalid(format!(
+                "A password needs at least {PASSWORD_MIN} characters."
+            )));
+        }
+        if length > PASSWORD_MAX {
+            return Err(AppError::Invalid(format!(
+                "A password has at most {PASSWORD_MAX} characters."
+            )));
+        }
+        Ok(Password(raw.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(..)")
+    }
+}
+
+/// A stored account, as the session layer sees it.
+#[derive(Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    password_hash: String,
+    pub is_staff: bool,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("is_staff", &self.is_staff)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthUser for User {
+    type Id = i64;
+
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// Sessions are bound to the password hash: changing a password ends every other session.
+    fn session_auth_hash(&self) -> &[u8] {
+        self.password_hash.as_bytes()
+    }
+}
+
+impl From<&User> for CurrentUser {
+    fn from(user: &User) -> Self {
+        CurrentUser {
+            id: user.id,
+            username: user.username.clone(),
+            is_staff: user.is_staff,
+        }
+    }
+}
+
+/// Creates an account. A taken name (in any letter case) is a [`AppError::Conflict`].
+pub async fn create_user(
+    db: &Db,
+    username: Username,
+    password: Password,
+    is_staff: bool,
+) -> Result<User, AppError> {
+    let hash = hash_password(password).await?;
+    db.run(move |conn| insert_user(conn, &username, &hash, is_staff))
+        .await
+}
+
+fn insert_user(
+    conn: &mut Conn,
+    username: &Username,
+    hash: &str,
+    is_staff: bool,
+) -> Result<User, AppError> {
+    diesel::insert_into(users::table)
+        .values((
+            users::username.eq(username.as_str()),
+            users::password_hash.eq(hash),
+            users::is_staff.eq(is_staff),
+        ))
+        .returning(User::as_returning())
+        .get_result(conn)
+        .map_err(|err| {
+            if db::is_unique_violation(&err) {
+                AppError::Conflict(format!(
+                    "The username “{}” is taken. Please choose another.",
+                    username.as_str()
+                ))
+            } else {
+                AppError::from(DbError::from(err))
+            }
+        })
+}
+
+fn find_by_username(conn: &mut Conn, name: &str) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::username.eq(name))
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+fn find_by_id(conn: &mut Conn, id: i64) -> QueryResult<Option<User>> {
+    users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+async fn hash_password(password: Password) -> Result<String, AppError> {
+    tokio::task::spawn_blocking(move || password_auth::generate_hash(password.0))
+        .await
+        .map_err(|e| AppError::internal("password hashing task failed", &e))
+}
+
+/// Checks a password on the blocking pool. When the user does not exist, a dummy hash is still
+/// checked, so the response time does not tell which usernames exist.
+async fn verify_password(password: String, hash: Option<String>) -> Result<bool, AppError> {
+    tokio::task::spawn_blocking(move || match hash {
+        Some(hash) => password_auth::verify_password(password, &hash).is_ok(),
+        None => {
+            let _ = password_auth::verify_password(password, dummy_hash());
+            false
+        }
+    })
+    .await
+    .map_err(|e| AppError::internal("password check task failed", &e))
+}
+
+fn dummy_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| password_auth::generate_hash("not the password of anyone"))
+}
+
+/// What the login form submits.
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The axum-login backend: looks users up in our database.
+#[derive(Clone, Debug)]
+pub struct Backend {
+    db: Db,
+}
+
+impl Backend {
+    pub fn new(db: Db) -> Self {
+        Backend { db }
+    }
+}
+
+pub type AuthSession = axum_login::AuthSession<Backend>;
+
+impl AuthnBackend for Backend {
+    type User = User;
+    type Credentials = Credentials;
+    type Error = AppError;
+
+    async fn authenticate(&self, creds: Credentials) -> Result<Option<User>, AppError> {
+        let name = creds.username.clone();
+        let user = self
+            .db
+            .run(move |conn| find_by_username(conn, &name).map_err(DbError::from))
+            .await?;
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
+        let valid = verify_password(creds.password, hash).await?;
+        Ok(user.filter(|_| valid))
+    }
+
+    async fn get_user(&self, user_id: &UserId<Self>) -> Result<Option<User>, AppError> {
+        let id = *user_id;
+        Ok(self
+            .db
+            .run(move |conn| find_by_id(conn, id).map_err(DbError::from))
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_follow_the_rules() {
+        assert!(Username::parse("alice").is_ok());
+        assert!(Username::parse("a.b+c-d_e@f").is_ok());
+        assert!(Username::parse("Zoë").is_ok());
+        assert!(Username::parse(&"x".repeat(150)).is_ok());
+        assert!(Username::parse("").is_err());
+        assert!(Username::parse(&"x".repeat(151)).is_err());
+        assert!(Username::parse("two words").is_err());
+        assert!(Username::parse("semi;colon").is_err());
+    }
+
+    #[test]
+    fn passwords_need_eight_characters() {
+        assert!(Password::parse("1234567").is_err());
+        assert!(Password::parse("12345678").is_ok());
+        assert!(Password::parse(&"p".repeat(PASSWORD_MAX + 1)).is_err());
+        assert_eq!(format!("{:?}", Password::parse("secret-password").ok()), "Some(Password(..))");
+    }
+
+    #[tokio::test]
+    async fn accounts_are_created_once_and_authenticate() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Db::open(&format!("sqlite://{}", dir.path().join("u.db").display()))
+            .await
+            .expect("db");
+        let name = Username::parse("Alice").expect("valid");
+        let pass = Password::parse("correct horse").expect("valid");
+        let user = create_user(&db, name, pass, false).await.expect("created");
+        assert!(!user.is_staff);
+
+        let again = create_user(
+            &db,
+            Username::parse("alice").expect("valid"),
+            Password::parse("another password").expect("valid"),
+            false,
+        )
+        .await;
+        assert!(matches!(again, Err(AppError::Conflict(_))), "{again:?}");
+
+        let backend = Backend::new(db);
+        let ok = backend
+            .authenticate(Credentials {
+                username: "Alice".into(),
+                password: "correct horse".into(),
+            })
+            .await
+            .expect("no error");
+        assert_eq!(ok.map(|u| u.id), Some(user.id));
+        let wrong = backend
+            .authenticate(Credentials {
+                username: "Alice".into(),
+                password: "wrong horse".into(),
+            })
+            .await
+            .expect("no error");
+        assert!(wrong.is_none());
+        let nobody = backend
+            .authenticate(Credentials {
+                username: "nobody".into(),
+                password: "correct horse".into(),
+            })
+            .await
+            .expect("no error");
+        assert!(nobody.is_none());
+    }
+}

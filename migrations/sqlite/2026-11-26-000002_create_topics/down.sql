@@ -1,0 +1,3 @@
+DROP TABLE topic_activities;
+DROP TABLE topic_subscribers;
+DROP TABLE topics;

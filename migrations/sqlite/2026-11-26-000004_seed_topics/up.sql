@@ -1,0 +1,2 @@
+INSERT INTO topics (name) VALUES ('Python'), ('Django'), ('DevOps')
+ON CONFLICT DO NOTHING;

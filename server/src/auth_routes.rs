@@ -1,0 +1,106 @@
+//! The account form routes: POST /signup, /login and /logout. Each validates, makes one
+//! domain call, and answers with a redirect or the form again.
+
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+
+use app::error::AppError;
+use app::feedback::FormFeedback;
+use app::state::AppState;
+use app::users::ssr::{create_user, AuthSession, Credentials, Password, Username};
+
+use crate::render::page_with_feedback;
+use crate::security::{encode_query_value, safe_next};
+
+#[derive(Deserialize)]
+pub struct SignupForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+pub async fn signup(
+    State(state): State<AppState>,
+    mut auth: AuthSession,
+    parts: Parts,
+    Form(form): Form<SignupForm>,
+) -> Response {
+    let result = async {
+        let username = Username::parse(&form.username)?;
+        let password = Password::parse(&form.password)?;
+        let user = create_user(&state.db, username, password, false).await?;
+        auth.login(&user)
+            .await
+            .map_err(|e| AppError::internal("could not start the session", &e))?;
+        Ok::<_, AppError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to("/topics/").into_response(),
+        Err(err) => {
+            let feedback =
+                FormFeedback::new("signup", err.to_string()).with_value("username", &form.username);
+            page_with_feedback(&state, &parts, "/signup", feedback, err.status()).await
+        }
+    }
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    mut auth: AuthSession,
+    parts: Parts,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let next = safe_next(&form.next).to_owned();
+    let credentials = Credentials {
+        username: form.username.clone(),
+        password: form.password,
+    };
+    let result = async {
+        let user = auth
+            .authenticate(credentials)
+            .await
+            .map_err(|e| AppError::internal("could not check the credentials", &e))?
+            .ok_or_else(|| AppError::Unauthorized("Wrong username or password.".into()))?;
+        auth.login(&user)
+            .await
+            .map_err(|e| AppError::internal("could not start the session", &e))?;
+        Ok::<_, AppError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to(&next).into_response(),
+        Err(err) => {
+            let feedback =
+                FormFeedback::new("login", err.to_string()).with_value("username", &form.username);
+            let uri = if form.next.is_empty() {
+                "/login".to_owned()
+            } else {
+                format!("/login?next={}", encode_query_value(&next))
+            };
+            page_with_feedback(&state, &parts, &uri, feedback, err.status()).await
+        }
+    }
+}
+
+pub async fn logout(mut auth: AuthSession) -> Response {
+    if let Err(err) = auth.logout().await {
+        let err = AppError::internal("could not end the session", &err);
+        return (err.status(), err.to_string()).into_response();
+    }
+    Redirect::to("/topics/").into_response()
+}

@@ -1,0 +1,72 @@
+//! Command-line interface: serve (the default) and account administration.
+
+use std::io::BufRead;
+
+use clap::{Parser, Subcommand};
+
+use app::db::Db;
+use app::users::ssr::{create_user, Password, Username};
+
+use crate::Config;
+
+#[derive(Debug, Parser)]
+#[command(name = "server", about = "The Subscriptions web server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the app (the default).
+    Serve,
+    /// Create an account. The password comes from $SUBSCRIPTIONS_PASSWORD, or else from the
+    /// first line of standard input.
+    CreateUser {
+        username: String,
+        /// Make the account staff (may rename and delete topics).
+        #[arg(long)]
+        staff: bool,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Database(#[from] app::db::OpenError),
+    #[error("{0}")]
+    Rejected(String),
+    #[error("cannot read the password from standard input: {0}")]
+    Stdin(std::io::Error),
+}
+
+pub async fn create_user_command(
+    config: &Config,
+    username: &str,
+    staff: bool,
+) -> Result<(), CliError> {
+    let raw_password = match std::env::var("SUBSCRIPTIONS_PASSWORD") {
+        Ok(password) => password,
+        Err(_) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(CliError::Stdin)?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    let username = Username::parse(username).map_err(|e| CliError::Rejected(e.to_string()))?;
+    let password = Password::parse(&raw_password).map_err(|e| CliError::Rejected(e.to_string()))?;
+    let db = Db::open(&config.database_url).await?;
+    let user = create_user(&db, username, password, staff)
+        .await
+        .map_err(|e| CliError::Rejected(e.to_string()))?;
+    println!(
+        "created {} “{}” (id {})",
+        if user.is_staff { "staff user" } else { "user" },
+        user.username,
+        user.id
+    );
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! Configuration from the environment. Every setting has a default that serves the embedded
+//! setup (SQLite file under ./data, plain HTTP on 127.0.0.1:3000).
+
+use leptos::config::LeptosOptions;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/app.db";
+pub const DEFAULT_LOG_FILTER: &str = "info,tower_http=info";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    /// `SECURE_COOKIES`: mark the session cookie `Secure` (set it when serving over HTTPS).
+    pub secure_cookies: bool,
+    /// Site folder and address: `LEPTOS_SITE_ROOT`, `LEPTOS_SITE_ADDR` (as cargo-leptos sets them).
+    pub leptos: LeptosOptions,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid Leptos settings: {0}")]
+    Leptos(String),
+    #[error("{name} must be true or false, not `{value}`")]
+    NotABool { name: &'static str, value: String },
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let leptos = leptos::config::get_configuration(None)
+            .map_err(|e| ConfigError::Leptos(e.to_string()))?
+            .leptos_options;
+        Ok(Config {
+            database_url: std::env::var("DATABASE_URL")
+                .ok()
+                .filter(|url| !url.trim().is_empty())
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            secure_cookies: env_bool("SECURE_COOKIES", false)?,
+            leptos,
+        })
+    }
+}
+
+fn env_bool(name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(value) => match value.trim().to_ascii_lowercase().as_str() {
+            "" => Ok(default),
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(ConfigError::NotABool { name, value }),
+        },
+    }
+}

@@ -1,0 +1,168 @@
+//! The Subscriptions web server: configuration, the router with its middleware, and the
+//! serve loop with graceful shutdown.
+
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use axum::Router;
+use axum_login::tower_sessions::cookie::{time, SameSite};
+use axum_login::tower_sessions::{Expiry, SessionManagerLayer};
+use axum_login::AuthManagerLayerBuilder;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use app::db::{Db, OpenError};
+use app::sessions::DbSessionStore;
+use app::state::AppState;
+use app::users::ssr::Backend;
+
+mod auth_routes;
+pub mod cli;
+pub mod config;
+mod render;
+mod security;
+
+pub use config::Config;
+
+const SESSION_COOKIE: &str = "subscriptions_session";
+const SESSION_IDLE_DAYS: i64 = 14;
+const SESSION_SWEEP_EVERY: Duration = Duration::from_secs(60 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Database(#[from] OpenError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("the server stopped with an error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Opens the database, then serves until SIGTERM or Ctrl-C.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let db = Db::open(&config.database_url).await?;
+    tracing::info!(database = %config.database_url, "database ready");
+
+    let addr = config.leptos.site_addr;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+
+    let sweeper = tokio::spawn(sweep_expired_sessions(DbSessionStore::new(db.clone())));
+    let state = AppState {
+        db,
+        leptos_options: config.leptos.clone(),
+    };
+    let app = router(state, config.secure_cookies);
+
+    tracing::info!("listening on http://{local}");
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    sweeper.abort();
+    served.map_err(ServeError::Serve)?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Every route of the product. `/healthz` sits outside the session layer: it touches neither
+/// the session store nor the database.
+pub fn router(state: AppState, secure_cookies: bool) -> Router {
+    let routes = generate_route_list(app::App);
+
+    let session_layer = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(secure_cookies)
+        .with_expiry(Expiry::OnInactivity(time::Duration::days(SESSION_IDLE_DAYS)));
+    let auth_layer =
+        AuthManagerLayerBuilder::new(Backend::new(state.db.clone()), session_layer).build();
+
+    let context = {
+        let state = state.clone();
+        move || provide_context(state.clone())
+    };
+    let shell = {
+        let options = state.leptos_options.clone();
+        move || app::shell(options.clone())
+    };
+
+    let site = Router::new()
+        .route("/signup", post(auth_routes::signup))
+        .route("/login", post(auth_routes::login))
+        .route("/logout", post(auth_routes::logout))
+        .leptos_routes_with_context(&state, routes, context.clone(), shell)
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
+            context,
+            app::shell,
+        ))
+        .layer(axum::middleware::from_fn(security::require_login))
+        .layer(auth_layer)
+        .layer(axum::middleware::from_fn(security::same_origin_only))
+        .with_state(state);
+
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(site)
+        .layer(TraceLayer::new_for_http())
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn sweep_expired_sessions(store: DbSessionStore) {
+    let mut every = tokio::time::interval(SESSION_SWEEP_EVERY);
+    loop {
+        every.tick().await;
+        match store.delete_expired().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "expired sessions removed"),
+            Err(err) => tracing::warn!(error = %err, "could not remove expired sessions"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing open requests");
+}

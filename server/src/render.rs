@@ -1,0 +1,41 @@
+//! Renders a page of the app from a form route, for answers that are a page rather than a
+//! redirect: a failed POST shows its form again with the message and a 4xx status.
+
+use axum::body::Body;
+use axum::http::request::Parts;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::response::Response;
+use leptos::prelude::provide_context;
+
+use app::feedback::FormFeedback;
+use app::state::AppState;
+
+/// The page at `uri`, as a GET by the same visitor would show it, plus `feedback`.
+pub async fn page_with_feedback(
+    state: &AppState,
+    original: &Parts,
+    uri: &str,
+    feedback: FormFeedback,
+    status: StatusCode,
+) -> Response {
+    let mut request = Request::new(Body::empty());
+    *request.method_mut() = Method::GET;
+    *request.uri_mut() = uri.parse().unwrap_or_default();
+    *request.headers_mut() = original.headers.clone();
+    request.headers_mut().remove(header::CONTENT_TYPE);
+    request.headers_mut().remove(header::CONTENT_LENGTH);
+    *request.extensions_mut() = original.extensions.clone();
+
+    let context_state = state.clone();
+    let options = state.leptos_options.clone();
+    let render = leptos_axum::render_app_async_with_context(
+        move || {
+            provide_context(context_state.clone());
+            provide_context(feedback.clone());
+        },
+        move || app::shell(options.clone()),
+    );
+    let mut response = render(request).await;
+    *response.status_mut() = status;
+    response
+}

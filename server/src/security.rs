@@ -1,0 +1,171 @@
+//! Request guards that apply to whole groups of routes: same-origin POSTs and login-required
+//! pages.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use app::users::ssr::AuthSession;
+
+/// Pages under these prefixes need a logged-in user.
+const LOGIN_REQUIRED: &[&str] = &["/topics"];
+
+/// Refuses state-changing requests that a browser sent from another site.
+///
+/// Browsers send `Origin` with every cross-site POST (and `Referer` as a fallback); a request
+/// with neither did not come from a page on another site, so it is let through.
+pub async fn same_origin_only(request: Request, next: Next) -> Response {
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if !safe && !is_same_origin(request.headers(), request.uri()) {
+        tracing::warn!(
+            origin = ?request.headers().get(header::ORIGIN),
+            referer = ?request.headers().get(header::REFERER),
+            path = %request.uri().path(),
+            "cross-origin request refused"
+        );
+        return (
+            StatusCode::FORBIDDEN,
+            "Forbidden: this form was sent from another site, so it was not accepted.",
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+fn is_same_origin(headers: &HeaderMap, uri: &Uri) -> bool {
+    let Some(source) = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+    else {
+        return true;
+    };
+    let own_host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()));
+    let source_host = source
+        .to_str()
+        .ok()
+        .and_then(|s| s.parse::<Uri>().ok())
+        .and_then(|u| u.authority().map(|a| a.as_str().to_owned()));
+    match (own_host, source_host) {
+        (Some(own), Some(source)) => own.eq_ignore_ascii_case(&source),
+        _ => false,
+    }
+}
+
+/// Sends anonymous visitors of member pages to the login form, remembering where they were
+/// going.
+pub async fn require_login(auth: AuthSession, request: Request<Body>, next: Next) -> Response {
+    let path = request.uri().path();
+    let protected = LOGIN_REQUIRED
+        .iter()
+        .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")));
+    if protected && auth.user.is_none() {
+        let target = request
+            .uri()
+            .path_and_query()
+            .map(|pq| pq.as_str())
+            .unwrap_or(path);
+        return Redirect::to(&login_url(target)).into_response();
+    }
+    next.run(request).await
+}
+
+/// `/login?next=<target>`, with the target percent-encoded except for its slashes.
+pub fn login_url(target: &str) -> String {
+    format!("/login?next={}", encode_query_value(target))
+}
+
+pub fn encode_query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-_.~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Where to go after login: the requested local path, or the topic list. Anything that could
+/// leave this site (`//host`, `https://…`, `/\host`) falls back to the topic list.
+pub fn safe_next(next: &str) -> &str {
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(|c| c.is_control() || c == '\\');
+    if local {
+        next
+    } else {
+        "/topics/"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(name.clone(), HeaderValue::from_str(value).expect("header"));
+        }
+        map
+    }
+
+    #[test]
+    fn origin_must_match_host() {
+        let uri: Uri = "/login".parse().expect("uri");
+        let host = (header::HOST, "127.0.0.1:3000");
+        assert!(is_same_origin(&headers(&[host.clone()]), &uri));
+        assert!(is_same_origin(
+            &headers(&[host.clone(), (header::ORIGIN, "http://127.0.0.1:3000")]),
+            &uri
+        ));
+        assert!(!is_same_origin(
+            &headers(&[host.clone(), (header::ORIGIN, "http://evil.example")]),
+            &uri
+        ));
+        assert!(!is_same_origin(
+            &headers(&[host.clone(), (header::ORIGIN, "http://127.0.0.1:3001")]),
+            &uri
+        ));
+        assert!(!is_same_origin(
+            &headers(&[host.clone(), (header::ORIGIN, "null")]),
+            &uri
+        ));
+        assert!(is_same_origin(
+            &headers(&[host.clone(), (header::REFERER, "http://127.0.0.1:3000/topics/")]),
+            &uri
+        ));
+        assert!(!is_same_origin(
+            &headers(&[host, (header::REFERER, "https://evil.example/x")]),
+            &uri
+        ));
+    }
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(safe_next("/topics/"), "/topics/");
+        assert_eq!(safe_next("/topics/activity/?page=2"), "/topics/activity/?page=2");
+        assert_eq!(safe_next("https://evil.example/"), "/topics/");
+        assert_eq!(safe_next("//evil.example/"), "/topics/");
+        assert_eq!(safe_next("/\\evil.example"), "/topics/");
+        assert_eq!(safe_next(""), "/topics/");
+        assert_eq!(safe_next("topics"), "/topics/");
+    }
+
+    #[test]
+    fn login_url_keeps_slashes_readable() {
+        assert_eq!(login_url("/topics/"), "/login?next=/topics/");
+        assert_eq!(login_url("/topics/?a=1&b"), "/login?next=/topics/%3Fa%3D1%26b");
+    }
+}

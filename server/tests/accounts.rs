@@ -1,0 +1,276 @@
+//! Accounts, sessions and request guards, over HTTP against the real server binary.
+
+mod support;
+
+use reqwest::StatusCode;
+use support::{expect_redirect, location, topic_names, TestServer, PASSWORD};
+
+#[tokio::test]
+async fn healthz_answers_without_a_session() {
+    let server = TestServer::start();
+    let response = server.client().get("/healthz").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().get("set-cookie").is_none());
+    assert_eq!(response.text().await.expect("body"), "ok");
+}
+
+#[tokio::test]
+async fn signup_logs_in_and_shows_the_seeded_topics() {
+    let server = TestServer::start();
+    let client = server.client();
+    expect_redirect(client.signup("alice").await, "/topics/").await;
+
+    let page = client.get("/topics/").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("body");
+    assert_eq!(topic_names(&html), vec!["DevOps", "Django", "Python"]);
+    assert!(html.contains("data-subscribers=\"0\""), "{html}");
+    assert!(html.contains("data-subscribed=\"false\""));
+    assert!(html.contains("alice"), "the layout names the user");
+}
+
+#[tokio::test]
+async fn signup_rejects_bad_input_with_a_message_and_keeps_nothing() {
+    let server = TestServer::start();
+    let client = server.client();
+
+    let short = client
+        .post_form("/signup", &[("username", "bob"), ("password", "short")])
+        .await;
+    assert_eq!(short.status(), StatusCode::BAD_REQUEST);
+    let html = short.text().await.expect("body");
+    assert!(html.contains("at least 8 characters"), "{html}");
+    assert!(html.contains("value=\"bob\""), "the username is kept in the form");
+
+    let bad_name = client
+        .post_form("/signup", &[("username", "bob smith"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(bad_name.status(), StatusCode::BAD_REQUEST);
+    assert!(bad_name.text().await.expect("body").contains("only letters, digits"));
+
+    let missing = client.post_form("/signup", &[]).await;
+    assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
+
+    // Nothing was created: the name is still free.
+    expect_redirect(client.signup("bob").await, "/topics/").await;
+}
+
+#[tokio::test]
+async fn a_taken_username_is_a_clear_error() {
+    let server = TestServer::start();
+    expect_redirect(server.client().signup("carol").await, "/topics/").await;
+
+    let again = server.client().signup("Carol").await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let html = again.text().await.expect("body");
+    assert!(html.contains("is taken"), "{html}");
+}
+
+#[tokio::test]
+async fn login_with_right_and_wrong_password() {
+    let server = TestServer::start();
+    expect_redirect(server.client().signup("dave").await, "/topics/").await;
+
+    let client = server.client();
+    let wrong = client.login("dave", "not the password", "").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(wrong
+        .text()
+        .await
+        .expect("body")
+        .contains("Wrong username or password"));
+    expect_redirect(client.get("/topics/").await, "/login?next=/topics/").await;
+
+    let unknown = client.login("nobody", PASSWORD, "").await;
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+
+    expect_redirect(client.login("dave", PASSWORD, "").await, "/topics/").await;
+    assert_eq!(client.get("/topics/").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn login_sets_a_fresh_http_only_session_cookie() {
+    let server = TestServer::start();
+    expect_redirect(server.client().signup("erin").await, "/topics/").await;
+    // An attacker who planted a session id in the victim's browser must not see it used.
+    let planted = "subscriptions_session=AAAAAAAAAAAAAAAAAAAAAA";
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let response = http
+        .post(server.url("/login"))
+        .header("Cookie", planted)
+        .form(&[("username", "erin"), ("password", PASSWORD), ("next", "")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .expect("login sets a session cookie");
+    assert!(cookie.starts_with("subscriptions_session="), "{cookie}");
+    assert!(!cookie.starts_with(planted), "a new id is issued: {cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "not Secure unless configured");
+}
+
+#[tokio::test]
+async fn next_is_honoured_only_for_local_paths() {
+    let server = TestServer::start();
+    expect_redirect(server.client().signup("frank").await, "/topics/").await;
+
+    let local = server.client();
+    expect_redirect(
+        local.login("frank", PASSWORD, "/topics/?from=login").await,
+        "/topics/?from=login",
+    )
+    .await;
+
+    for external in ["https://evil.example/", "//evil.example/", "/\\evil.example"] {
+        let client = server.client();
+        expect_redirect(client.login("frank", PASSWORD, external).await, "/topics/").await;
+    }
+}
+
+#[tokio::test]
+async fn login_is_required_for_topics() {
+    let server = TestServer::start();
+    let client = server.client();
+    let response = client.get("/topics/").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/login?next=/topics/");
+
+    let login_page = client.get("/login?next=/topics/").await;
+    assert_eq!(login_page.status(), StatusCode::OK);
+    let html = login_page.text().await.expect("body");
+    assert!(html.contains("name=\"next\""));
+    assert!(html.contains("value=\"/topics/\""), "{html}");
+
+    // Server functions refuse anonymous callers too.
+    let api = client.http.post(server.url("/api/list_topics")).send().await.expect("POST");
+    assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn logout_ends_the_session() {
+    let server = TestServer::start();
+    let client = server.client();
+    expect_redirect(client.signup("grace").await, "/topics/").await;
+    assert_eq!(client.get("/topics/").await.status(), StatusCode::OK);
+
+    expect_redirect(client.post_form("/logout", &[]).await, "/topics/").await;
+    expect_redirect(client.get("/topics/").await, "/login?next=/topics/").await;
+}
+
+#[tokio::test]
+async fn cross_origin_posts_are_refused() {
+    let server = TestServer::start();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let form = [("username", "mallory"), ("password", PASSWORD)];
+
+    let evil_origin = http
+        .post(server.url("/signup"))
+        .header("Origin", "http://evil.example")
+        .form(&form)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(evil_origin.status(), StatusCode::FORBIDDEN);
+
+    let evil_referer = http
+        .post(server.url("/login"))
+        .header("Referer", "http://evil.example/page")
+        .form(&form)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(evil_referer.status(), StatusCode::FORBIDDEN);
+
+    let evil_server_fn = http
+        .post(server.url("/api/list_topics"))
+        .header("Origin", "http://evil.example")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(evil_server_fn.status(), StatusCode::FORBIDDEN);
+
+    // The refused signup created nothing.
+    expect_redirect(server.client().signup("mallory").await, "/topics/").await;
+}
+
+#[tokio::test]
+async fn a_session_survives_a_restart() {
+    let server = TestServer::start();
+    let client = server.client();
+    expect_redirect(client.signup("heidi").await, "/topics/").await;
+    let cookie = client
+        .http
+        .get(server.url("/topics/"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(cookie.status(), StatusCode::OK);
+
+    let (db_path, dir) = server.stop();
+    let restarted = TestServer::start_on(&db_path);
+    // Same cookie jar, new process on a new port: the cookie is sent to the same host.
+    let page = client
+        .http
+        .get(restarted.url("/topics/"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(page.status(), StatusCode::OK, "still logged in after the restart");
+    assert!(page.text().await.expect("body").contains("heidi"));
+    drop(restarted);
+    drop(dir);
+}
+
+#[tokio::test]
+async fn unknown_paths_get_the_styled_404() {
+    let server = TestServer::start();
+    let response = server.client().get("/no/such/page").await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(response.text().await.expect("body").contains("Page not found"));
+}
+
+#[tokio::test]
+async fn an_unopenable_database_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"not a folder").expect("write");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .env("DATABASE_URL", format!("sqlite://{}/app.db", blocker.display()))
+        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot create the database folder"), "{stderr}");
+}
+
+#[tokio::test]
+async fn create_user_command_makes_staff_accounts() {
+    let server = TestServer::start();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["create-user", "admin", "--staff"])
+        .env("DATABASE_URL", format!("sqlite://{}", server.db_path.display()))
+        .env("SUBSCRIPTIONS_PASSWORD", PASSWORD)
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("created staff user"));
+
+    let client = server.client();
+    expect_redirect(client.login("admin", PASSWORD, "").await, "/topics/").await;
+    let html = client.get("/topics/").await.text().await.expect("body");
+    assert!(html.contains("(staff)"), "{html}");
+}

@@ -1,0 +1,193 @@
+//! Starts the real server binary on port 0 with a temporary database file, and talks to it
+//! over HTTP like a browser would (cookies kept, redirects not followed).
+
+#![allow(dead_code)] // each test binary uses a different part of the helpers
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, HeaderValue, LOCATION, ORIGIN};
+use reqwest::redirect::Policy;
+use reqwest::{Client, Response, StatusCode};
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A running server process. Dropping it kills the process.
+pub struct TestServer {
+    child: Option<Child>,
+    pub base: String,
+    pub db_path: PathBuf,
+    logs: Arc<Mutex<Vec<String>>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db_path = dir.path().join("app.db");
+        let mut server = Self::start_on(&db_path);
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Starts a server on an existing database file (used to restart).
+    pub fn start_on(db_path: &Path) -> TestServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+            .env("DATABASE_URL", format!("sqlite://{}", db_path.display()))
+            .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the server binary");
+        let stdout = child.stdout.take().expect("stdout");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Some(addr) = line.split("listening on ").nth(1) {
+                        let _ = tx.send(addr.trim().to_owned());
+                    }
+                    logs.lock().expect("log lock").push(line);
+                }
+            });
+        }
+        let base = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                let mut err = String::new();
+                if let Some(stderr) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut err);
+                }
+                panic!("the server did not start: {err}\n{:?}", logs.lock().map(|l| l.clone()))
+            });
+        TestServer {
+            child: Some(child),
+            base,
+            db_path: db_path.to_owned(),
+            logs,
+            _dir: None,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A browser-like client: its own cookie jar, sends this site's Origin on POSTs.
+    pub fn client(&self) -> TestClient {
+        let mut headers = HeaderMap::new();
+        headers.insert(ORIGIN, HeaderValue::from_str(&self.base).expect("origin"));
+        TestClient {
+            http: Client::builder()
+                .cookie_store(true)
+                .redirect(Policy::none())
+                .default_headers(headers)
+                .build()
+                .expect("client"),
+            base: self.base.clone(),
+        }
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().expect("log lock").clone()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns the database path for a restart.
+    pub fn stop(mut self) -> (PathBuf, Option<tempfile::TempDir>) {
+        let mut child = self.child.take().expect("running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(exit) = child.try_wait().expect("wait") {
+                assert!(exit.success(), "graceful shutdown exits with 0, got {exit}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (self.db_path.clone(), self._dir.take())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub struct TestClient {
+    pub http: Client,
+    pub base: String,
+}
+
+impl TestClient {
+    pub async fn get(&self, path: &str) -> Response {
+        self.http
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Response {
+        self.http
+            .post(format!("{}{}", self.base, path))
+            .form(form)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn signup(&self, username: &str) -> Response {
+        self.post_form("/signup", &[("username", username), ("password", PASSWORD)])
+            .await
+    }
+
+    pub async fn login(&self, username: &str, password: &str, next: &str) -> Response {
+        self.post_form(
+            "/login",
+            &[("username", username), ("password", password), ("next", next)],
+        )
+        .await
+    }
+}
+
+pub fn location(response: &Response) -> String {
+    response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+pub async fn expect_redirect(response: Response, to: &str) {
+    let status = response.status();
+    let target = location(&response);
+    let body = response.text().await.unwrap_or_default();
+    assert_eq!(status, StatusCode::SEE_OTHER, "expected 303 to {to}; body: {body}");
+    assert_eq!(target, to);
+}
+
+/// The `data-topic-name` values of a topics page, in page order.
+pub fn topic_names(html: &str) -> Vec<String> {
+    html.split("data-topic-name=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_owned)
+        .collect()
+}
