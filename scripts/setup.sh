@@ -34,7 +34,8 @@ if [ "$want_browser" = "--browser" ]; then
     $SUDO apt-get update
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y chromium
   fi
-  if [ ! -d end2end/node_modules/@playwright/test ]; then
+  if [ ! -f end2end/node_modules/.package-lock.json ] \
+    || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     log "installing the end-to-end test packages"
     (cd end2end && npm ci --no-audit --no-fund)
   fi

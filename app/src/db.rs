@@ -160,10 +160,7 @@ where
 pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
     matches!(
         err,
-        diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _
-        )
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
     )
 }
 
@@ -185,8 +182,14 @@ mod tests {
 
     #[test]
     fn sqlite_urls_name_files() {
-        assert_eq!(sqlite_path("sqlite://data/app.db").ok(), Some("data/app.db".into()));
-        assert_eq!(sqlite_path("sqlite:///tmp/x.db").ok(), Some("/tmp/x.db".into()));
+        assert_eq!(
+            sqlite_path("sqlite://data/app.db").ok(),
+            Some("data/app.db".into())
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///tmp/x.db").ok(),
+            Some("/tmp/x.db".into())
+        );
         assert_eq!(sqlite_path("data/app.db").ok(), Some("data/app.db".into()));
         assert!(sqlite_path("postgres://localhost/test").is_err());
         assert!(sqlite_path("sqlite://").is_err());
@@ -229,7 +232,8 @@ mod tests {
             .run(|conn| {
                 let fk = diesel::sql_query("PRAGMA foreign_keys").get_result::<Fk>(conn)?;
                 let mode = diesel::sql_query("PRAGMA journal_mode").get_result::<Mode>(conn)?;
-                let timeout = diesel::sql_query("PRAGMA busy_timeout").get_result::<Timeout>(conn)?;
+                let timeout =
+                    diesel::sql_query("PRAGMA busy_timeout").get_result::<Timeout>(conn)?;
                 Ok::<_, DbError>((fk.foreign_keys, mode.journal_mode, timeout.timeout))
             })
             .await
@@ -246,7 +250,11 @@ mod tests {
         std::fs::write(&file, b"x").expect("write");
         let url = format!("sqlite://{}/app.db", file.display());
         let err = Db::open(&url).await.expect_err("a file is not a folder");
-        assert!(err.to_string().contains("cannot create the database folder"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("cannot create the database folder"),
+            "{err}"
+        );
     }
 
     fn topic_names(conn: &mut Conn) -> QueryResult<Vec<String>> {

@@ -40,8 +40,7 @@ impl FormFeedback {
 /// The feedback for `form`, if this render answers a failed POST of it. Carried from the
 /// server render to the hydrating client so both render the same markup.
 pub fn use_form_feedback(form: &'static str) -> Option<FormFeedback> {
-    SharedValue::new(move || use_context::<FormFeedback>().filter(|f| f.form == form))
-        .into_inner()
+    SharedValue::new(move || use_context::<FormFeedback>().filter(|f| f.form == form)).into_inner()
 }
 
 /// The message element shown beside a form; empty when there is nothing to say.

@@ -48,6 +48,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     users::provide_current_user();
+    // Effects run only in the browser: the mark tells tests (and curious people) that the
+    // wasm app has taken over the server-rendered page.
+    Effect::new(|_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
     view! {
         <Stylesheet id="leptos" href="/pkg/subscriptions.css"/>
         <Title text="Subscriptions"/>

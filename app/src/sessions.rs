@@ -93,10 +93,7 @@ impl SessionStore for DbSessionStore {
                     ))
                     .on_conflict(sessions::id)
                     .do_update()
-                    .set((
-                        sessions::data.eq(&data),
-                        sessions::expiry_date.eq(expiry),
-                    ))
+                    .set((sessions::data.eq(&data), sessions::expiry_date.eq(expiry)))
                     .execute(conn)?;
                 Ok::<_, DbError>(())
             })
@@ -122,8 +119,7 @@ impl SessionStore for DbSessionStore {
             .await
             .map_err(backend)?;
         data.map(|bytes| {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| session_store::Error::Decode(e.to_string()))
+            serde_json::from_slice(&bytes).map_err(|e| session_store::Error::Decode(e.to_string()))
         })
         .transpose()
     }

@@ -55,12 +55,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             addr: addr.to_string(),
             source,
         })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| ServeError::Bind {
-            addr: addr.to_string(),
-            source,
-        })?;
+    let local = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
 
     let sweeper = tokio::spawn(sweep_expired_sessions(DbSessionStore::new(db.clone())));
     let state = AppState {
@@ -89,7 +87,9 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(secure_cookies)
-        .with_expiry(Expiry::OnInactivity(time::Duration::days(SESSION_IDLE_DAYS)));
+        .with_expiry(Expiry::OnInactivity(time::Duration::days(
+            SESSION_IDLE_DAYS,
+        )));
     let auth_layer =
         AuthManagerLayerBuilder::new(Backend::new(state.db.clone()), session_layer).build();
 
@@ -107,10 +107,10 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
         .route("/login", post(auth_routes::login))
         .route("/logout", post(auth_routes::logout))
         .leptos_routes_with_context(&state, routes, context.clone(), shell)
-        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
-            context,
-            app::shell,
-        ))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(context, app::shell))
         .layer(axum::middleware::from_fn(security::require_login))
         .layer(auth_layer)
         .layer(axum::middleware::from_fn(security::same_origin_only))

@@ -125,7 +125,7 @@ mod tests {
     fn origin_must_match_host() {
         let uri: Uri = "/login".parse().expect("uri");
         let host = (header::HOST, "127.0.0.1:3000");
-        assert!(is_same_origin(&headers(&[host.clone()]), &uri));
+        assert!(is_same_origin(&headers(std::slice::from_ref(&host)), &uri));
         assert!(is_same_origin(
             &headers(&[host.clone(), (header::ORIGIN, "http://127.0.0.1:3000")]),
             &uri
@@ -143,7 +143,10 @@ mod tests {
             &uri
         ));
         assert!(is_same_origin(
-            &headers(&[host.clone(), (header::REFERER, "http://127.0.0.1:3000/topics/")]),
+            &headers(&[
+                host.clone(),
+                (header::REFERER, "http://127.0.0.1:3000/topics/")
+            ]),
             &uri
         ));
         assert!(!is_same_origin(
@@ -155,7 +158,10 @@ mod tests {
     #[test]
     fn next_stays_on_this_site() {
         assert_eq!(safe_next("/topics/"), "/topics/");
-        assert_eq!(safe_next("/topics/activity/?page=2"), "/topics/activity/?page=2");
+        assert_eq!(
+            safe_next("/topics/activity/?page=2"),
+            "/topics/activity/?page=2"
+        );
         assert_eq!(safe_next("https://evil.example/"), "/topics/");
         assert_eq!(safe_next("//evil.example/"), "/topics/");
         assert_eq!(safe_next("/\\evil.example"), "/topics/");
@@ -166,6 +172,9 @@ mod tests {
     #[test]
     fn login_url_keeps_slashes_readable() {
         assert_eq!(login_url("/topics/"), "/login?next=/topics/");
-        assert_eq!(login_url("/topics/?a=1&b"), "/login?next=/topics/%3Fa%3D1%26b");
+        assert_eq!(
+            login_url("/topics/?a=1&b"),
+            "/login?next=/topics/%3Fa%3D1%26b"
+        );
     }
 }

@@ -40,13 +40,23 @@ async fn signup_rejects_bad_input_with_a_message_and_keeps_nothing() {
     assert_eq!(short.status(), StatusCode::BAD_REQUEST);
     let html = short.text().await.expect("body");
     assert!(html.contains("at least 8 characters"), "{html}");
-    assert!(html.contains("value=\"bob\""), "the username is kept in the form");
+    assert!(
+        html.contains("value=\"bob\""),
+        "the username is kept in the form"
+    );
 
     let bad_name = client
-        .post_form("/signup", &[("username", "bob smith"), ("password", PASSWORD)])
+        .post_form(
+            "/signup",
+            &[("username", "bob smith"), ("password", PASSWORD)],
+        )
         .await;
     assert_eq!(bad_name.status(), StatusCode::BAD_REQUEST);
-    assert!(bad_name.text().await.expect("body").contains("only letters, digits"));
+    assert!(bad_name
+        .text()
+        .await
+        .expect("body")
+        .contains("only letters, digits"));
 
     let missing = client.post_form("/signup", &[]).await;
     assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
@@ -131,7 +141,11 @@ async fn next_is_honoured_only_for_local_paths() {
     )
     .await;
 
-    for external in ["https://evil.example/", "//evil.example/", "/\\evil.example"] {
+    for external in [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example",
+    ] {
         let client = server.client();
         expect_redirect(client.login("frank", PASSWORD, external).await, "/topics/").await;
     }
@@ -152,7 +166,12 @@ async fn login_is_required_for_topics() {
     assert!(html.contains("value=\"/topics/\""), "{html}");
 
     // Server functions refuse anonymous callers too.
-    let api = client.http.post(server.url("/api/list_topics")).send().await.expect("POST");
+    let api = client
+        .http
+        .post(server.url("/api/list_topics"))
+        .send()
+        .await
+        .expect("POST");
     assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -228,7 +247,11 @@ async fn a_session_survives_a_restart() {
         .send()
         .await
         .expect("GET");
-    assert_eq!(page.status(), StatusCode::OK, "still logged in after the restart");
+    assert_eq!(
+        page.status(),
+        StatusCode::OK,
+        "still logged in after the restart"
+    );
     assert!(page.text().await.expect("body").contains("heidi"));
     drop(restarted);
     drop(dir);
@@ -239,7 +262,11 @@ async fn unknown_paths_get_the_styled_404() {
     let server = TestServer::start();
     let response = server.client().get("/no/such/page").await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    assert!(response.text().await.expect("body").contains("Page not found"));
+    assert!(response
+        .text()
+        .await
+        .expect("body")
+        .contains("Page not found"));
 }
 
 #[tokio::test]
@@ -248,13 +275,19 @@ async fn an_unopenable_database_is_a_clear_startup_error() {
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, b"not a folder").expect("write");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-        .env("DATABASE_URL", format!("sqlite://{}/app.db", blocker.display()))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/app.db", blocker.display()),
+        )
         .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
         .output()
         .expect("run");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("cannot create the database folder"), "{stderr}");
+    assert!(
+        stderr.contains("cannot create the database folder"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -262,11 +295,18 @@ async fn create_user_command_makes_staff_accounts() {
     let server = TestServer::start();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
         .args(["create-user", "admin", "--staff"])
-        .env("DATABASE_URL", format!("sqlite://{}", server.db_path.display()))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", server.db_path.display()),
+        )
         .env("SUBSCRIPTIONS_PASSWORD", PASSWORD)
         .output()
         .expect("run");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(String::from_utf8_lossy(&output.stdout).contains("created staff user"));
 
     let client = server.client();

@@ -269,7 +269,10 @@ mod tests {
         assert!(Password::parse("1234567").is_err());
         assert!(Password::parse("12345678").is_ok());
         assert!(Password::parse(&"p".repeat(PASSWORD_MAX + 1)).is_err());
-        assert_eq!(format!("{:?}", Password::parse("secret-password").ok()), "Some(Password(..))");
+        assert_eq!(
+            format!("{:?}", Password::parse("secret-password").ok()),
+            "Some(Password(..))"
+        );
     }
 
     #[tokio::test]

@@ -65,7 +65,10 @@ impl TestServer {
                 if let Some(stderr) = child.stderr.take() {
                     let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut err);
                 }
-                panic!("the server did not start: {err}\n{:?}", logs.lock().map(|l| l.clone()))
+                panic!(
+                    "the server did not start: {err}\n{:?}",
+                    logs.lock().map(|l| l.clone())
+                )
             });
         TestServer {
             child: Some(child),
@@ -113,7 +116,10 @@ impl TestServer {
                 assert!(exit.success(), "graceful shutdown exits with 0, got {exit}");
                 break;
             }
-            assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "server did not stop after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         (self.db_path.clone(), self._dir.take())
@@ -160,7 +166,11 @@ impl TestClient {
     pub async fn login(&self, username: &str, password: &str, next: &str) -> Response {
         self.post_form(
             "/login",
-            &[("username", username), ("password", password), ("next", next)],
+            &[
+                ("username", username),
+                ("password", password),
+                ("next", next),
+            ],
         )
         .await
     }
@@ -179,7 +189,11 @@ pub async fn expect_redirect(response: Response, to: &str) {
     let status = response.status();
     let target = location(&response);
     let body = response.text().await.unwrap_or_default();
-    assert_eq!(status, StatusCode::SEE_OTHER, "expected 303 to {to}; body: {body}");
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "expected 303 to {to}; body: {body}"
+    );
     assert_eq!(target, to);
 }
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, clippy (server, shared and wasm code), unit and
+# integration tests, then the Playwright tests in Debian's chromium against a fresh database.
+# Installs what it needs first; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh --browser
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p frontend --target wasm32-unknown-unknown --locked -- -D warnings
+
+step "unit and integration tests"
+# Selecting the packages keeps the browser-only `hydrate` feature out of the server build.
+cargo test -p app -p server --features app/ssr --locked
+
+step "end-to-end build"
+cargo leptos build
+
+step "end-to-end tests"
+(cd end2end && npx playwright test)
