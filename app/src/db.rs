@@ -4,10 +4,13 @@
 //! starts) lives in this file, so that a second backend has one place to go.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_diesel::sqlite::{Hook, HookError, Manager, Pool, Runtime};
-use diesel::connection::SimpleConnection;
+use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
+use diesel::Connection;
 use diesel::SqliteConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
@@ -51,10 +54,34 @@ pub enum DbError {
     Query(#[from] diesel::result::Error),
 }
 
+/// SQL statements run since start, counted by the connections themselves.
+#[derive(Debug, Default)]
+pub struct SqlStats {
+    /// Every statement, transaction control included.
+    pub statements: AtomicU64,
+    /// Statements that touch the topic tables (`topics`, `topic_subscribers`,
+    /// `topic_activities`): the ones a cache hit must not run.
+    pub topic_statements: AtomicU64,
+}
+
+struct CountStatements(Arc<SqlStats>);
+
+impl Instrumentation for CountStatements {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::StartQuery { query, .. } = event {
+            self.0.statements.fetch_add(1, Ordering::Relaxed);
+            if query.to_string().contains("topic") {
+                self.0.topic_statements.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 /// A cheap handle to the connection pool.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    stats: Arc<SqlStats>,
 }
 
 impl std::fmt::Debug for Db {
@@ -78,14 +105,20 @@ impl Db {
             }
         }
         let manager = Manager::new(path.clone(), Runtime::Tokio1);
+        let stats = Arc::new(SqlStats::default());
+        let hook_stats = stats.clone();
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .wait_timeout(Some(Duration::from_secs(10)))
             .runtime(Runtime::Tokio1)
-            .post_create(Hook::async_fn(|wrapper, _| {
+            .post_create(Hook::async_fn(move |wrapper, _| {
+                let stats = hook_stats.clone();
                 Box::pin(async move {
                     wrapper
-                        .interact(|conn| conn.batch_execute(CONNECTION_PRAGMAS))
+                        .interact(move |conn| {
+                            conn.set_instrumentation(CountStatements(stats));
+                            conn.batch_execute(CONNECTION_PRAGMAS)
+                        })
                         .await
                         .map_err(|e| HookError::Message(e.to_string().into()))?
                         .map_err(|e| HookError::Message(e.to_string().into()))
@@ -96,7 +129,7 @@ impl Db {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
-        let db = Db { pool };
+        let db = Db { pool, stats };
         db.migrate().await.map_err(|e| match e {
             MigrateFailure::Connect(reason) => OpenError::Open { path, reason },
             MigrateFailure::Migrate(reason) => OpenError::Migrate(reason),
@@ -118,6 +151,10 @@ impl Db {
         .await
         .map_err(|e| MigrateFailure::Migrate(e.to_string()))?
         .map_err(MigrateFailure::Migrate)
+    }
+
+    pub fn sql_stats(&self) -> &SqlStats {
+        &self.stats
     }
 
     /// Runs blocking Diesel code on a pooled connection, off the async runtime.

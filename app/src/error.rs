@@ -64,6 +64,12 @@ mod ssr {
         }
     }
 
+    impl From<diesel::result::Error> for AppError {
+        fn from(err: diesel::result::Error) -> Self {
+            AppError::internal("database query failed", &err)
+        }
+    }
+
     impl From<crate::db::DbError> for AppError {
         fn from(err: crate::db::DbError) -> Self {
             AppError::internal("database operation failed", &err)

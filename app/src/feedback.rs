@@ -37,10 +37,15 @@ impl FormFeedback {
     }
 }
 
-/// The feedback for `form`, if this render answers a failed POST of it. Carried from the
-/// server render to the hydrating client so both render the same markup.
-pub fn use_form_feedback(form: &'static str) -> Option<FormFeedback> {
-    SharedValue::new(move || use_context::<FormFeedback>().filter(|f| f.form == form)).into_inner()
+/// The feedback of this render, if it answers a failed form POST. Carried from the server
+/// render to the hydrating client so both render the same markup.
+pub fn use_page_feedback() -> Option<FormFeedback> {
+    SharedValue::new(use_context::<FormFeedback>).into_inner()
+}
+
+/// The feedback for `form`, if this render answers a failed POST of it.
+pub fn use_form_feedback(form: &str) -> Option<FormFeedback> {
+    use_page_feedback().filter(|f| f.form == form)
 }
 
 /// The message element shown beside a form; empty when there is nothing to say.

@@ -6,12 +6,16 @@ use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Redirect, Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
+pub mod activity;
 pub mod error;
 pub mod feedback;
 pub mod layout;
+pub mod subscriptions;
 pub mod topics;
 pub mod users;
 
+#[cfg(feature = "ssr")]
+pub mod cache;
 #[cfg(feature = "ssr")]
 pub mod db;
 #[cfg(feature = "ssr")]
@@ -19,8 +23,11 @@ pub mod schema;
 #[cfg(feature = "ssr")]
 pub mod sessions;
 #[cfg(feature = "ssr")]
+pub mod signals;
+#[cfg(feature = "ssr")]
 pub mod state;
 
+use activity::ActivityPage;
 use layout::{Layout, NotFound};
 use topics::TopicsPage;
 use users::{LoginPage, SignupPage};
@@ -63,6 +70,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=path!("/") view=|| view! { <Redirect path="/topics/"/> }/>
                     <Route path=path!("/topics/") view=TopicsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/topics/activity/") view=ActivityPage ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=LoginPage/>
                     <Route path=path!("/signup") view=SignupPage/>
                 </Routes>

@@ -1,18 +1,57 @@
 //! What every server-side handler can reach, and the helpers that fetch it inside server
 //! functions.
 
+use std::sync::Arc;
+
 use axum::extract::FromRef;
 use leptos::prelude::*;
 
+use crate::cache::TopicCache;
 use crate::db::Db;
 use crate::error::AppError;
+use crate::signals::{receivers, Signals};
+use crate::topics::ViewVersion;
 use crate::users::ssr::{AuthSession, User};
 
 /// Shared by axum routes (as router state) and server functions (as Leptos context).
-#[derive(Clone, Debug, FromRef)]
+#[derive(Clone, FromRef)]
 pub struct AppState {
     pub db: Db,
     pub leptos_options: LeptosOptions,
+    /// Read side of the cache (the list handler); invalidation belongs to `signals`.
+    pub cache: TopicCache,
+    pub signals: Arc<Signals>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Connects the signal receivers (our `ready()`) and builds the cache they keep fresh.
+    pub fn new(db: Db, leptos_options: LeptosOptions) -> Self {
+        let cache = TopicCache::default();
+        let signals = Arc::new(Signals::new(receivers::ready(), cache.clone()));
+        AppState {
+            db,
+            leptos_options,
+            cache,
+            signals,
+        }
+    }
+
+    /// The version of what `user_id` sees; it moves whenever a committed change touches it.
+    pub fn view_version(&self, user_id: i64) -> ViewVersion {
+        let ticket = self.cache.ticket(user_id);
+        ViewVersion {
+            shared: ticket.catalog,
+            user: ticket.user,
+        }
+    }
 }
 
 /// The application state inside a server function.

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use app::error::AppError;
 use app::feedback::FormFeedback;
 use app::state::AppState;
-use app::users::ssr::{create_user, AuthSession, Credentials, Password, Username};
+use app::users::ssr::{create_user, logged_out, AuthSession, Credentials, Password, Username};
 
 use crate::render::page_with_feedback;
 use crate::security::{encode_query_value, safe_next};
@@ -97,10 +97,19 @@ pub async fn login(
     }
 }
 
-pub async fn logout(mut auth: AuthSession) -> Response {
-    if let Err(err) = auth.logout().await {
-        let err = AppError::internal("could not end the session", &err);
-        return (err.status(), err.to_string()).into_response();
+pub async fn logout(State(state): State<AppState>, mut auth: AuthSession) -> Response {
+    let user = match auth.logout().await {
+        Ok(user) => user,
+        Err(err) => {
+            let err = AppError::internal("could not end the session", &err);
+            return (err.status(), err.to_string()).into_response();
+        }
+    };
+    if let Some(user) = user {
+        // The session is gone either way; a failed signal only costs a cache entry its TTL.
+        if let Err(err) = logged_out(&state, user.id).await {
+            tracing::warn!(error = %err, "user_logged_out could not be sent");
+        }
     }
     Redirect::to("/topics/").into_response()
 }

@@ -21,8 +21,10 @@ use app::users::ssr::Backend;
 mod auth_routes;
 pub mod cli;
 pub mod config;
+mod metrics;
 mod render;
 mod security;
+mod topic_routes;
 
 pub use config::Config;
 
@@ -61,10 +63,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     })?;
 
     let sweeper = tokio::spawn(sweep_expired_sessions(DbSessionStore::new(db.clone())));
-    let state = AppState {
-        db,
-        leptos_options: config.leptos.clone(),
-    };
+    let state = AppState::new(db, config.leptos.clone());
     let app = router(state, config.secure_cookies);
 
     tracing::info!("listening on http://{local}");
@@ -81,6 +80,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 /// the session store nor the database.
 pub fn router(state: AppState, secure_cookies: bool) -> Router {
     let routes = generate_route_list(app::App);
+    let metrics_state = state.clone();
 
     let session_layer = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
         .with_name(SESSION_COOKIE)
@@ -106,6 +106,15 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
         .route("/signup", post(auth_routes::signup))
         .route("/login", post(auth_routes::login))
         .route("/logout", post(auth_routes::logout))
+        .route("/topics/create/", post(topic_routes::create))
+        .route("/topics/subscribe/{id}/", post(topic_routes::subscribe))
+        .route("/topics/unsubscribe/{id}/", post(topic_routes::unsubscribe))
+        .route(
+            "/topics/unsubscribe-all/",
+            post(topic_routes::unsubscribe_all),
+        )
+        .route("/topics/rename/{id}/", post(topic_routes::rename))
+        .route("/topics/delete/{id}/", post(topic_routes::delete))
         .leptos_routes_with_context(&state, routes, context.clone(), shell)
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,
@@ -116,8 +125,13 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
         .layer(axum::middleware::from_fn(security::same_origin_only))
         .with_state(state);
 
-    Router::new()
+    let operations = Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::render))
+        .with_state(metrics_state);
+
+    Router::new()
+        .merge(operations)
         .merge(site)
         .layer(TraceLayer::new_for_http())
 }

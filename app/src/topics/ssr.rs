@@ -1,43 +1,290 @@
-//! Topic queries.
+//! Topics on the server: the validated name, queries, and the domain operations (one
+//! transaction each, signals sent from inside it).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Text};
+use diesel::sql_types::{BigInt, Text};
 
-use super::TopicView;
-use crate::db::Conn;
+use super::{TopicListing, TopicView, ViewVersion};
+use crate::cache::{Catalog, CatalogEntry, TopicCache, UserTopics};
+use crate::db::{self, Conn};
+use crate::error::AppError;
+use crate::schema::topics;
+use crate::signals::{self, PostDelete, PostSave, PreDelete, Signals, TopicRecord};
+use crate::state::AppState;
+use crate::subscriptions;
+use crate::users::ssr::User;
+
+pub const NAME_MAX: usize = 100;
+
+/// A topic name: trimmed, 1–100 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicName(String);
+
+impl TopicName {
+    pub fn parse(raw: &str) -> Result<Self, AppError> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err(AppError::Invalid("Please give the topic a name.".into()));
+        }
+        if name.chars().count() > NAME_MAX {
+            return Err(AppError::Invalid(format!(
+                "A topic name has at most {NAME_MAX} characters."
+            )));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(AppError::Invalid(
+                "A topic name cannot contain control characters.".into(),
+            ));
+        }
+        Ok(TopicName(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn name_taken(name: &TopicName) -> AppError {
+    AppError::Conflict(format!("A topic named “{}” exists already.", name.as_str()))
+}
+
+fn find(conn: &mut Conn, topic_id: i64) -> Result<TopicRecord, AppError> {
+    topics::table
+        .find(topic_id)
+        .select((topics::id, topics::name))
+        .first::<(i64, String)>(conn)
+        .optional()?
+        .map(|(id, name)| TopicRecord { id, name })
+        .ok_or(AppError::NotFound)
+}
+
+fn require_staff(user: &User) -> Result<(), AppError> {
+    if user.is_staff {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden)
+    }
+}
+
+/// Creates a topic; `post_save(created)` follows in the same transaction.
+pub fn create_in(conn: &mut Conn, signals: &Signals, name: &TopicName) -> Result<i64, AppError> {
+    signals::write(conn, signals, |tx| {
+        let id: i64 = diesel::insert_into(topics::table)
+            .values(topics::name.eq(name.as_str()))
+            .returning(topics::id)
+            .get_result(tx.conn())
+            .map_err(|err| {
+                if db::is_unique_violation(&err) {
+                    name_taken(name)
+                } else {
+                    AppError::from(err)
+                }
+            })?;
+        tx.send(&PostSave {
+            topic: TopicRecord {
+                id,
+                name: name.as_str().to_owned(),
+            },
+            created: true,
+        })?;
+        Ok(id)
+    })
+}
+
+/// Renames a topic (staff only); `post_save` follows. The same name again changes nothing.
+pub fn rename_in(
+    conn: &mut Conn,
+    signals: &Signals,
+    actor: &User,
+    topic_id: i64,
+    name: &TopicName,
+) -> Result<(), AppError> {
+    require_staff(actor)?;
+    signals::write(conn, signals, |tx| {
+        let topic = find(tx.conn(), topic_id)?;
+        if topic.name == name.as_str() {
+            return Ok(());
+        }
+        diesel::update(topics::table.find(topic_id))
+            .set(topics::name.eq(name.as_str()))
+            .execute(tx.conn())
+            .map_err(|err| {
+                if db::is_unique_violation(&err) {
+                    name_taken(name)
+                } else {
+                    AppError::from(err)
+                }
+            })?;
+        tx.send(&PostSave {
+            topic: TopicRecord {
+                id: topic_id,
+                name: name.as_str().to_owned(),
+            },
+            created: false,
+        })
+    })
+}
+
+/// Deletes a topic (staff only) with its subscriptions and earlier activity; `pre_delete`
+/// and `post_delete` surround the delete.
+pub fn delete_in(
+    conn: &mut Conn,
+    signals: &Signals,
+    actor: &User,
+    topic_id: i64,
+) -> Result<(), AppError> {
+    require_staff(actor)?;
+    signals::write(conn, signals, |tx| {
+        let topic = find(tx.conn(), topic_id)?;
+        tx.send(&PreDelete {
+            topic: topic.clone(),
+        })?;
+        diesel::delete(topics::table.find(topic_id)).execute(tx.conn())?;
+        tx.send(&PostDelete { topic })
+    })
+}
 
 #[derive(QueryableByName)]
-struct TopicRow {
+struct CatalogRow {
     #[diesel(sql_type = BigInt)]
     id: i64,
     #[diesel(sql_type = Text)]
     name: String,
     #[diesel(sql_type = BigInt)]
     subscribers: i64,
-    #[diesel(sql_type = Bool)]
-    subscribed: bool,
 }
 
-/// Every topic, sorted by name regardless of letter case, with its subscriber count and
-/// whether `user_id` is among the subscribers. One statement.
-pub fn list_for_user(conn: &mut Conn, user_id: i64) -> QueryResult<Vec<TopicView>> {
-    let rows: Vec<TopicRow> = diesel::sql_query(
-        "SELECT t.id, t.name,
-                (SELECT count(*) FROM topic_subscribers s WHERE s.topic_id = t.id) AS subscribers,
-                EXISTS (SELECT 1 FROM topic_subscribers s
-                        WHERE s.topic_id = t.id AND s.user_id = ?) AS subscribed
-         FROM topics t
+/// Every topic with its subscriber count, sorted by name regardless of letter case.
+fn load_catalog(conn: &mut Conn) -> QueryResult<Vec<CatalogEntry>> {
+    let rows: Vec<CatalogRow> = diesel::sql_query(
+        "SELECT t.id, t.name, count(s.user_id) AS subscribers
+         FROM topics t LEFT JOIN topic_subscribers s ON s.topic_id = t.id
+         GROUP BY t.id, t.name
          ORDER BY lower(t.name), t.id",
     )
-    .bind::<BigInt, _>(user_id)
     .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|row| TopicView {
+        .map(|row| CatalogEntry {
             id: row.id,
             name: row.name,
             subscribers: row.subscribers,
-            subscribed: row.subscribed,
         })
         .collect())
+}
+
+/// The topic list as `user_id` sees it: from the cache when it holds both parts, else from
+/// the database (one read transaction), filling the cache unless a change committed since
+/// the read began.
+pub fn list_in(
+    conn: &mut Conn,
+    cache: &TopicCache,
+    user_id: i64,
+) -> Result<TopicListing, AppError> {
+    list_pausing_before_fill(conn, cache, user_id, || {})
+}
+
+/// [`list_in`] with a hook between the database read and the cache fill — the dangerous
+/// point for stale fills — so tests can pause a reader exactly there.
+pub fn list_pausing_before_fill(
+    conn: &mut Conn,
+    cache: &TopicCache,
+    user_id: i64,
+    before_fill: impl FnOnce(),
+) -> Result<TopicListing, AppError> {
+    let ticket = cache.ticket(user_id);
+    let version = ViewVersion {
+        shared: ticket.catalog,
+        user: ticket.user,
+    };
+    let cached_catalog = cache.catalog();
+    let cached_mine = cache.user_topics(user_id);
+    let (catalog, mine) = match (cached_catalog, cached_mine) {
+        (Some(catalog), Some(mine)) => (catalog, mine),
+        (cached_catalog, cached_mine) => {
+            let (catalog, mine) = conn.transaction(|conn| {
+                let catalog: Catalog = match &cached_catalog {
+                    Some(catalog) => catalog.clone(),
+                    None => Arc::new(load_catalog(conn)?),
+                };
+                let mine: UserTopics = match &cached_mine {
+                    Some(mine) => mine.clone(),
+                    None => Arc::new(
+                        subscriptions::ssr::topic_ids_of(conn, user_id)?
+                            .into_iter()
+                            .collect::<BTreeSet<i64>>(),
+                    ),
+                };
+                Ok::<_, diesel::result::Error>((catalog, mine))
+            })?;
+            before_fill();
+            if cached_catalog.is_none() {
+                cache.fill_catalog(&ticket, catalog.clone());
+            }
+            if cached_mine.is_none() {
+                cache.fill_user_topics(&ticket, mine.clone());
+            }
+            (catalog, mine)
+        }
+    };
+    Ok(TopicListing {
+        version,
+        topics: catalog
+            .iter()
+            .map(|topic| TopicView {
+                id: topic.id,
+                name: topic.name.clone(),
+                subscribers: topic.subscribers,
+                subscribed: mine.contains(&topic.id),
+            })
+            .collect(),
+    })
+}
+
+/// Creates a topic named `raw_name` (trimmed); returns the creator's new view version.
+pub async fn create(
+    state: &AppState,
+    actor: &User,
+    raw_name: &str,
+) -> Result<ViewVersion, AppError> {
+    let name = TopicName::parse(raw_name)?;
+    let signals = state.signals.clone();
+    state
+        .db
+        .run(move |conn| create_in(conn, &signals, &name))
+        .await?;
+    Ok(state.view_version(actor.id))
+}
+
+pub async fn rename(
+    state: &AppState,
+    actor: &User,
+    topic_id: i64,
+    raw_name: &str,
+) -> Result<ViewVersion, AppError> {
+    let name = TopicName::parse(raw_name)?;
+    let signals = state.signals.clone();
+    let actor_row = actor.clone();
+    state
+        .db
+        .run(move |conn| rename_in(conn, &signals, &actor_row, topic_id, &name))
+        .await?;
+    Ok(state.view_version(actor.id))
+}
+
+pub async fn delete(
+    state: &AppState,
+    actor: &User,
+    topic_id: i64,
+) -> Result<ViewVersion, AppError> {
+    let signals = state.signals.clone();
+    let actor_row = actor.clone();
+    state
+        .db
+        .run(move |conn| delete_in(conn, &signals, &actor_row, topic_id))
+        .await?;
+    Ok(state.view_version(actor.id))
 }

@@ -9,6 +9,8 @@ use super::CurrentUser;
 use crate::db::{self, Conn, Db, DbError};
 use crate::error::AppError;
 use crate::schema::users;
+use crate::signals::{self, UserLoggedOut};
+use crate::state::AppState;
 
 const USERNAME_MAX: usize = 150;
 const PASSWORD_MIN: usize = 8;
@@ -192,6 +194,15 @@ async fn verify_password(password: String, hash: Option<String>) -> Result<bool,
 fn dummy_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
     HASH.get_or_init(|| password_auth::generate_hash("not the password of anyone"))
+}
+
+/// Tells the receivers that `user_id` logged out (their cached list goes).
+pub async fn logged_out(state: &AppState, user_id: i64) -> Result<(), AppError> {
+    let signals = state.signals.clone();
+    state
+        .db
+        .run(move |conn| signals::read(conn, &signals, |tx| tx.send(&UserLoggedOut { user_id })))
+        .await
 }
 
 /// What the login form submits.

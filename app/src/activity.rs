@@ -1,0 +1,193 @@
+//! The activity log: one row per topic created, renamed or deleted, written only by signal
+//! receivers, shown newest first on `/topics/activity/`.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+
+pub const PAGE_SIZE: i64 = 50;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityView {
+    pub id: i64,
+    pub topic_id: Option<i64>,
+    pub topic_name: String,
+    pub action: String,
+    /// UTC, `YYYY-MM-DD HH:MM:SS`.
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityPageData {
+    pub items: Vec<ActivityView>,
+    pub page: i64,
+    pub has_next: bool,
+}
+
+#[server(endpoint = "list_activity")]
+pub async fn list_activity(page: i64) -> Result<ActivityPageData, AppError> {
+    crate::state::respond(
+        async {
+            crate::state::require_user().await?;
+            let state = crate::state::app_state()?;
+            let page = page.max(1);
+            state
+                .db
+                .run(move |conn| ssr::page(conn, page).map_err(AppError::from))
+                .await
+        }
+        .await,
+    )
+}
+
+#[component]
+pub fn ActivityPage() -> impl IntoView {
+    let query = use_query_map();
+    let page = move || {
+        query
+            .with(|q| q.get("page"))
+            .and_then(|p| p.parse::<i64>().ok())
+            .unwrap_or(1)
+            .max(1)
+    };
+    let data = Resource::new(page, list_activity);
+    view! {
+        <section class="card">
+            <h1>"Activity"</h1>
+            <p><a href="/topics/">"← Back to the topics"</a></p>
+            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(data) => view! { <ActivityList data/> }.into_any(),
+                        Err(err) => {
+                            view! { <p class="form-error" role="alert">{err.to_string()}</p> }
+                                .into_any()
+                        }
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+fn ActivityList(data: ActivityPageData) -> impl IntoView {
+    let ActivityPageData {
+        items,
+        page,
+        has_next,
+    } = data;
+    view! {
+        {if items.is_empty() {
+            view! { <p class="empty">"Nothing has happened yet."</p> }.into_any()
+        } else {
+            view! {
+                <table class="activity">
+                    <thead>
+                        <tr><th>"Topic"</th><th>"Action"</th><th>"When (UTC)"</th></tr>
+                    </thead>
+                    <tbody>
+                        {items
+                            .into_iter()
+                            .map(|item| {
+                                view! {
+                                    <tr
+                                        data-activity-id=item.id
+                                        data-topic-name=item.topic_name.clone()
+                                        data-action=item.action.clone()
+                                    >
+                                        <td>{item.topic_name.clone()}</td>
+                                        <td>{item.action.clone()}</td>
+                                        <td><time>{item.created_at.clone()}</time></td>
+                                    </tr>
+                                }
+                            })
+                            .collect_view()}
+                    </tbody>
+                </table>
+            }
+                .into_any()
+        }}
+        <nav class="pager">
+            {(page > 1)
+                .then(|| {
+                    view! { <a rel="prev" href=format!("/topics/activity/?page={}", page - 1)>"← Newer"</a> }
+                })}
+            <span>"Page " {page}</span>
+            {has_next
+                .then(|| {
+                    view! { <a rel="next" href=format!("/topics/activity/?page={}", page + 1)>"Older →"</a> }
+                })}
+        </nav>
+    }
+}
+
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    use chrono::NaiveDateTime;
+    use diesel::prelude::*;
+
+    use super::{ActivityPageData, ActivityView, PAGE_SIZE};
+    use crate::db::Conn;
+    use crate::schema::topic_activities;
+    use crate::signals::{Receiving, TopicAction};
+
+    /// Writes one activity row. Only receivers hold the token this takes.
+    pub fn record(
+        conn: &mut Conn,
+        topic_id: Option<i64>,
+        topic_name: &str,
+        action: TopicAction,
+        _: &Receiving,
+    ) -> QueryResult<()> {
+        diesel::insert_into(topic_activities::table)
+            .values((
+                topic_activities::topic_id.eq(topic_id),
+                topic_activities::topic_name.eq(topic_name),
+                topic_activities::action.eq(action.as_str()),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// One page of the feed, newest first.
+    pub fn page(conn: &mut Conn, page: i64) -> QueryResult<ActivityPageData> {
+        let offset = (page - 1).saturating_mul(PAGE_SIZE);
+        let mut rows: Vec<(i64, Option<i64>, String, String, NaiveDateTime)> =
+            topic_activities::table
+                .select((
+                    topic_activities::id,
+                    topic_activities::topic_id,
+                    topic_activities::topic_name,
+                    topic_activities::action,
+                    topic_activities::created_at,
+                ))
+                .order((
+                    topic_activities::created_at.desc(),
+                    topic_activities::id.desc(),
+                ))
+                .limit(PAGE_SIZE + 1)
+                .offset(offset)
+                .load(conn)?;
+        let has_next = rows.len() as i64 > PAGE_SIZE;
+        rows.truncate(PAGE_SIZE as usize);
+        Ok(ActivityPageData {
+            items: rows
+                .into_iter()
+                .map(
+                    |(id, topic_id, topic_name, action, created_at)| ActivityView {
+                        id,
+                        topic_id,
+                        topic_name,
+                        action,
+                        created_at: created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    },
+                )
+                .collect(),
+            page,
+            has_next,
+        })
+    }
+}

@@ -1,0 +1,292 @@
+//! The topic cache: fast, and never serving what a committed change made stale.
+//!
+//! Two kinds of entry, both with a 60 s time to live:
+//! - `user:{user_id}:topics` — the ids of the topics a user subscribes to (`user.topics`);
+//! - `topics:catalog` — every topic with its name and subscriber count, the part of the page
+//!   every user shares.
+//!
+//! The list handler is the only reader and filler. Invalidation takes a [`Receiving`] token,
+//! so only signal receivers can call it (after commit).
+//!
+//! No stale fill: each key has a generation, bumped by every invalidation. A reader takes a
+//! [`Ticket`] (the generations) *before* it reads the database, and its fill is refused when
+//! a generation moved in between — the value it read may predate the commit that caused the
+//! invalidation. The check and the insert happen under the same lock as bump-and-remove.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use mini_moka::sync::Cache;
+
+use crate::signals::Receiving;
+
+pub const TTL: Duration = Duration::from_secs(60);
+const MAX_USER_ENTRIES: u64 = 100_000;
+const CATALOG_KEY: &str = "topics:catalog";
+
+/// The cache key of a user's topic list, as the specification names it.
+pub fn user_key(user_id: i64) -> String {
+    format!("user:{user_id}:topics")
+}
+
+/// One topic as every user sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogEntry {
+    pub id: i64,
+    pub name: String,
+    pub subscribers: i64,
+}
+
+pub type Catalog = Arc<Vec<CatalogEntry>>;
+pub type UserTopics = Arc<BTreeSet<i64>>;
+
+/// The generations a reader saw before reading the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    pub catalog: u64,
+    pub user: u64,
+    user_id: i64,
+}
+
+/// Counters for the metrics endpoint and for tests.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub invalidations: AtomicU64,
+    pub refused_fills: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct TopicCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    users: Cache<String, UserTopics>,
+    catalog: Cache<&'static str, Catalog>,
+    generations: Mutex<HashMap<String, u64>>,
+    stats: CacheStats,
+}
+
+impl Default for TopicCache {
+    fn default() -> Self {
+        Self::new(TTL)
+    }
+}
+
+impl TopicCache {
+    pub fn new(ttl: Duration) -> Self {
+        TopicCache {
+            inner: Arc::new(Inner {
+                users: Cache::builder()
+                    .max_capacity(MAX_USER_ENTRIES)
+                    .time_to_live(ttl)
+                    .build(),
+                catalog: Cache::builder().max_capacity(1).time_to_live(ttl).build(),
+                generations: Mutex::new(HashMap::new()),
+                stats: CacheStats::default(),
+            }),
+        }
+    }
+
+    pub fn stats(&self) -> &CacheStats {
+        &self.inner.stats
+    }
+
+    fn generations(&self) -> MutexGuard<'_, HashMap<String, u64>> {
+        // A panic while holding this lock cannot leave the map inconsistent (each update is
+        // one insert), so a poisoned lock is still usable.
+        self.inner
+            .generations
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Take this before reading the database for a fill.
+    pub fn ticket(&self, user_id: i64) -> Ticket {
+        let generations = self.generations();
+        Ticket {
+            catalog: generations.get(CATALOG_KEY).copied().unwrap_or(0),
+            user: generations.get(&user_key(user_id)).copied().unwrap_or(0),
+            user_id,
+        }
+    }
+
+    pub fn catalog(&self) -> Option<Catalog> {
+        self.count(self.inner.catalog.get(&CATALOG_KEY))
+    }
+
+    pub fn user_topics(&self, user_id: i64) -> Option<UserTopics> {
+        self.count(self.inner.users.get(&user_key(user_id)))
+    }
+
+    /// Whether the user's entry is cached right now (without counting a hit or miss).
+    pub fn has_user_topics(&self, user_id: i64) -> bool {
+        self.inner.users.contains_key(&user_key(user_id))
+    }
+
+    pub fn has_catalog(&self) -> bool {
+        self.inner.catalog.contains_key(&CATALOG_KEY)
+    }
+
+    fn count<T>(&self, found: Option<T>) -> Option<T> {
+        let counter = if found.is_some() {
+            &self.inner.stats.hits
+        } else {
+            &self.inner.stats.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Stores the catalog read under `ticket`; refused (false) if it may be stale.
+    pub fn fill_catalog(&self, ticket: &Ticket, catalog: Catalog) -> bool {
+        let generations = self.generations();
+        if generations.get(CATALOG_KEY).copied().unwrap_or(0) != ticket.catalog {
+            self.inner
+                .stats
+                .refused_fills
+                .fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        self.inner.catalog.insert(CATALOG_KEY, catalog);
+        true
+    }
+
+    /// Stores the user's topics read under `ticket`; refused (false) if they may be stale.
+    pub fn fill_user_topics(&self, ticket: &Ticket, topics: UserTopics) -> bool {
+        let key = user_key(ticket.user_id);
+        let generations = self.generations();
+        if generations.get(&key).copied().unwrap_or(0) != ticket.user {
+            self.inner
+                .stats
+                .refused_fills
+                .fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        self.inner.users.insert(key, topics);
+        true
+    }
+
+    /// Drops users' topic lists. Post-commit only: a handler cannot call it, because it cannot
+    /// make the [`Receiving`] token.
+    ///
+    /// ```compile_fail
+    /// fn handler(cache: &app::cache::TopicCache) {
+    ///     cache.invalidate_users(&[1], &app::signals::Receiving { _private: () });
+    /// }
+    /// ```
+    ///
+    /// Reading is open to the list handler:
+    ///
+    /// ```
+    /// fn handler(cache: &app::cache::TopicCache) {
+    ///     let _ = cache.user_topics(1);
+    /// }
+    /// ```
+    pub fn invalidate_users(&self, user_ids: &[i64], _: &Receiving) {
+        let mut generations = self.generations();
+        for &user_id in user_ids {
+            let key = user_key(user_id);
+            self.inner.users.invalidate(&key);
+            *generations.entry(key).or_insert(0) += 1;
+            self.inner
+                .stats
+                .invalidations
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops the shared catalog (names, counts, which topics exist). Post-commit only.
+    pub fn invalidate_catalog(&self, _: &Receiving) {
+        let mut generations = self.generations();
+        self.inner.catalog.invalidate(&CATALOG_KEY);
+        *generations.entry(CATALOG_KEY.to_owned()).or_insert(0) += 1;
+        self.inner
+            .stats
+            .invalidations
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn catalog(names: &[&str]) -> Catalog {
+        Arc::new(
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| CatalogEntry {
+                    id: i as i64 + 1,
+                    name: (*name).to_owned(),
+                    subscribers: 0,
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn keys_follow_the_specification() {
+        assert_eq!(user_key(7), "user:7:topics");
+    }
+
+    #[test]
+    fn fill_then_hit_then_invalidate() {
+        let cache = TopicCache::default();
+        assert!(cache.user_topics(1).is_none());
+        let ticket = cache.ticket(1);
+        assert!(cache.fill_user_topics(&ticket, Arc::new(BTreeSet::from([3]))));
+        assert_eq!(cache.user_topics(1).as_deref(), Some(&BTreeSet::from([3])));
+        assert!(cache.user_topics(2).is_none(), "entries are per user");
+
+        cache.invalidate_users(&[1], &crate::signals::tests::token());
+        assert!(cache.user_topics(1).is_none());
+        assert_eq!(cache.stats().hits.load(Ordering::Relaxed), 1);
+        assert_eq!(cache.stats().invalidations.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_fill_read_before_an_invalidation_is_refused() {
+        let cache = TopicCache::default();
+        let token = crate::signals::tests::token();
+        let before = cache.ticket(1);
+        // ... the reader reads the database here; a writer commits and invalidates ...
+        cache.invalidate_users(&[1], &token);
+        cache.invalidate_catalog(&token);
+        assert!(!cache.fill_user_topics(&before, Arc::new(BTreeSet::new())));
+        assert!(!cache.fill_catalog(&before, catalog(&["Old"])));
+        assert!(cache.user_topics(1).is_none());
+        assert!(cache.catalog().is_none());
+
+        // A reader that started after the invalidation may fill.
+        let after = cache.ticket(1);
+        assert!(cache.fill_catalog(&after, catalog(&["New"])));
+        assert_eq!(
+            cache.catalog().map(|c| c[0].name.clone()),
+            Some("New".into())
+        );
+    }
+
+    #[test]
+    fn another_users_invalidation_does_not_refuse_a_fill() {
+        let cache = TopicCache::default();
+        let ticket = cache.ticket(1);
+        cache.invalidate_users(&[2], &crate::signals::tests::token());
+        assert!(cache.fill_user_topics(&ticket, Arc::new(BTreeSet::new())));
+    }
+
+    #[test]
+    fn entries_expire_after_their_time_to_live() {
+        let cache = TopicCache::new(Duration::from_millis(50));
+        let ticket = cache.ticket(1);
+        assert!(cache.fill_catalog(&ticket, catalog(&["A"])));
+        assert!(cache.catalog().is_some());
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(cache.catalog().is_none());
+    }
+}

@@ -1,0 +1,352 @@
+//! The signal registry: typed events sent from inside a mutation's transaction, and the
+//! receivers connected to them at start-up (see [`receivers::ready`]).
+//!
+//! The data path of every mutation:
+//!
+//! ```text
+//! handler ─► domain call ─► signals::write ─► BEGIN
+//!                                             ├─ change rows
+//!                                             ├─ tx.send(signal) ─► receivers (activity rows,
+//!                                             │                     capture ids, schedule work)
+//!                                             COMMIT (or ROLLBACK: scheduled work is dropped)
+//!                                             └─► post-commit work (cache invalidation, log line)
+//! ```
+//!
+//! Receivers are the only code that can write activity rows or invalidate the cache: both need
+//! a [`Receiving`] token, which only this module can make.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::cache::TopicCache;
+use crate::db::{self, Conn};
+use crate::error::AppError;
+
+pub mod receivers;
+
+/// Proof that the caller is a signal receiver. Its field is private to this module, so code
+/// elsewhere (handlers, domain calls) cannot make one and therefore cannot call what takes it.
+pub struct Receiving {
+    _private: (),
+}
+
+impl Receiving {
+    fn new() -> Self {
+        Receiving { _private: () }
+    }
+}
+
+/// A topic as signals carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicRecord {
+    pub id: i64,
+    pub name: String,
+}
+
+/// Sent after a topic row is inserted or updated.
+#[derive(Debug, Clone)]
+pub struct PostSave {
+    pub topic: TopicRecord,
+    pub created: bool,
+}
+
+/// Sent before a topic row is deleted, while its subscriptions still exist.
+#[derive(Debug, Clone)]
+pub struct PreDelete {
+    pub topic: TopicRecord,
+}
+
+/// Sent after a topic row is deleted (its subscriptions went with it, by CASCADE).
+#[derive(Debug, Clone)]
+pub struct PostDelete {
+    pub topic: TopicRecord,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum M2mAction {
+    PreAdd,
+    PostAdd,
+    PreRemove,
+    PostRemove,
+    PreClear,
+    PostClear,
+}
+
+/// Which end of the topic–subscriber relation the change was made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum M2mSide {
+    /// `topic.subscribers`: `instance_id` is a topic, `pk_set` holds user ids.
+    TopicSubscribers,
+    /// `user.topics`: `instance_id` is a user, `pk_set` holds topic ids.
+    UserTopics,
+}
+
+/// A change of the topic–subscriber relation.
+#[derive(Debug, Clone)]
+pub struct M2mChanged {
+    pub action: M2mAction,
+    pub side: M2mSide,
+    pub instance_id: i64,
+    /// The ids on the other side that changed. For `PostClear`, those captured at `PreClear`.
+    pub pk_set: Vec<i64>,
+}
+
+impl M2mChanged {
+    /// The users whose own topic lists this change touches, whichever side started it.
+    pub fn affected_users(&self) -> Vec<i64> {
+        match self.side {
+            M2mSide::TopicSubscribers => self.pk_set.clone(),
+            M2mSide::UserTopics => vec![self.instance_id],
+        }
+    }
+
+    /// The topics whose subscriber counts this change touches.
+    pub fn affected_topics(&self) -> Vec<i64> {
+        match self.side {
+            M2mSide::TopicSubscribers => vec![self.instance_id],
+            M2mSide::UserTopics => self.pk_set.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicAction {
+    Created,
+    Updated,
+    Deleted,
+}
+
+impl TopicAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopicAction::Created => "created",
+            TopicAction::Updated => "updated",
+            TopicAction::Deleted => "deleted",
+        }
+    }
+}
+
+impl fmt::Display for TopicAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Our custom signal, sent by the `post_save` and `post_delete` receivers.
+#[derive(Debug, Clone)]
+pub struct TopicChanged {
+    pub topic_id: i64,
+    pub action: TopicAction,
+}
+
+/// Sent when a user logs out.
+#[derive(Debug, Clone)]
+pub struct UserLoggedOut {
+    pub user_id: i64,
+}
+
+/// A receiver function. It runs inside the transaction of the change that sent the signal;
+/// an error rolls the change back. The token lets it write activity rows.
+pub type ReceiverFn<S> = fn(&mut Tx<'_>, &S, &Receiving) -> Result<(), AppError>;
+
+/// The receivers of one signal, in connection order.
+pub struct Slot<S> {
+    receivers: Vec<(&'static str, ReceiverFn<S>)>,
+}
+
+impl<S> Default for Slot<S> {
+    fn default() -> Self {
+        Slot {
+            receivers: Vec::new(),
+        }
+    }
+}
+
+impl<S> Slot<S> {
+    /// Connects `receiver` under `dispatch_uid`; connecting the same uid again is a no-op.
+    pub fn connect(&mut self, dispatch_uid: &'static str, receiver: ReceiverFn<S>) {
+        if !self.receivers.iter().any(|(uid, _)| *uid == dispatch_uid) {
+            self.receivers.push((dispatch_uid, receiver));
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.receivers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.receivers.is_empty()
+    }
+
+    /// Calls every receiver in order; the first failure stops the send and is returned.
+    fn send(&self, tx: &mut Tx<'_>, signal: &S) -> Result<(), AppError> {
+        let token = Receiving::new();
+        for (_, receiver) in &self.receivers {
+            receiver(tx, signal, &token)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every signal of the product, with its receivers.
+#[derive(Default)]
+pub struct Registry {
+    pub post_save: Slot<PostSave>,
+    pub pre_delete: Slot<PreDelete>,
+    pub post_delete: Slot<PostDelete>,
+    pub m2m_changed: Slot<M2mChanged>,
+    pub topic_changed: Slot<TopicChanged>,
+    pub user_logged_out: Slot<UserLoggedOut>,
+}
+
+/// A signal type knows its slot in the registry.
+pub trait Signal: Sized {
+    fn slot(registry: &Registry) -> &Slot<Self>;
+}
+
+macro_rules! signal_slot {
+    ($($ty:ty => $field:ident),* $(,)?) => {
+        $(impl Signal for $ty {
+            fn slot(registry: &Registry) -> &Slot<Self> {
+                &registry.$field
+            }
+        })*
+    };
+}
+
+signal_slot!(
+    PostSave => post_save,
+    PreDelete => pre_delete,
+    PostDelete => post_delete,
+    M2mChanged => m2m_changed,
+    TopicChanged => topic_changed,
+    UserLoggedOut => user_logged_out,
+);
+
+/// What post-commit work may touch.
+pub struct Effects {
+    pub cache: TopicCache,
+}
+
+type AfterCommit = Box<dyn FnOnce(&Effects, &Receiving)>;
+
+/// The registry and what its post-commit work acts on; one per application.
+pub struct Signals {
+    registry: Registry,
+    effects: Effects,
+}
+
+impl Signals {
+    pub fn new(registry: Registry, cache: TopicCache) -> Self {
+        Signals {
+            registry,
+            effects: Effects { cache },
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+/// An open transaction with its signal context: send signals, schedule post-commit work,
+/// open nested savepoints.
+pub struct Tx<'c> {
+    conn: &'c mut Conn,
+    registry: &'c Registry,
+    after_commit: Vec<AfterCommit>,
+    /// Subscriber ids of topics about to be deleted, captured at `pre_delete`.
+    captured_subscribers: HashMap<i64, Vec<i64>>,
+}
+
+impl<'c> Tx<'c> {
+    fn new(conn: &'c mut Conn, registry: &'c Registry) -> Self {
+        Tx {
+            conn,
+            registry,
+            after_commit: Vec::new(),
+            captured_subscribers: HashMap::new(),
+        }
+    }
+
+    pub fn conn(&mut self) -> &mut Conn {
+        self.conn
+    }
+
+    /// Runs the receivers of `signal` now, inside this transaction.
+    pub fn send<S: Signal>(&mut self, signal: &S) -> Result<(), AppError> {
+        let registry = self.registry;
+        S::slot(registry).send(self, signal)
+    }
+
+    /// Schedules `work` for after the outermost commit; it is dropped if the transaction (or
+    /// the savepoint it was scheduled in) rolls back. Only receivers can use the token.
+    pub fn on_commit(&mut self, work: impl FnOnce(&Effects, &Receiving) + 'static) {
+        self.after_commit.push(Box::new(work));
+    }
+
+    pub(crate) fn capture_subscribers(&mut self, topic_id: i64, user_ids: Vec<i64>) {
+        self.captured_subscribers.insert(topic_id, user_ids);
+    }
+
+    pub(crate) fn captured_subscribers(&mut self, topic_id: i64) -> Option<Vec<i64>> {
+        self.captured_subscribers.remove(&topic_id)
+    }
+
+    /// Runs `f` in a savepoint. On success its scheduled work joins this transaction's; on
+    /// failure the savepoint rolls back and its scheduled work is dropped.
+    pub fn atomic<R>(
+        &mut self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<R, AppError>,
+    ) -> Result<R, AppError> {
+        let registry = self.registry;
+        let captured = &mut self.captured_subscribers;
+        let (value, work) = diesel::Connection::transaction(self.conn, |conn| {
+            let mut inner = Tx::new(conn, registry);
+            inner.captured_subscribers = std::mem::take(captured);
+            let value = f(&mut inner);
+            *captured = std::mem::take(&mut inner.captured_subscribers);
+            value.map(|value| (value, inner.after_commit))
+        })?;
+        self.after_commit.extend(work);
+        Ok(value)
+    }
+}
+
+/// Runs a mutation in a write transaction; after it commits, runs the work its receivers
+/// scheduled. Nothing scheduled runs when it rolls back.
+pub fn write<R>(
+    conn: &mut Conn,
+    signals: &Signals,
+    f: impl FnOnce(&mut Tx<'_>) -> Result<R, AppError>,
+) -> Result<R, AppError> {
+    let (value, work) = db::write_transaction(conn, |conn| {
+        let mut tx = Tx::new(conn, &signals.registry);
+        let value = f(&mut tx)?;
+        Ok::<_, AppError>((value, tx.after_commit))
+    })?;
+    let token = Receiving::new();
+    for job in work {
+        job(&signals.effects, &token);
+    }
+    Ok(value)
+}
+
+/// Like [`write`], for signals that change no rows (a logout): a plain transaction that takes
+/// no write lock.
+pub fn read<R>(
+    conn: &mut Conn,
+    signals: &Signals,
+    f: impl FnOnce(&mut Tx<'_>) -> Result<R, AppError>,
+) -> Result<R, AppError> {
+    let (value, work) = diesel::Connection::transaction(conn, |conn| {
+        let mut tx = Tx::new(conn, &signals.registry);
+        let value = f(&mut tx)?;
+        Ok::<_, AppError>((value, tx.after_commit))
+    })?;
+    let token = Receiving::new();
+    for job in work {
+        job(&signals.effects, &token);
+    }
+    Ok(value)
+}

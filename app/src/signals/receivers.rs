@@ -1,0 +1,137 @@
+//! The receivers, and `ready()`: the one place where they are connected, once, at start-up.
+
+use tracing::info;
+
+use super::{
+    M2mAction, M2mChanged, PostDelete, PostSave, PreDelete, Registry, TopicAction, TopicChanged,
+    Tx, UserLoggedOut,
+};
+use crate::activity;
+use crate::error::AppError;
+use crate::signals::Receiving;
+use crate::subscriptions;
+
+/// Builds the registry with every receiver of the product connected. Called once when the
+/// application starts; calling `connect` again with the same uid changes nothing.
+pub fn ready() -> Registry {
+    let mut registry = Registry::default();
+    registry
+        .post_save
+        .connect("activity.record_save", record_save);
+    registry
+        .pre_delete
+        .connect("cache.capture_subscribers", capture_subscribers);
+    registry
+        .post_delete
+        .connect("activity.record_delete", record_delete);
+    registry
+        .m2m_changed
+        .connect("cache.subscriptions_changed", subscriptions_changed);
+    // The custom signal, connected explicitly.
+    registry
+        .topic_changed
+        .connect("topics.topic_changed", topic_changed);
+    registry
+        .user_logged_out
+        .connect("cache.user_logged_out", user_logged_out);
+    registry
+}
+
+/// `post_save`: a new topic gets a `created` activity, any other save an `updated` one.
+fn record_save(tx: &mut Tx<'_>, signal: &PostSave, token: &Receiving) -> Result<(), AppError> {
+    let action = if signal.created {
+        TopicAction::Created
+    } else {
+        TopicAction::Updated
+    };
+    activity::ssr::record(
+        tx.conn(),
+        Some(signal.topic.id),
+        &signal.topic.name,
+        action,
+        token,
+    )?;
+    tx.send(&TopicChanged {
+        topic_id: signal.topic.id,
+        action,
+    })
+}
+
+/// `pre_delete`: the delete will remove the subscriptions without any m2m signal, so the
+/// subscribers are read now, for `topic_changed` to invalidate later.
+fn capture_subscribers(
+    tx: &mut Tx<'_>,
+    signal: &PreDelete,
+    _token: &Receiving,
+) -> Result<(), AppError> {
+    let subscribers = subscriptions::ssr::subscriber_ids(tx.conn(), signal.topic.id)?;
+    tx.capture_subscribers(signal.topic.id, subscribers);
+    Ok(())
+}
+
+/// `post_delete`: a tombstone (`topic_id` NULL, name kept) in the same transaction.
+fn record_delete(tx: &mut Tx<'_>, signal: &PostDelete, token: &Receiving) -> Result<(), AppError> {
+    activity::ssr::record(
+        tx.conn(),
+        None,
+        &signal.topic.name,
+        TopicAction::Deleted,
+        token,
+    )?;
+    tx.send(&TopicChanged {
+        topic_id: signal.topic.id,
+        action: TopicAction::Deleted,
+    })
+}
+
+/// `topic_changed`: after commit, log it and drop the cached lists of the topic's
+/// subscribers (and the shared catalog, whose names and rows changed).
+fn topic_changed(
+    tx: &mut Tx<'_>,
+    signal: &TopicChanged,
+    _token: &Receiving,
+) -> Result<(), AppError> {
+    let subscribers = match tx.captured_subscribers(signal.topic_id) {
+        Some(captured) => captured,
+        None => subscriptions::ssr::subscriber_ids(tx.conn(), signal.topic_id)?,
+    };
+    let TopicChanged { topic_id, action } = signal.clone();
+    tx.on_commit(move |effects, token| {
+        info!("Topic {topic_id} changed: {action}");
+        effects.cache.invalidate_users(&subscribers, token);
+        effects.cache.invalidate_catalog(token);
+    });
+    Ok(())
+}
+
+/// `m2m_changed`: after an add, remove or clear, drop the affected users' lists and the
+/// catalog (its counts moved), whichever side started the change.
+fn subscriptions_changed(
+    tx: &mut Tx<'_>,
+    signal: &M2mChanged,
+    _token: &Receiving,
+) -> Result<(), AppError> {
+    if !matches!(
+        signal.action,
+        M2mAction::PostAdd | M2mAction::PostRemove | M2mAction::PostClear
+    ) {
+        return Ok(());
+    }
+    let users = signal.affected_users();
+    tx.on_commit(move |effects, token| {
+        effects.cache.invalidate_users(&users, token);
+        effects.cache.invalidate_catalog(token);
+    });
+    Ok(())
+}
+
+/// `user_logged_out`: the user's cached list goes.
+fn user_logged_out(
+    tx: &mut Tx<'_>,
+    signal: &UserLoggedOut,
+    _token: &Receiving,
+) -> Result<(), AppError> {
+    let user_id = signal.user_id;
+    tx.on_commit(move |effects, token| effects.cache.invalidate_users(&[user_id], token));
+    Ok(())
+}

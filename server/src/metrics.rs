@@ -1,0 +1,61 @@
+//! `/metrics`: counters in the Prometheus text format.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use app::state::AppState;
+
+pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
+    let sql = state.db.sql_stats();
+    let cache = state.cache.stats();
+    let counters = [
+        (
+            "sql_statements_total",
+            "SQL statements run, transaction control included.",
+            sql.statements.load(Ordering::Relaxed),
+        ),
+        (
+            "sql_topic_statements_total",
+            "SQL statements that touched the topic tables.",
+            sql.topic_statements.load(Ordering::Relaxed),
+        ),
+        (
+            "cache_hits_total",
+            "Topic cache lookups that found an entry.",
+            cache.hits.load(Ordering::Relaxed),
+        ),
+        (
+            "cache_misses_total",
+            "Topic cache lookups that found nothing.",
+            cache.misses.load(Ordering::Relaxed),
+        ),
+        (
+            "cache_invalidations_total",
+            "Topic cache entries invalidated by signal receivers.",
+            cache.invalidations.load(Ordering::Relaxed),
+        ),
+        (
+            "cache_refused_fills_total",
+            "Cache fills refused because a change committed during the read.",
+            cache.refused_fills.load(Ordering::Relaxed),
+        ),
+    ];
+    let mut body = String::new();
+    for (name, help, value) in counters {
+        let _ = writeln!(
+            body,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+}

@@ -1,0 +1,146 @@
+//! The topic form routes (SPEC.md §3), for pages without JavaScript. Each one is a thin door:
+//! parse the path, make one domain call, answer 303 to `/topics/` or the page again with the
+//! message next to the form that failed.
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+
+use app::error::AppError;
+use app::feedback::FormFeedback;
+use app::state::AppState;
+use app::subscriptions::ssr as subscriptions;
+use app::topics::ssr as topics;
+use app::topics::ViewVersion;
+use app::users::ssr::{AuthSession, User};
+
+use crate::render::page_with_feedback;
+use crate::security::login_url;
+
+/// The logged-in user; anonymous requests are sent to the login form.
+pub struct Member(User);
+
+impl<S: Send + Sync> FromRequestParts<S> for Member {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        parts
+            .extensions
+            .get::<AuthSession>()
+            .and_then(|session| session.user.clone())
+            .map(Member)
+            .ok_or_else(|| Redirect::to(&login_url("/topics/")).into_response())
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NameForm {
+    #[serde(default)]
+    name: String,
+}
+
+/// A path id that is not a number names no topic.
+fn topic_id(raw: &str) -> Result<i64, AppError> {
+    raw.parse().map_err(|_| AppError::NotFound)
+}
+
+/// 303 to the list on success; otherwise the list again, with the message by `form`.
+async fn answer(
+    state: &AppState,
+    parts: &Parts,
+    form: String,
+    typed_name: Option<&str>,
+    result: Result<ViewVersion, AppError>,
+) -> Response {
+    match result {
+        Ok(_) => Redirect::to("/topics/").into_response(),
+        Err(err) => {
+            let mut feedback = FormFeedback::new(&form, err.to_string());
+            if let Some(name) = typed_name {
+                feedback = feedback.with_value("name", name);
+            }
+            page_with_feedback(state, parts, "/topics/", feedback, err.status()).await
+        }
+    }
+}
+
+pub async fn subscribe(
+    State(state): State<AppState>,
+    Member(user): Member,
+    parts: Parts,
+    Path(raw): Path<String>,
+) -> Response {
+    let result = match topic_id(&raw) {
+        Ok(id) => subscriptions::subscribe(&state, user.id, id).await,
+        Err(err) => Err(err),
+    };
+    answer(&state, &parts, format!("subscribe-{raw}"), None, result).await
+}
+
+pub async fn unsubscribe(
+    State(state): State<AppState>,
+    Member(user): Member,
+    parts: Parts,
+    Path(raw): Path<String>,
+) -> Response {
+    let result = match topic_id(&raw) {
+        Ok(id) => subscriptions::unsubscribe(&state, user.id, id).await,
+        Err(err) => Err(err),
+    };
+    answer(&state, &parts, format!("unsubscribe-{raw}"), None, result).await
+}
+
+pub async fn unsubscribe_all(
+    State(state): State<AppState>,
+    Member(user): Member,
+    parts: Parts,
+) -> Response {
+    let result = subscriptions::unsubscribe_all(&state, user.id).await;
+    answer(&state, &parts, "unsubscribe-all".into(), None, result).await
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Member(user): Member,
+    parts: Parts,
+    Form(form): Form<NameForm>,
+) -> Response {
+    let result = topics::create(&state, &user, &form.name).await;
+    answer(&state, &parts, "create".into(), Some(&form.name), result).await
+}
+
+pub async fn rename(
+    State(state): State<AppState>,
+    Member(user): Member,
+    parts: Parts,
+    Path(raw): Path<String>,
+    Form(form): Form<NameForm>,
+) -> Response {
+    let result = match topic_id(&raw) {
+        Ok(id) => topics::rename(&state, &user, id, &form.name).await,
+        Err(err) => Err(err),
+    };
+    answer(
+        &state,
+        &parts,
+        format!("rename-{raw}"),
+        Some(&form.name),
+        result,
+    )
+    .await
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Member(user): Member,
+    parts: Parts,
+    Path(raw): Path<String>,
+) -> Response {
+    let result = match topic_id(&raw) {
+        Ok(id) => topics::delete(&state, &user, id).await,
+        Err(err) => Err(err),
+    };
+    answer(&state, &parts, format!("delete-{raw}"), None, result).await
+}
