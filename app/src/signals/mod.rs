@@ -350,3 +350,6 @@ pub fn read<R>(
     }
     Ok(value)
 }
+
+#[cfg(test)]
+pub(crate) mod tests;
