@@ -288,3 +288,6 @@ pub async fn delete(
         .await?;
     Ok(state.view_version(actor.id))
 }
+
+#[cfg(test)]
+mod tests;

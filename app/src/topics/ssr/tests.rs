@@ -1,0 +1,532 @@
+//! The domain operations with the real receivers against a real database file: activity rows,
+//! cache entries present or absent, freshness for every user, and the stale-fill race.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::prelude::*;
+
+use super::*;
+use crate::schema::topic_activities;
+use crate::signals::tests::test_db;
+use crate::subscriptions::ssr::{subscribe_in, unsubscribe_all_in};
+use crate::users::ssr::{create_user, Password, Username};
+
+struct World {
+    _dir: tempfile::TempDir,
+    state: AppState,
+    alice: User,
+    bob: User,
+    staff: User,
+}
+
+async fn world() -> World {
+    let (dir, db) = test_db().await;
+    let state = AppState::new(
+        db.clone(),
+        leptos::config::LeptosOptions::builder()
+            .output_name("t")
+            .build(),
+    );
+    let mut users = Vec::new();
+    for (name, staff) in [("alice", false), ("bob", false), ("root", true)] {
+        users.push(
+            create_user(
+                &db,
+                Username::parse(name).expect("name"),
+                Password::parse("long enough password").expect("password"),
+                staff,
+            )
+            .await
+            .expect("user"),
+        );
+    }
+    let staff = users.pop().expect("staff");
+    let bob = users.pop().expect("bob");
+    let alice = users.pop().expect("alice");
+    World {
+        _dir: dir,
+        state,
+        alice,
+        bob,
+        staff,
+    }
+}
+
+impl World {
+    async fn list(&self, user: &User) -> TopicListing {
+        let cache = self.state.cache.clone();
+        let user_id = user.id;
+        self.state
+            .db
+            .run(move |conn| list_in(conn, &cache, user_id))
+            .await
+            .expect("list")
+    }
+
+    async fn with_conn<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Conn, &Signals) -> Result<R, AppError> + Send + 'static,
+    ) -> Result<R, AppError> {
+        let signals = self.state.signals.clone();
+        self.state.db.run(move |conn| f(conn, &signals)).await
+    }
+
+    async fn topic_id(&self, name: &str) -> i64 {
+        let name = name.to_owned();
+        self.with_conn(move |conn, _| {
+            Ok(topics::table
+                .filter(topics::name.eq(name))
+                .select(topics::id)
+                .first::<i64>(conn)?)
+        })
+        .await
+        .expect("topic id")
+    }
+
+    async fn activities(&self) -> Vec<(Option<i64>, String, String)> {
+        self.with_conn(|conn, _| {
+            Ok(topic_activities::table
+                .select((
+                    topic_activities::topic_id,
+                    topic_activities::topic_name,
+                    topic_activities::action,
+                ))
+                .order(topic_activities::id)
+                .load(conn)?)
+        })
+        .await
+        .expect("activities")
+    }
+
+    fn topic_statements(&self) -> u64 {
+        self.state
+            .db
+            .sql_stats()
+            .topic_statements
+            .load(Ordering::Relaxed)
+    }
+}
+
+fn find<'a>(listing: &'a TopicListing, name: &str) -> Option<&'a TopicView> {
+    listing.topics.iter().find(|t| t.name == name)
+}
+
+#[test]
+fn topic_names_are_trimmed_and_bounded() {
+    assert_eq!(
+        TopicName::parse("  Rust  ").map(|n| n.as_str().to_owned()),
+        Ok("Rust".into())
+    );
+    assert!(TopicName::parse("   ").is_err());
+    assert!(TopicName::parse(&"x".repeat(100)).is_ok());
+    assert!(TopicName::parse(&"x".repeat(101)).is_err());
+    assert!(
+        TopicName::parse(&format!(" {} ", "é".repeat(100))).is_ok(),
+        "characters, not bytes"
+    );
+    assert!(TopicName::parse("tab\there").is_err());
+}
+
+#[tokio::test]
+async fn create_writes_a_created_activity_and_everyone_sees_the_topic() {
+    let w = world().await;
+    // Both users have warm caches.
+    assert_eq!(w.list(&w.alice).await.topics.len(), 3);
+    assert_eq!(w.list(&w.bob).await.topics.len(), 3);
+
+    create(&w.state, &w.alice, "  Rust ").await.expect("create");
+    let id = w.topic_id("Rust").await;
+    assert_eq!(
+        w.activities().await,
+        vec![(Some(id), "Rust".into(), "created".into())]
+    );
+    assert!(
+        find(&w.list(&w.bob).await, "Rust").is_some(),
+        "another user sees it at once"
+    );
+
+    let again = create(&w.state, &w.bob, "rust").await;
+    assert!(matches!(again, Err(AppError::Conflict(_))), "{again:?}");
+    assert_eq!(
+        w.activities().await.len(),
+        1,
+        "a refused create writes nothing"
+    );
+    assert!(matches!(
+        create(&w.state, &w.bob, " ").await,
+        Err(AppError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn subscriptions_invalidate_the_affected_user_and_move_counts_for_everyone() {
+    let w = world().await;
+    let python = w.topic_id("Python").await;
+    w.list(&w.alice).await;
+    w.list(&w.bob).await;
+    assert!(w.state.cache.has_user_topics(w.alice.id));
+    assert!(w.state.cache.has_user_topics(w.bob.id));
+
+    crate::subscriptions::ssr::subscribe(&w.state, w.alice.id, python)
+        .await
+        .expect("subscribe");
+    assert!(
+        !w.state.cache.has_user_topics(w.alice.id),
+        "post_add invalidated alice"
+    );
+    assert!(
+        w.state.cache.has_user_topics(w.bob.id),
+        "bob's own list is untouched"
+    );
+    assert!(
+        !w.state.cache.has_catalog(),
+        "the counts moved for everyone"
+    );
+
+    let bob_view = w.list(&w.bob).await;
+    let seen = find(&bob_view, "Python").expect("python");
+    assert_eq!((seen.subscribers, seen.subscribed), (1, false));
+    let alice_view = w.list(&w.alice).await;
+    let seen = find(&alice_view, "Python").expect("python");
+    assert_eq!((seen.subscribers, seen.subscribed), (1, true));
+
+    // A second subscribe is a no-op: no signal, nothing invalidated.
+    let before = w.state.cache.stats().invalidations.load(Ordering::Relaxed);
+    crate::subscriptions::ssr::subscribe(&w.state, w.alice.id, python)
+        .await
+        .expect("subscribe again");
+    assert_eq!(
+        w.state.cache.stats().invalidations.load(Ordering::Relaxed),
+        before
+    );
+    assert!(w.state.cache.has_user_topics(w.alice.id));
+
+    crate::subscriptions::ssr::unsubscribe(&w.state, w.alice.id, python)
+        .await
+        .expect("unsubscribe");
+    assert!(
+        !w.state.cache.has_user_topics(w.alice.id),
+        "post_remove invalidated alice"
+    );
+    let seen = w.list(&w.bob).await;
+    assert_eq!(find(&seen, "Python").map(|t| t.subscribers), Some(0));
+
+    let missing = crate::subscriptions::ssr::subscribe(&w.state, w.alice.id, 999_999).await;
+    assert_eq!(missing, Err(AppError::NotFound));
+}
+
+#[tokio::test]
+async fn unsubscribe_all_clears_with_the_ids_captured_before() {
+    let w = world().await;
+    let python = w.topic_id("Python").await;
+    let django = w.topic_id("Django").await;
+    let alice = w.alice.id;
+    w.with_conn(move |conn, signals| {
+        subscribe_in(conn, signals, alice, python)?;
+        subscribe_in(conn, signals, alice, django)
+    })
+    .await
+    .expect("subscribe");
+    assert_eq!(
+        w.list(&w.alice)
+            .await
+            .topics
+            .iter()
+            .filter(|t| t.subscribed)
+            .count(),
+        2
+    );
+    assert!(w.state.cache.has_user_topics(alice));
+
+    w.with_conn(move |conn, signals| unsubscribe_all_in(conn, signals, alice))
+        .await
+        .expect("clear");
+    assert!(
+        !w.state.cache.has_user_topics(alice),
+        "post_clear invalidated alice"
+    );
+    let view = w.list(&w.alice).await;
+    assert!(view
+        .topics
+        .iter()
+        .all(|t| !t.subscribed && t.subscribers == 0));
+
+    // Clearing nothing sends nothing.
+    let before = w.state.cache.stats().invalidations.load(Ordering::Relaxed);
+    w.with_conn(move |conn, signals| unsubscribe_all_in(conn, signals, alice))
+        .await
+        .expect("clear again");
+    assert_eq!(
+        w.state.cache.stats().invalidations.load(Ordering::Relaxed),
+        before
+    );
+}
+
+#[tokio::test]
+async fn rename_is_staff_only_and_writes_updated() {
+    let w = world().await;
+    let django = w.topic_id("Django").await;
+    let alice = w.alice.id;
+    w.with_conn(move |conn, signals| subscribe_in(conn, signals, alice, django))
+        .await
+        .expect("subscribe");
+    w.list(&w.alice).await;
+    w.list(&w.bob).await;
+
+    assert_eq!(
+        rename(&w.state, &w.alice, django, "Flask").await,
+        Err(AppError::Forbidden)
+    );
+    assert!(
+        w.state.cache.has_user_topics(alice),
+        "a refused rename invalidates nothing"
+    );
+
+    rename(&w.state, &w.staff, django, " Flask ")
+        .await
+        .expect("rename");
+    assert_eq!(
+        w.activities().await,
+        vec![(Some(django), "Flask".into(), "updated".into())]
+    );
+    assert!(
+        !w.state.cache.has_user_topics(alice),
+        "the subscriber's list was invalidated"
+    );
+    assert!(
+        w.state.cache.has_user_topics(w.bob.id),
+        "non-subscribers keep their entry"
+    );
+    assert!(
+        find(&w.list(&w.bob).await, "Flask").is_some(),
+        "everyone sees the new name"
+    );
+
+    assert!(matches!(
+        rename(&w.state, &w.staff, django, "python").await,
+        Err(AppError::Conflict(_))
+    ));
+    assert_eq!(
+        rename(&w.state, &w.staff, 999_999, "Nope").await,
+        Err(AppError::NotFound)
+    );
+}
+
+#[tokio::test]
+async fn delete_leaves_a_tombstone_and_invalidates_the_captured_subscribers() {
+    let w = world().await;
+    create(&w.state, &w.alice, "Rust").await.expect("create");
+    let rust = w.topic_id("Rust").await;
+    let (alice, bob) = (w.alice.id, w.bob.id);
+    w.with_conn(move |conn, signals| {
+        subscribe_in(conn, signals, alice, rust)?;
+        subscribe_in(conn, signals, bob, rust)
+    })
+    .await
+    .expect("subscribe");
+    w.list(&w.alice).await;
+    w.list(&w.bob).await;
+    w.list(&w.staff).await;
+
+    assert_eq!(
+        delete(&w.state, &w.alice, rust).await,
+        Err(AppError::Forbidden)
+    );
+    delete(&w.state, &w.staff, rust).await.expect("delete");
+
+    // The created row went with the topic (CASCADE); the tombstone stays, topic_id NULL.
+    assert_eq!(
+        w.activities().await,
+        vec![(None, "Rust".into(), "deleted".into())]
+    );
+    assert!(!w.state.cache.has_user_topics(alice));
+    assert!(!w.state.cache.has_user_topics(bob));
+    assert!(
+        w.state.cache.has_user_topics(w.staff.id),
+        "not a subscriber"
+    );
+    for user in [&w.alice, &w.bob, &w.staff] {
+        assert!(find(&w.list(user).await, "Rust").is_none());
+    }
+    assert_eq!(
+        delete(&w.state, &w.staff, rust).await,
+        Err(AppError::NotFound)
+    );
+}
+
+#[tokio::test]
+async fn logging_out_drops_the_users_entry() {
+    let w = world().await;
+    w.list(&w.alice).await;
+    assert!(w.state.cache.has_user_topics(w.alice.id));
+    crate::users::ssr::logged_out(&w.state, w.alice.id)
+        .await
+        .expect("signal");
+    assert!(!w.state.cache.has_user_topics(w.alice.id));
+}
+
+#[tokio::test]
+async fn repeated_loads_without_changes_run_no_topic_sql() {
+    let w = world().await;
+    w.list(&w.alice).await;
+    let warm = w.topic_statements();
+    for _ in 0..5 {
+        assert_eq!(w.list(&w.alice).await.topics.len(), 3);
+    }
+    assert_eq!(
+        w.topic_statements(),
+        warm,
+        "five hits, no statement on topic tables"
+    );
+
+    // Another user's first load reads only their own subscriptions (the catalog is shared).
+    w.list(&w.bob).await;
+    assert_eq!(w.topic_statements(), warm + 1);
+}
+
+/// The dangerous interleaving, forced: a reader has read the database but not yet filled
+/// the cache when a subscription commits and invalidates. Its fill must be refused, and the
+/// next load must show the subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_paused_before_its_fill_cannot_store_a_stale_list() {
+    let w = world().await;
+    let python = w.topic_id("Python").await;
+    let alice = w.alice.id;
+    let (read_done_tx, read_done) = mpsc::channel::<()>();
+    let (resume_tx, resume) = mpsc::channel::<()>();
+
+    let cache = w.state.cache.clone();
+    let reader_db = w.state.db.clone();
+    let reader = tokio::spawn(async move {
+        reader_db
+            .run(move |conn| {
+                list_pausing_before_fill(conn, &cache, alice, move || {
+                    let _ = read_done_tx.send(());
+                    let _ = resume.recv_timeout(Duration::from_secs(10));
+                })
+            })
+            .await
+    });
+
+    read_done
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the reader reached the fill");
+    crate::subscriptions::ssr::subscribe(&w.state, alice, python)
+        .await
+        .expect("subscribe commits while the reader is paused");
+    resume_tx.send(()).expect("resume the reader");
+
+    let stale = reader.await.expect("join").expect("list");
+    assert_eq!(
+        find(&stale, "Python").map(|t| t.subscribed),
+        Some(false),
+        "the paused reader read before the commit"
+    );
+    assert!(
+        !w.state.cache.has_user_topics(alice),
+        "its stale fill was refused"
+    );
+    assert!(!w.state.cache.has_catalog());
+    assert!(w.state.cache.stats().refused_fills.load(Ordering::Relaxed) >= 1);
+
+    let fresh = w.list(&w.alice).await;
+    let python_row = find(&fresh, "Python").expect("python");
+    assert!(python_row.subscribed);
+    assert_eq!(python_row.subscribers, 1);
+    assert!(
+        fresh.version != stale.version,
+        "the version moved with the change"
+    );
+}
+
+/// Many clients, mixed operations, concurrently. Every read must show at least what was
+/// committed before the request started: the reader's own subscriptions exactly (only the
+/// reader changes them), every topic that existed throughout, and counts within bounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_mixed_operations_never_show_stale_state() {
+    let w = Arc::new(world().await);
+    let topic_ids = [
+        w.topic_id("Python").await,
+        w.topic_id("Django").await,
+        w.topic_id("DevOps").await,
+    ];
+    let users = [w.alice.clone(), w.bob.clone(), w.staff.clone()];
+    let mut tasks = Vec::new();
+    for (n, user) in users.into_iter().enumerate() {
+        let w = w.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = std::collections::BTreeSet::new();
+            let mut seed = 0x9E37_79B9_u64.wrapping_mul(n as u64 + 1);
+            for step in 0..60 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let topic = topic_ids[(seed % 3) as usize];
+                match seed % 5 {
+                    0 | 1 => {
+                        crate::subscriptions::ssr::subscribe(&w.state, user.id, topic)
+                            .await
+                            .expect("subscribe");
+                        mine.insert(topic);
+                    }
+                    2 => {
+                        crate::subscriptions::ssr::unsubscribe(&w.state, user.id, topic)
+                            .await
+                            .expect("unsubscribe");
+                        mine.remove(&topic);
+                    }
+                    3 => {
+                        let name = format!("t{n}-{step}");
+                        create(&w.state, &user, &name).await.expect("create");
+                        let listing = w.list(&user).await;
+                        assert!(find(&listing, &name).is_some(), "own new topic visible");
+                    }
+                    _ => {}
+                }
+                let listing = w.list(&user).await;
+                for id in topic_ids {
+                    let row = listing
+                        .topics
+                        .iter()
+                        .find(|t| t.id == id)
+                        .expect("seeded topics are never deleted here");
+                    assert_eq!(row.subscribed, mine.contains(&id), "own subscription state");
+                    assert!(row.subscribers >= i64::from(mine.contains(&id)));
+                    assert!(row.subscribers <= 3);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("client task");
+    }
+    // After the dust settles every user sees exactly the database.
+    let truth: Vec<(i64, i64)> = w
+        .with_conn(|conn, _| {
+            Ok(crate::schema::topic_subscribers::table
+                .group_by(crate::schema::topic_subscribers::topic_id)
+                .select((
+                    crate::schema::topic_subscribers::topic_id,
+                    diesel::dsl::count_star(),
+                ))
+                .load(conn)?)
+        })
+        .await
+        .expect("truth");
+    for user in [&w.alice, &w.bob, &w.staff] {
+        let listing = w.list(user).await;
+        for (topic, count) in &truth {
+            assert_eq!(
+                listing
+                    .topics
+                    .iter()
+                    .find(|t| t.id == *topic)
+                    .map(|t| t.subscribers),
+                Some(*count)
+            );
+        }
+    }
+}
