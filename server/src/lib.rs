@@ -24,6 +24,7 @@ pub mod config;
 mod metrics;
 mod render;
 mod security;
+mod server_fn_errors;
 mod topic_routes;
 
 pub use config::Config;
@@ -120,6 +121,9 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
             AppState,
             _,
         >(context, app::shell))
+        .layer(axum::middleware::from_fn(
+            server_fn_errors::client_errors_are_4xx,
+        ))
         .layer(axum::middleware::from_fn(security::require_login))
         .layer(auth_layer)
         .layer(axum::middleware::from_fn(security::same_origin_only))

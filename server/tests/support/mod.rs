@@ -205,3 +205,92 @@ pub fn topic_names(html: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+impl TestServer {
+    /// Creates a staff account through the CLI, as an operator would.
+    pub fn create_staff(&self, username: &str) {
+        let output = Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(["create-user", username, "--staff"])
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", self.db_path.display()),
+            )
+            .env("SUBSCRIPTIONS_PASSWORD", PASSWORD)
+            .output()
+            .expect("run create-user");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// A counter from `/metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let body = reqwest::get(self.url("/metrics"))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("body");
+        body.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("metric {name} missing from:\n{body}"))
+    }
+
+    /// The activity feed straight from the database file: (topic_id, topic_name, action).
+    pub async fn activity_rows(&self) -> Vec<(Option<i64>, String, String)> {
+        let db = app::db::Db::open(&format!("sqlite://{}", self.db_path.display()))
+            .await
+            .expect("open the server's database");
+        let page = db
+            .run(|conn| app::activity::ssr::page(conn, 1).map_err(app::error::AppError::from))
+            .await
+            .expect("activity");
+        page.items
+            .into_iter()
+            .map(|item| (item.topic_id, item.topic_name, item.action))
+            .collect()
+    }
+}
+
+/// One topic element of a list page: (id, name, subscribers, subscribed).
+pub fn topics(html: &str) -> Vec<(i64, String, i64, bool)> {
+    html.split("<li")
+        .skip(1)
+        .filter(|item| item.contains("data-topic-id="))
+        .map(|item| {
+            let attr = |name: &str| -> String {
+                item.split(&format!("{name}=\""))
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            (
+                attr("data-topic-id").parse().unwrap_or(-1),
+                attr("data-topic-name"),
+                attr("data-subscribers").parse().unwrap_or(-1),
+                attr("data-subscribed") == "true",
+            )
+        })
+        .collect()
+}
+
+impl TestClient {
+    pub async fn topics(&self) -> Vec<(i64, String, i64, bool)> {
+        let response = self.get("/topics/").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        topics(&response.text().await.expect("body"))
+    }
+
+    pub async fn topic_id(&self, name: &str) -> i64 {
+        self.topics()
+            .await
+            .into_iter()
+            .find(|t| t.1 == name)
+            .map(|t| t.0)
+            .unwrap_or_else(|| panic!("no topic {name}"))
+    }
+}

@@ -1,0 +1,386 @@
+//! The topic routes and every signal effect, over HTTP against the real server binary.
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use support::{expect_redirect, location, TestServer, PASSWORD};
+
+async fn member(server: &TestServer, name: &str) -> support::TestClient {
+    let client = server.client();
+    expect_redirect(client.signup(name).await, "/topics/").await;
+    client
+}
+
+async fn staff(server: &TestServer, name: &str) -> support::TestClient {
+    server.create_staff(name);
+    let client = server.client();
+    expect_redirect(client.login(name, PASSWORD, "").await, "/topics/").await;
+    client
+}
+
+async fn wait_for_log(server: &TestServer, needle: &str) -> bool {
+    for _ in 0..50 {
+        if server.logs().iter().any(|line| line.contains(needle)) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn subscribe_and_unsubscribe_move_the_count_for_every_user() {
+    let server = TestServer::start();
+    let alice = member(&server, "alice").await;
+    let bob = member(&server, "bob").await;
+    let python = alice.topic_id("Python").await;
+    // Both users have loaded (and cached) the list.
+    bob.topics().await;
+
+    let path = format!("/topics/subscribe/{python}/");
+    expect_redirect(alice.post_form(&path, &[]).await, "/topics/").await;
+    expect_redirect(alice.post_form(&path, &[]).await, "/topics/").await; // idempotent
+    let mine = alice.topics().await;
+    assert!(
+        mine.contains(&(python, "Python".into(), 1, true)),
+        "{mine:?}"
+    );
+    let theirs = bob.topics().await;
+    assert!(
+        theirs.contains(&(python, "Python".into(), 1, false)),
+        "{theirs:?}"
+    );
+
+    expect_redirect(
+        alice
+            .post_form(&format!("/topics/unsubscribe/{python}/"), &[])
+            .await,
+        "/topics/",
+    )
+    .await;
+    assert!(bob
+        .topics()
+        .await
+        .contains(&(python, "Python".into(), 0, false)));
+    assert!(alice
+        .topics()
+        .await
+        .contains(&(python, "Python".into(), 0, false)));
+}
+
+#[tokio::test]
+async fn unsubscribe_all_clears_every_subscription() {
+    let server = TestServer::start();
+    let alice = member(&server, "alice").await;
+    for topic in alice.topics().await {
+        expect_redirect(
+            alice
+                .post_form(&format!("/topics/subscribe/{}/", topic.0), &[])
+                .await,
+            "/topics/",
+        )
+        .await;
+    }
+    assert!(alice.topics().await.iter().all(|t| t.3 && t.2 == 1));
+    expect_redirect(
+        alice.post_form("/topics/unsubscribe-all/", &[]).await,
+        "/topics/",
+    )
+    .await;
+    assert!(alice.topics().await.iter().all(|t| !t.3 && t.2 == 0));
+}
+
+#[tokio::test]
+async fn create_shows_the_topic_to_everyone_and_logs_the_signal() {
+    let server = TestServer::start();
+    let alice = member(&server, "alice").await;
+    let bob = member(&server, "bob").await;
+    bob.topics().await;
+
+    expect_redirect(
+        alice
+            .post_form("/topics/create/", &[("name", "  Rust  ")])
+            .await,
+        "/topics/",
+    )
+    .await;
+    let names: Vec<String> = bob.topics().await.into_iter().map(|t| t.1).collect();
+    assert_eq!(names, vec!["DevOps", "Django", "Python", "Rust"]);
+    let rust = bob.topic_id("Rust").await;
+    assert_eq!(
+        server.activity_rows().await,
+        vec![(Some(rust), "Rust".to_owned(), "created".to_owned())]
+    );
+    assert!(wait_for_log(&server, &format!("Topic {rust} changed: created")).await);
+}
+
+#[tokio::test]
+async fn create_rejects_bad_names_with_the_form_and_a_4xx() {
+    let server = TestServer::start();
+    let alice = member(&server, "alice").await;
+
+    let blank = alice.post_form("/topics/create/", &[("name", "   ")]).await;
+    assert_eq!(blank.status(), StatusCode::BAD_REQUEST);
+    let html = blank.text().await.expect("body");
+    assert!(html.contains("Please give the topic a name."), "{html}");
+    assert!(html.contains("data-topic-id"), "the list is shown again");
+
+    let long = "x".repeat(101);
+    let too_long = alice.post_form("/topics/create/", &[("name", &long)]).await;
+    assert_eq!(too_long.status(), StatusCode::BAD_REQUEST);
+    assert!(too_long
+        .text()
+        .await
+        .expect("body")
+        .contains("at most 100 characters"));
+
+    let taken = alice
+        .post_form("/topics/create/", &[("name", "PYTHON")])
+        .await;
+    assert_eq!(taken.status(), StatusCode::CONFLICT);
+    let html = taken.text().await.expect("body");
+    assert!(html.contains("exists already"), "{html}");
+    assert!(
+        html.contains("value=\"PYTHON\""),
+        "what was typed stays in the field"
+    );
+
+    let missing = alice.post_form("/topics/create/", &[]).await;
+    assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
+
+    assert_eq!(alice.topics().await.len(), 3, "nothing was created");
+    assert!(server.activity_rows().await.is_empty());
+}
+
+#[tokio::test]
+async fn rename_and_delete_are_for_staff_and_signal_their_activity() {
+    let server = TestServer::start();
+    let alice = member(&server, "alice").await;
+    let root = staff(&server, "root").await;
+    let django = alice.topic_id("Django").await;
+    expect_redirect(
+        alice
+            .post_form(&format!("/topics/subscribe/{django}/"), &[])
+            .await,
+        "/topics/",
+    )
+    .await;
+    alice.topics().await;
+
+    let refused = alice
+        .post_form(&format!("/topics/rename/{django}/"), &[("name", "Flask")])
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(refused.text().await.expect("body").contains("not allowed"));
+    let refused = alice
+        .post_form(&format!("/topics/delete/{django}/"), &[])
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+
+    let staff_page = root.get("/topics/").await.text().await.expect("body");
+    assert!(staff_page.contains(&format!("/topics/delete/{django}/")));
+    let member_page = alice.get("/topics/").await.text().await.expect("body");
+    assert!(!member_page.contains(&format!("/topics/delete/{django}/")));
+
+    expect_redirect(
+        root.post_form(&format!("/topics/rename/{django}/"), &[("name", "Flask")])
+            .await,
+        "/topics/",
+    )
+    .await;
+    assert!(alice
+        .topics()
+        .await
+        .contains(&(django, "Flask".into(), 1, true)));
+    assert!(wait_for_log(&server, &format!("Topic {django} changed: updated")).await);
+
+    let clash = root
+        .post_form(&format!("/topics/rename/{django}/"), &[("name", "python")])
+        .await;
+    assert_eq!(clash.status(), StatusCode::CONFLICT);
+
+    expect_redirect(
+        root.post_form(&format!("/topics/delete/{django}/"), &[])
+            .await,
+        "/topics/",
+    )
+    .await;
+    assert!(alice.topics().await.iter().all(|t| t.0 != django));
+    assert!(wait_for_log(&server, &format!("Topic {django} changed: deleted")).await);
+    // The updated row went with the topic; the tombstone keeps the last name.
+    assert_eq!(
+        server.activity_rows().await,
+        vec![(None, "Flask".to_owned(), "deleted".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn unknown_and_non_numeric_ids_are_404_and_get_is_405() {
+    let server = TestServer::start();
+    let alice = member(&server, "alice").await;
+    let root = staff(&server, "root").await;
+    for path in [
+        "/topics/subscribe/999999/",
+        "/topics/unsubscribe/999999/",
+        "/topics/subscribe/abc/",
+        "/topics/unsubscribe/1x/",
+    ] {
+        let response = alice.post_form(path, &[]).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    for path in ["/topics/delete/999999/", "/topics/delete/abc/"] {
+        assert_eq!(
+            root.post_form(path, &[]).await.status(),
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    let rename = root
+        .post_form("/topics/rename/999999/", &[("name", "New")])
+        .await;
+    assert_eq!(rename.status(), StatusCode::NOT_FOUND);
+
+    for path in [
+        "/topics/subscribe/1/",
+        "/topics/unsubscribe/1/",
+        "/topics/create/",
+        "/topics/delete/1/",
+        "/topics/rename/1/",
+        "/topics/unsubscribe-all/",
+    ] {
+        let response = alice.get(path).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET {path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn anonymous_and_cross_origin_topic_posts_change_nothing() {
+    let server = TestServer::start();
+    let anonymous = server.client();
+    let response = anonymous
+        .post_form("/topics/create/", &[("name", "Spam")])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(location(&response).starts_with("/login?next="));
+
+    let alice = member(&server, "alice").await;
+    let forged = alice
+        .http
+        .post(server.url("/topics/create/"))
+        .header("Origin", "http://evil.example")
+        .form(&[("name", "Forged")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let names: Vec<String> = alice.topics().await.into_iter().map(|t| t.1).collect();
+    assert_eq!(names, vec!["DevOps", "Django", "Python"]);
+}
+
+#[tokio::test]
+async fn repeated_loads_run_no_topic_sql_until_something_changes() {
+    let server = TestServer::start();
+    let alice = member(&server, "alice").await;
+    let bob = member(&server, "bob").await;
+    alice.topics().await;
+    let warm = server.metric("sql_topic_statements_total").await;
+    let hits = server.metric("cache_hits_total").await;
+    for _ in 0..5 {
+        alice.topics().await;
+    }
+    assert_eq!(server.metric("sql_topic_statements_total").await, warm);
+    assert!(server.metric("cache_hits_total").await >= hits + 10);
+
+    let python = bob.topic_id("Python").await;
+    expect_redirect(
+        bob.post_form(&format!("/topics/subscribe/{python}/"), &[])
+            .await,
+        "/topics/",
+    )
+    .await;
+    assert!(alice
+        .topics()
+        .await
+        .contains(&(python, "Python".into(), 1, false)));
+    assert!(server.metric("sql_topic_statements_total").await > warm);
+}
+
+#[tokio::test]
+async fn logout_drops_the_users_cache_entry() {
+    let server = TestServer::start();
+    let alice = member(&server, "alice").await;
+    alice.topics().await;
+    let before = server.metric("cache_invalidations_total").await;
+    expect_redirect(alice.post_form("/logout", &[]).await, "/topics/").await;
+    assert_eq!(server.metric("cache_invalidations_total").await, before + 1);
+}
+
+#[tokio::test]
+async fn server_functions_answer_with_typed_errors_and_4xx() {
+    let server = TestServer::start();
+    let alice = member(&server, "alice").await;
+    let created = alice
+        .http
+        .post(server.url("/api/create_topic"))
+        .form(&[("name", "Rust")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(created.status(), StatusCode::OK);
+    let again = alice
+        .http
+        .post(server.url("/api/create_topic"))
+        .form(&[("name", "rust")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert!(again.text().await.expect("body").contains("exists already"));
+    let missing = alice
+        .http
+        .post(server.url("/api/subscribe"))
+        .form(&[("topic_id", "999999")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let garbage = alice
+        .http
+        .post(server.url("/api/subscribe"))
+        .form(&[("topic_id", "abc")])
+        .send()
+        .await
+        .expect("POST");
+    assert!(garbage.status().is_client_error(), "{}", garbage.status());
+}
+
+#[tokio::test]
+async fn the_activity_feed_lists_newest_first() {
+    let server = TestServer::start();
+    let alice = member(&server, "alice").await;
+    for name in ["One", "Two", "Three"] {
+        expect_redirect(
+            alice.post_form("/topics/create/", &[("name", name)]).await,
+            "/topics/",
+        )
+        .await;
+    }
+    let page = alice.get("/topics/activity/").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("body");
+    let three = html.find("data-topic-name=\"Three\"").expect("Three");
+    let one = html.find("data-topic-name=\"One\"").expect("One");
+    assert!(three < one, "newest first");
+    assert!(html.contains("data-action=\"created\""));
+    expect_redirect(
+        server.client().get("/topics/activity/").await,
+        "/login?next=/topics/activity/",
+    )
+    .await;
+}
