@@ -6,7 +6,9 @@ import * as path from "node:path";
 // port with a fresh database file, so they never touch a developer's data/app.db.
 const port = Number(process.env.E2E_PORT ?? 3100);
 const baseURL = `http://127.0.0.1:${port}`;
-const database = path.join(os.tmpdir(), `subscriptions-e2e-${process.pid}.db`);
+// Set once in the main process; the test workers inherit it (tests create staff accounts in it).
+process.env.E2E_DATABASE ??= path.join(os.tmpdir(), `subscriptions-e2e-${process.pid}.db`);
+const database = process.env.E2E_DATABASE;
 
 export default defineConfig({
   testDir: "./tests",

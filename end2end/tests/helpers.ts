@@ -1,4 +1,6 @@
 import { expect, type Page } from "@playwright/test";
+import { execFileSync } from "node:child_process";
+import * as path from "node:path";
 
 export const PASSWORD = "correct horse battery";
 
@@ -12,9 +14,9 @@ export async function waitForHydration(page: Page): Promise<void> {
   await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
 }
 
-export async function signUp(page: Page, username: string): Promise<void> {
+export async function signUp(page: Page, username: string, javaScript = true): Promise<void> {
   await page.goto("/signup");
-  await waitForHydration(page);
+  if (javaScript) await waitForHydration(page);
   await page.getByLabel("Username").fill(username);
   await page.getByLabel("Password").fill(PASSWORD);
   await page.getByRole("button", { name: "Create account" }).click();
@@ -33,4 +35,35 @@ export function topicNames(page: Page) {
   return page.locator("[data-topic-id]").evaluateAll((items) =>
     items.map((item) => item.getAttribute("data-topic-name")),
   );
+}
+
+/** Creates a staff account with the server's CLI, in the database the test server uses. */
+export function createStaff(username: string): void {
+  const binary = path.resolve(__dirname, "../../target/debug/server");
+  execFileSync(binary, ["create-user", username, "--staff"], {
+    env: {
+      ...process.env,
+      DATABASE_URL: `sqlite://${process.env.E2E_DATABASE}`,
+      SUBSCRIPTIONS_PASSWORD: PASSWORD,
+      RUST_LOG: "warn",
+    },
+  });
+}
+
+export function topicRow(page: Page, name: string) {
+  return page.locator(`[data-topic-name="${name}"]`);
+}
+
+/** Marks the current document; if the page reloads, the mark is gone. */
+export async function markDocument(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    (window as unknown as { __stillHere: boolean }).__stillHere = true;
+  });
+}
+
+export async function expectNoReload(page: Page): Promise<void> {
+  const still = await page.evaluate(
+    () => (window as unknown as { __stillHere?: boolean }).__stillHere === true,
+  );
+  expect(still, "the page was not reloaded").toBe(true);
 }

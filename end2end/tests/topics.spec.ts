@@ -1,0 +1,169 @@
+import { expect, test, type Page } from "@playwright/test";
+import {
+  createStaff,
+  expectNoReload,
+  logIn,
+  markDocument,
+  signUp,
+  topicRow,
+  uniqueName,
+  waitForHydration,
+} from "./helpers";
+
+async function expectRow(page: Page, name: string, subscribers: number, subscribed: boolean) {
+  const row = topicRow(page, name);
+  await expect(row).toHaveAttribute("data-subscribers", String(subscribers));
+  await expect(row).toHaveAttribute("data-subscribed", String(subscribed));
+}
+
+test.describe("with JavaScript, the page never reloads", () => {
+  test("subscribe, unsubscribe, create, unsubscribe from all, activity", async ({ page }) => {
+    await signUp(page, uniqueName("js"));
+    await waitForHydration(page);
+    await markDocument(page);
+
+    await topicRow(page, "Python").getByRole("button", { name: "Subscribe" }).click();
+    await expectRow(page, "Python", 1, true);
+    await topicRow(page, "Python").getByRole("button", { name: "Unsubscribe" }).click();
+    await expectRow(page, "Python", 0, false);
+
+    const topic = uniqueName("Topic ");
+    await page.getByLabel("New topic").fill(`  ${topic}  `);
+    await page.getByRole("button", { name: "Create" }).click();
+    await expectRow(page, topic, 0, false);
+    await expect(page.getByLabel("New topic")).toHaveValue("");
+
+    await page.getByLabel("New topic").fill(topic.toUpperCase());
+    await page.getByRole("button", { name: "Create" }).click();
+    await expect(page.locator("form[data-form=create] [data-form-error]")).toContainText(
+      "exists already",
+    );
+
+    await topicRow(page, "Django").getByRole("button", { name: "Subscribe" }).click();
+    await expectRow(page, "Django", 1, true);
+    await topicRow(page, topic).getByRole("button", { name: "Subscribe" }).click();
+    await expectRow(page, topic, 1, true);
+    await page.getByRole("button", { name: "Unsubscribe from all" }).click();
+    await expectRow(page, "Django", 0, false);
+    await expectRow(page, topic, 0, false);
+    await expectNoReload(page);
+
+    await page.getByRole("link", { name: "Activity" }).click();
+    await expect(page.locator(`tr[data-topic-name="${topic}"]`)).toHaveAttribute(
+      "data-action",
+      "created",
+    );
+  });
+
+  test("staff rename and delete", async ({ page }) => {
+    const staff = uniqueName("staff");
+    createStaff(staff);
+    await logIn(page, staff);
+    await expect(page).toHaveURL(/\/topics\/$/);
+    await waitForHydration(page);
+
+    const topic = uniqueName("Old ");
+    await page.getByLabel("New topic").fill(topic);
+    await page.getByRole("button", { name: "Create" }).click();
+    await expectRow(page, topic, 0, false);
+    await markDocument(page);
+
+    const renamed = uniqueName("New ");
+    const row = topicRow(page, topic);
+    await row.getByRole("textbox").fill(renamed);
+    await row.getByRole("button", { name: "Rename" }).click();
+    await expectRow(page, renamed, 0, false);
+    await expect(topicRow(page, topic)).toHaveCount(0);
+
+    const clash = topicRow(page, renamed);
+    await clash.getByRole("textbox").fill("python");
+    await clash.getByRole("button", { name: "Rename" }).click();
+    await expect(topicRow(page, renamed).locator("[data-form-error]")).toContainText(
+      "exists already",
+    );
+
+    await topicRow(page, renamed).getByRole("button", { name: "Delete" }).click();
+    await expect(topicRow(page, renamed)).toHaveCount(0);
+    await expectNoReload(page);
+
+    await page.goto("/topics/activity/");
+    const rows = page.locator(`tr[data-topic-name="${renamed}"]`);
+    await expect(rows).toHaveCount(1);
+    await expect(rows).toHaveAttribute("data-action", "deleted");
+  });
+
+  test("members see no rename or delete", async ({ page }) => {
+    await signUp(page, uniqueName("member"));
+    await expect(topicRow(page, "Python").getByRole("button", { name: "Delete" })).toHaveCount(0);
+    await expect(topicRow(page, "Python").getByRole("button", { name: "Rename" })).toHaveCount(0);
+  });
+});
+
+test.describe("without JavaScript, the plain forms do the same", () => {
+  test.use({ javaScriptEnabled: false });
+
+  test("subscribe, unsubscribe, create with errors, unsubscribe from all", async ({ page }) => {
+    await signUp(page, uniqueName("nojs"), false);
+
+    await topicRow(page, "Python").getByRole("button", { name: "Subscribe" }).click();
+    await expect(page).toHaveURL(/\/topics\/$/);
+    await expectRow(page, "Python", 1, true);
+    await topicRow(page, "Python").getByRole("button", { name: "Unsubscribe" }).click();
+    await expectRow(page, "Python", 0, false);
+
+    const topic = uniqueName("Plain ");
+    await page.getByLabel("New topic").fill(topic);
+    await page.getByRole("button", { name: "Create" }).click();
+    await expectRow(page, topic, 0, false);
+
+    await page.getByLabel("New topic").fill(topic.toLowerCase());
+    const [response] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith("/topics/create/")),
+      page.getByRole("button", { name: "Create" }).click(),
+    ]);
+    expect(response.status()).toBe(409);
+    await expect(page.locator("form[data-form=create] [data-form-error]")).toContainText(
+      "exists already",
+    );
+    await expect(page.getByLabel("New topic")).toHaveValue(topic.toLowerCase());
+
+    await topicRow(page, "DevOps").getByRole("button", { name: "Subscribe" }).click();
+    await expectRow(page, "DevOps", 1, true);
+    await page.getByRole("button", { name: "Unsubscribe from all" }).click();
+    await expectRow(page, "DevOps", 0, false);
+
+    await page.getByRole("link", { name: "Activity" }).click();
+    await expect(page.locator(`tr[data-topic-name="${topic}"]`)).toHaveAttribute(
+      "data-action",
+      "created",
+    );
+  });
+
+  test("staff rename and delete", async ({ page }) => {
+    const staff = uniqueName("plainstaff");
+    createStaff(staff);
+    await page.goto("/login");
+    await page.getByLabel("Username").fill(staff);
+    await page.getByLabel("Password").fill("correct horse battery");
+    await page.getByRole("button", { name: "Log in" }).click();
+    await expect(page).toHaveURL(/\/topics\/$/);
+
+    const topic = uniqueName("Plain old ");
+    await page.getByLabel("New topic").fill(topic);
+    await page.getByRole("button", { name: "Create" }).click();
+
+    const renamed = uniqueName("Plain new ");
+    await topicRow(page, topic).getByRole("textbox").fill(renamed);
+    await topicRow(page, topic).getByRole("button", { name: "Rename" }).click();
+    await expectRow(page, renamed, 0, false);
+
+    await topicRow(page, renamed).getByRole("textbox").fill("   ");
+    await topicRow(page, renamed).getByRole("button", { name: "Rename" }).click();
+    await expect(topicRow(page, renamed).locator("[data-form-error]")).toContainText(
+      "Please give the topic a name.",
+    );
+
+    await topicRow(page, renamed).getByRole("button", { name: "Delete" }).click();
+    await expect(topicRow(page, renamed)).toHaveCount(0);
+  });
+});
