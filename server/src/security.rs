@@ -67,11 +67,17 @@ pub async fn require_login(auth: AuthSession, request: Request<Body>, next: Next
         .iter()
         .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")));
     if protected && auth.user.is_none() {
-        let target = request
-            .uri()
-            .path_and_query()
-            .map(|pq| pq.as_str())
-            .unwrap_or(path);
+        // After login the browser GETs `next`; a POST route would answer 405, so a form
+        // sent while logged out comes back to the list instead.
+        let target = if matches!(*request.method(), Method::GET | Method::HEAD) {
+            request
+                .uri()
+                .path_and_query()
+                .map(|pq| pq.as_str())
+                .unwrap_or(path)
+        } else {
+            "/topics/"
+        };
         return Redirect::to(&login_url(target)).into_response();
     }
     next.run(request).await

@@ -267,7 +267,7 @@ async fn anonymous_and_cross_origin_topic_posts_change_nothing() {
         .post_form("/topics/create/", &[("name", "Spam")])
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert!(location(&response).starts_with("/login?next="));
+    assert_eq!(location(&response), "/login?next=/topics/");
 
     let alice = member(&server, "alice").await;
     let forged = alice
