@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use mini_moka::sync::Cache;
 
+use crate::live::{LiveEvent, LiveHub};
 use crate::signals::Receiving;
 
 pub const TTL: Duration = Duration::from_secs(60);
@@ -68,17 +69,26 @@ struct Inner {
     users: Cache<String, UserTopics>,
     catalog: Cache<&'static str, Catalog>,
     generations: Mutex<HashMap<String, u64>>,
+    /// Where generations start: the boot time in microseconds, so that versions keep growing
+    /// across restarts and a page rendered before one never looks newer than the server.
+    base: u64,
+    /// Generations are the versions pages follow; every bump is published here.
+    live: LiveHub,
     stats: CacheStats,
 }
 
 impl Default for TopicCache {
     fn default() -> Self {
-        Self::new(TTL)
+        Self::new(TTL, LiveHub::default())
     }
 }
 
 impl TopicCache {
-    pub fn new(ttl: Duration) -> Self {
+    pub fn new(ttl: Duration, live: LiveHub) -> Self {
+        let base = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX / 2))
+            .unwrap_or(0);
         TopicCache {
             inner: Arc::new(Inner {
                 users: Cache::builder()
@@ -87,9 +97,15 @@ impl TopicCache {
                     .build(),
                 catalog: Cache::builder().max_capacity(1).time_to_live(ttl).build(),
                 generations: Mutex::new(HashMap::new()),
+                base,
+                live,
                 stats: CacheStats::default(),
             }),
         }
+    }
+
+    pub fn live(&self) -> &LiveHub {
+        &self.inner.live
     }
 
     pub fn stats(&self) -> &CacheStats {
@@ -109,10 +125,22 @@ impl TopicCache {
     pub fn ticket(&self, user_id: i64) -> Ticket {
         let generations = self.generations();
         Ticket {
-            catalog: generations.get(CATALOG_KEY).copied().unwrap_or(0),
-            user: generations.get(&user_key(user_id)).copied().unwrap_or(0),
+            catalog: self.generation(&generations, CATALOG_KEY),
+            user: self.generation(&generations, &user_key(user_id)),
             user_id,
         }
+    }
+
+    fn generation(&self, generations: &HashMap<String, u64>, key: &str) -> u64 {
+        generations.get(key).copied().unwrap_or(self.inner.base)
+    }
+
+    /// Moves `key` to its next generation; returns it.
+    fn bump(&self, generations: &mut HashMap<String, u64>, key: String) -> u64 {
+        let base = self.inner.base;
+        let generation = generations.entry(key).or_insert(base);
+        *generation += 1;
+        *generation
     }
 
     pub fn catalog(&self) -> Option<Catalog> {
@@ -145,7 +173,7 @@ impl TopicCache {
     /// Stores the catalog read under `ticket`; refused (false) if it may be stale.
     pub fn fill_catalog(&self, ticket: &Ticket, catalog: Catalog) -> bool {
         let generations = self.generations();
-        if generations.get(CATALOG_KEY).copied().unwrap_or(0) != ticket.catalog {
+        if self.generation(&generations, CATALOG_KEY) != ticket.catalog {
             self.inner
                 .stats
                 .refused_fills
@@ -160,7 +188,7 @@ impl TopicCache {
     pub fn fill_user_topics(&self, ticket: &Ticket, topics: UserTopics) -> bool {
         let key = user_key(ticket.user_id);
         let generations = self.generations();
-        if generations.get(&key).copied().unwrap_or(0) != ticket.user {
+        if self.generation(&generations, &key) != ticket.user {
             self.inner
                 .stats
                 .refused_fills
@@ -192,7 +220,10 @@ impl TopicCache {
         for &user_id in user_ids {
             let key = user_key(user_id);
             self.inner.users.invalidate(&key);
-            *generations.entry(key).or_insert(0) += 1;
+            let version = self.bump(&mut generations, key);
+            self.inner
+                .live
+                .publish(LiveEvent::User { user_id, version });
             self.inner
                 .stats
                 .invalidations
@@ -204,7 +235,8 @@ impl TopicCache {
     pub fn invalidate_catalog(&self, _: &Receiving) {
         let mut generations = self.generations();
         self.inner.catalog.invalidate(&CATALOG_KEY);
-        *generations.entry(CATALOG_KEY.to_owned()).or_insert(0) += 1;
+        let version = self.bump(&mut generations, CATALOG_KEY.to_owned());
+        self.inner.live.publish(LiveEvent::Shared(version));
         self.inner
             .stats
             .invalidations
@@ -281,8 +313,49 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn every_bump_is_published_in_order() {
+        let cache = TopicCache::default();
+        let mut events = cache.live().subscribe();
+        let token = crate::signals::tests::token();
+        let start = cache.ticket(5);
+        cache.invalidate_users(&[5], &token);
+        cache.invalidate_catalog(&token);
+        cache.invalidate_catalog(&token);
+        assert_eq!(
+            events.try_recv().ok(),
+            Some(LiveEvent::User {
+                user_id: 5,
+                version: start.user + 1
+            })
+        );
+        assert_eq!(
+            events.try_recv().ok(),
+            Some(LiveEvent::Shared(start.catalog + 1))
+        );
+        assert_eq!(
+            events.try_recv().ok(),
+            Some(LiveEvent::Shared(start.catalog + 2))
+        );
+        assert!(events.try_recv().is_err());
+    }
+
+    #[test]
+    fn versions_start_above_those_of_an_earlier_process() {
+        let earlier = TopicCache::default();
+        let token = crate::signals::tests::token();
+        for _ in 0..1000 {
+            earlier.invalidate_catalog(&token);
+        }
+        let seen = earlier.ticket(1);
+        std::thread::sleep(Duration::from_millis(5));
+        let restarted = TopicCache::default();
+        assert!(restarted.ticket(1).catalog > seen.catalog);
+        assert!(restarted.ticket(1).user > seen.user);
+    }
+
+    #[test]
     fn entries_expire_after_their_time_to_live() {
-        let cache = TopicCache::new(Duration::from_millis(50));
+        let cache = TopicCache::new(Duration::from_millis(50), LiveHub::default());
         let ticket = cache.ticket(1);
         assert!(cache.fill_catalog(&ticket, catalog(&["A"])));
         assert!(cache.catalog().is_some());

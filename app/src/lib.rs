@@ -19,6 +19,8 @@ pub mod cache;
 #[cfg(feature = "ssr")]
 pub mod db;
 #[cfg(feature = "ssr")]
+pub mod live;
+#[cfg(feature = "ssr")]
 pub mod schema;
 #[cfg(feature = "ssr")]
 pub mod sessions;

@@ -21,6 +21,7 @@ use app::users::ssr::Backend;
 mod auth_routes;
 pub mod cli;
 pub mod config;
+mod live_routes;
 mod metrics;
 mod render;
 mod security;
@@ -65,11 +66,16 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 
     let sweeper = tokio::spawn(sweep_expired_sessions(DbSessionStore::new(db.clone())));
     let state = AppState::new(db, config.leptos.clone());
+    let live = state.cache.live().clone();
     let app = router(state, config.secure_cookies);
 
     tracing::info!("listening on http://{local}");
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Open pages' event streams would otherwise keep the shutdown waiting forever.
+            live.shut_down();
+        })
         .await;
     sweeper.abort();
     served.map_err(ServeError::Serve)?;
@@ -107,6 +113,7 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
         .route("/signup", post(auth_routes::signup))
         .route("/login", post(auth_routes::login))
         .route("/logout", post(auth_routes::logout))
+        .route("/topics/events/", get(live_routes::events))
         .route("/topics/create/", post(topic_routes::create))
         .route("/topics/subscribe/{id}/", post(topic_routes::subscribe))
         .route("/topics/unsubscribe/{id}/", post(topic_routes::unsubscribe))

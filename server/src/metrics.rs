@@ -51,6 +51,12 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
         );
     }
+    let streams = state.cache.live().open_streams();
+    let _ = writeln!(
+        body,
+        "# HELP live_streams Open live-update streams (pages following changes).\n\
+         # TYPE live_streams gauge\nlive_streams {streams}"
+    );
     (
         [(
             header::CONTENT_TYPE,

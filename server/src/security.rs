@@ -7,7 +7,10 @@ use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use app::users::ssr::AuthSession;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use app::users::ssr::{AuthSession, User};
 
 /// Pages under these prefixes need a logged-in user.
 const LOGIN_REQUIRED: &[&str] = &["/topics"];
@@ -81,6 +84,22 @@ pub async fn require_login(auth: AuthSession, request: Request<Body>, next: Next
         return Redirect::to(&login_url(target)).into_response();
     }
     next.run(request).await
+}
+
+/// The logged-in user; anonymous requests are sent to the login form.
+pub struct Member(pub User);
+
+impl<S: Send + Sync> FromRequestParts<S> for Member {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        parts
+            .extensions
+            .get::<AuthSession>()
+            .and_then(|session| session.user.clone())
+            .map(Member)
+            .ok_or_else(|| Redirect::to(&login_url("/topics/")).into_response())
+    }
 }
 
 /// `/login?next=<target>`, with the target percent-encoded except for its slashes.

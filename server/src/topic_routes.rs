@@ -2,38 +2,20 @@
 //! parse the path, make one domain call, answer 303 to `/topics/` or the page again with the
 //! message next to the form that failed.
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{Path, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 
+use crate::render::page_with_feedback;
+use crate::security::Member;
 use app::error::AppError;
 use app::feedback::FormFeedback;
 use app::state::AppState;
 use app::subscriptions::ssr as subscriptions;
 use app::topics::ssr as topics;
 use app::topics::ViewVersion;
-use app::users::ssr::{AuthSession, User};
-
-use crate::render::page_with_feedback;
-use crate::security::login_url;
-
-/// The logged-in user; anonymous requests are sent to the login form.
-pub struct Member(User);
-
-impl<S: Send + Sync> FromRequestParts<S> for Member {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
-        parts
-            .extensions
-            .get::<AuthSession>()
-            .and_then(|session| session.user.clone())
-            .map(Member)
-            .ok_or_else(|| Redirect::to(&login_url("/topics/")).into_response())
-    }
-}
 
 #[derive(Deserialize)]
 pub struct NameForm {

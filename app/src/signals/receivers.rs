@@ -132,6 +132,9 @@ fn user_logged_out(
     _token: &Receiving,
 ) -> Result<(), AppError> {
     let user_id = signal.user_id;
-    tx.on_commit(move |effects, token| effects.cache.invalidate_users(&[user_id], token));
+    tx.on_commit(move |effects, token| {
+        effects.cache.invalidate_users(&[user_id], token);
+        effects.cache.live().end_user_streams(user_id, token);
+    });
     Ok(())
 }

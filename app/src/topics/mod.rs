@@ -13,6 +13,8 @@ use crate::feedback::{use_page_feedback, FormError, FormFeedback};
 use crate::subscriptions::{Subscribe, Unsubscribe, UnsubscribeAll};
 use crate::users::use_current_user;
 
+#[cfg(feature = "hydrate")]
+mod follow;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 
@@ -26,7 +28,8 @@ pub struct TopicView {
 }
 
 /// Moves whenever a committed change alters what a user sees: `shared` for changes every
-/// user sees (topics, names, counts), `user` for the user's own subscriptions.
+/// user sees (topics, names, counts), `user` for the user's own subscriptions. Both only grow,
+/// across restarts too.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViewVersion {
     pub shared: u64,
@@ -176,6 +179,22 @@ pub fn TopicsPage() -> impl IntoView {
             actions.delete.value().get(),
             Some(actions.last_row.get_untracked()),
         )
+    });
+
+    // Other users' changes arrive as pushed versions; refetch when one is newer than what
+    // is on screen. (Effects run only in the browser.)
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        follow::follow_versions(move |pushed| {
+            let shown = listing
+                .get_untracked()
+                .and_then(|l| l.ok())
+                .map(|l| l.version);
+            let newer = shown.is_none_or(|s| pushed.shared > s.shared || pushed.user > s.user);
+            if newer {
+                refresh.update(|n| *n += 1);
+            }
+        });
     });
 
     if let Some(FormFeedback { form, error, .. }) = feedback.clone() {

@@ -1,0 +1,146 @@
+//! Live versions: the post-commit receivers publish version bumps here, and every open page's
+//! event stream (Server-Sent Events) listens to this one broadcast source — no polling and no
+//! database work per connected client.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{broadcast, watch};
+
+use crate::signals::Receiving;
+
+/// How many pages one user may follow at once.
+pub const STREAMS_PER_USER: usize = 8;
+/// Bumps buffered per listener; a listener that falls further behind catches up from the
+/// current versions instead.
+const BACKLOG: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveEvent {
+    /// Something every user sees changed (a topic, a name, a count).
+    Shared(u64),
+    /// One user's own view changed.
+    User { user_id: i64, version: u64 },
+    /// The user logged out: their streams end.
+    LoggedOut(i64),
+}
+
+#[derive(Clone)]
+pub struct LiveHub {
+    inner: Arc<HubInner>,
+}
+
+struct HubInner {
+    events: broadcast::Sender<LiveEvent>,
+    per_user: Mutex<HashMap<i64, usize>>,
+    open: AtomicUsize,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Default for LiveHub {
+    fn default() -> Self {
+        let (events, _) = broadcast::channel(BACKLOG);
+        let (shutdown, _) = watch::channel(false);
+        LiveHub {
+            inner: Arc::new(HubInner {
+                events,
+                per_user: Mutex::new(HashMap::new()),
+                open: AtomicUsize::new(0),
+                shutdown,
+            }),
+        }
+    }
+}
+
+impl LiveHub {
+    /// Called by the cache when a generation moves, under its lock, so bumps go out in order.
+    pub(crate) fn publish(&self, event: LiveEvent) {
+        // No listener is not an error: nobody has a page open.
+        let _ = self.inner.events.send(event);
+    }
+
+    /// Ends the streams of a user who logged out. Receivers only.
+    pub fn end_user_streams(&self, user_id: i64, _: &Receiving) {
+        self.publish(LiveEvent::LoggedOut(user_id));
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Registers a stream for `user_id`, or `None` when the user has too many open.
+    pub fn open_stream(&self, user_id: i64) -> Option<StreamGuard> {
+        let mut per_user = self.per_user();
+        let count = per_user.entry(user_id).or_insert(0);
+        if *count >= STREAMS_PER_USER {
+            return None;
+        }
+        *count += 1;
+        self.inner.open.fetch_add(1, Ordering::Relaxed);
+        Some(StreamGuard {
+            hub: self.clone(),
+            user_id,
+        })
+    }
+
+    /// Streams open right now.
+    pub fn open_streams(&self) -> usize {
+        self.inner.open.load(Ordering::Relaxed)
+    }
+
+    /// Ends every stream (graceful shutdown must not wait for pages that never close).
+    pub fn shut_down(&self) {
+        let _ = self.inner.shutdown.send(true);
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+
+    fn per_user(&self) -> MutexGuard<'_, HashMap<i64, usize>> {
+        self.inner
+            .per_user
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Counts one open stream until dropped (the client went away or the stream ended).
+pub struct StreamGuard {
+    hub: LiveHub,
+    user_id: i64,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let mut per_user = self.hub.per_user();
+        if let Some(count) = per_user.get_mut(&self.user_id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                per_user.remove(&self.user_id);
+            }
+        }
+        self.hub.inner.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_are_bounded_per_user_and_counted_until_dropped() {
+        let hub = LiveHub::default();
+        let guards: Vec<_> = (0..STREAMS_PER_USER)
+            .map(|_| hub.open_stream(1).expect("within the bound"))
+            .collect();
+        assert!(hub.open_stream(1).is_none(), "one more is refused");
+        let other = hub.open_stream(2).expect("other users are not affected");
+        assert_eq!(hub.open_streams(), STREAMS_PER_USER + 1);
+        drop(guards);
+        drop(other);
+        assert_eq!(hub.open_streams(), 0);
+        assert!(hub.open_stream(1).is_some());
+    }
+}
