@@ -39,11 +39,15 @@ export function topicNames(page: Page) {
 
 /** Creates a staff account with the server's CLI, in the database the test server uses. */
 export function createStaff(username: string): void {
+  createStaffIn(process.env.E2E_DATABASE ?? "", username);
+}
+
+export function createStaffIn(database: string, username: string): void {
   const binary = path.resolve(__dirname, "../../target/debug/server");
   execFileSync(binary, ["create-user", username, "--staff"], {
     env: {
       ...process.env,
-      DATABASE_URL: `sqlite://${process.env.E2E_DATABASE}`,
+      DATABASE_URL: `sqlite://${database}`,
       SUBSCRIPTIONS_PASSWORD: PASSWORD,
       RUST_LOG: "warn",
     },

@@ -1,0 +1,110 @@
+import { expect, test, type Browser, type Page } from "@playwright/test";
+import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { createStaffIn, PASSWORD, topicRow, uniqueName } from "./helpers";
+
+// This test runs its own server, because it restarts it in the middle.
+const root = path.resolve(__dirname, "../..");
+const port = Number(process.env.E2E_LIVE_PORT ?? 3101);
+const base = `http://127.0.0.1:${port}`;
+
+function startServer(database: string): Promise<ChildProcess> {
+  const child = spawn(path.join(root, "target/debug/server"), [], {
+    env: {
+      ...process.env,
+      DATABASE_URL: `sqlite://${database}`,
+      LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
+      LEPTOS_SITE_ROOT: path.join(root, "target/site"),
+      RUST_LOG: "warn",
+    },
+    stdio: "ignore",
+  });
+  return new Promise((resolve, reject) => {
+    const deadline = Date.now() + 30_000;
+    const poll = async () => {
+      try {
+        const response = await fetch(`${base}/healthz`);
+        if (response.ok) return resolve(child);
+      } catch {
+        // not up yet
+      }
+      if (Date.now() > deadline) return reject(new Error("server did not start"));
+      setTimeout(poll, 100);
+    };
+    poll();
+  });
+}
+
+function stopServer(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    child.once("exit", () => resolve());
+    child.kill("SIGTERM");
+  });
+}
+
+async function logIn(browser: Browser, username: string, signUp: boolean): Promise<Page> {
+  const context = await browser.newContext({ baseURL: base });
+  const page = await context.newPage();
+  await page.goto(signUp ? "/signup" : "/login");
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: signUp ? "Create account" : "Log in" }).click();
+  await expect(page).toHaveURL(/\/topics\/$/);
+  await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
+  return page;
+}
+
+const within = { timeout: 2_000 };
+
+test("an open page follows another user's changes without reload, across a restart", async ({
+  browser,
+}) => {
+  test.setTimeout(90_000);
+  const database = path.join(os.tmpdir(), `subscriptions-live-${process.pid}-${Date.now()}.db`);
+  let server = await startServer(database);
+  try {
+    const staff = uniqueName("a");
+    createStaffIn(database, staff);
+    const a = await logIn(browser, staff, false);
+    const b = await logIn(browser, uniqueName("b"), true);
+    await b.evaluate(() => {
+      (window as unknown as { __stillHere: boolean }).__stillHere = true;
+    });
+
+    const topic = uniqueName("Live ");
+    await a.getByLabel("New topic").fill(topic);
+    await a.getByRole("button", { name: "Create" }).click();
+    await expect(topicRow(b, topic)).toHaveAttribute("data-subscribers", "0", within);
+
+    await topicRow(a, topic).getByRole("button", { name: "Subscribe" }).click();
+    await expect(topicRow(b, topic)).toHaveAttribute("data-subscribers", "1", within);
+    await expect(topicRow(b, topic)).toHaveAttribute("data-subscribed", "false");
+
+    // The server restarts; both pages stay open and reconnect on their own.
+    await stopServer(server);
+    server = await startServer(database);
+
+    const renamed = uniqueName("Renamed ");
+    // The acting page may need a moment to see the server again.
+    await expect(async () => {
+      await topicRow(a, topic).getByRole("textbox").fill(renamed);
+      await topicRow(a, topic).getByRole("button", { name: "Rename" }).click();
+      await expect(topicRow(a, renamed)).toHaveCount(1, { timeout: 1_000 });
+    }).toPass({ timeout: 15_000 });
+    await expect(topicRow(b, renamed)).toHaveAttribute("data-subscribers", "1", within);
+    await expect(topicRow(b, topic)).toHaveCount(0);
+
+    await topicRow(a, renamed).getByRole("button", { name: "Delete" }).click();
+    await expect(topicRow(b, renamed)).toHaveCount(0, within);
+
+    const still = await b.evaluate(
+      () => (window as unknown as { __stillHere?: boolean }).__stillHere === true,
+    );
+    expect(still, "B's page was never reloaded").toBe(true);
+  } finally {
+    await stopServer(server);
+    for (const suffix of ["", "-wal", "-shm"]) fs.rmSync(database + suffix, { force: true });
+  }
+});
