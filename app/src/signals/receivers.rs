@@ -133,8 +133,9 @@ fn user_logged_out(
 ) -> Result<(), AppError> {
     let user_id = signal.user_id;
     tx.on_commit(move |effects, token| {
-        effects.cache.invalidate_users(&[user_id], token);
+        // Streams end first: they must not push a version the logged-out page cannot fetch.
         effects.cache.live().end_user_streams(user_id, token);
+        effects.cache.invalidate_users(&[user_id], token);
     });
     Ok(())
 }
