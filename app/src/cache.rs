@@ -74,6 +74,8 @@ struct Inner {
     base: u64,
     /// Generations are the versions pages follow; every bump is published here.
     live: LiveHub,
+    /// A zero time to live turns filling off (every load reads the database): for measuring.
+    enabled: bool,
     stats: CacheStats,
 }
 
@@ -99,6 +101,7 @@ impl TopicCache {
                 generations: Mutex::new(HashMap::new()),
                 base,
                 live,
+                enabled: !ttl.is_zero(),
                 stats: CacheStats::default(),
             }),
         }
@@ -172,6 +175,9 @@ impl TopicCache {
 
     /// Stores the catalog read under `ticket`; refused (false) if it may be stale.
     pub fn fill_catalog(&self, ticket: &Ticket, catalog: Catalog) -> bool {
+        if !self.inner.enabled {
+            return false;
+        }
         let generations = self.generations();
         if self.generation(&generations, CATALOG_KEY) != ticket.catalog {
             self.inner
@@ -186,6 +192,9 @@ impl TopicCache {
 
     /// Stores the user's topics read under `ticket`; refused (false) if they may be stale.
     pub fn fill_user_topics(&self, ticket: &Ticket, topics: UserTopics) -> bool {
+        if !self.inner.enabled {
+            return false;
+        }
         let key = user_key(ticket.user_id);
         let generations = self.generations();
         if self.generation(&generations, &key) != ticket.user {
@@ -351,6 +360,16 @@ pub(crate) mod tests {
         let restarted = TopicCache::default();
         assert!(restarted.ticket(1).catalog > seen.catalog);
         assert!(restarted.ticket(1).user > seen.user);
+    }
+
+    #[test]
+    fn a_zero_time_to_live_turns_the_cache_off() {
+        let cache = TopicCache::new(Duration::ZERO, LiveHub::default());
+        let ticket = cache.ticket(1);
+        assert!(!cache.fill_catalog(&ticket, catalog(&["A"])));
+        assert!(!cache.fill_user_topics(&ticket, Arc::new(BTreeSet::new())));
+        assert!(cache.catalog().is_none());
+        assert!(cache.user_topics(1).is_none());
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub mod topics;
 pub mod users;
 
 #[cfg(feature = "ssr")]
+pub mod bench;
+#[cfg(feature = "ssr")]
 pub mod cache;
 #[cfg(feature = "ssr")]
 pub mod db;

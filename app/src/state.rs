@@ -34,7 +34,10 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     /// Connects the signal receivers (our `ready()`) and builds the cache they keep fresh.
     pub fn new(db: Db, leptos_options: LeptosOptions) -> Self {
-        let cache = TopicCache::default();
+        Self::with_cache(db, leptos_options, TopicCache::default())
+    }
+
+    pub fn with_cache(db: Db, leptos_options: LeptosOptions, cache: TopicCache) -> Self {
         let signals = Arc::new(Signals::new(receivers::ready(), cache.clone()));
         AppState {
             db,

@@ -28,6 +28,13 @@ pub enum Command {
         #[arg(long)]
         staff: bool,
     },
+    /// Fill an empty database with a benchmark dataset (users bench1…benchN, password
+    /// "bench-password"): `small` = 203 topics, 1,000 users, 10,000 subscriptions; `large` =
+    /// 10,000 topics, 100,000 users, 1,000,000 subscriptions.
+    BenchSeed {
+        #[arg(long, default_value = "small")]
+        profile: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +45,24 @@ pub enum CliError {
     Rejected(String),
     #[error("cannot read the password from standard input: {0}")]
     Stdin(std::io::Error),
+}
+
+pub async fn bench_seed_command(config: &Config, profile: &str) -> Result<(), CliError> {
+    let profile = app::bench::Profile::named(profile).ok_or_else(|| {
+        CliError::Rejected(format!("unknown profile `{profile}`: use small or large"))
+    })?;
+    let db = Db::open(&config.database_url).await?;
+    let seeded = app::bench::seed(&db, profile)
+        .await
+        .map_err(|e| CliError::Rejected(e.to_string()))?;
+    println!(
+        "seeded {} topics, {} users, {} subscriptions in {:.1} s",
+        seeded.topics,
+        seeded.users,
+        seeded.subscriptions,
+        seeded.took.as_secs_f64()
+    );
+    Ok(())
 }
 
 pub async fn create_user_command(

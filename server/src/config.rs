@@ -1,6 +1,8 @@
 //! Configuration from the environment. Every setting has a default that serves the embedded
 //! setup (SQLite file under ./data, plain HTTP on 127.0.0.1:3000).
 
+use std::time::Duration;
+
 use leptos::config::LeptosOptions;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/app.db";
@@ -12,6 +14,9 @@ pub struct Config {
     pub database_url: String,
     /// `SECURE_COOKIES`: mark the session cookie `Secure` (set it when serving over HTTPS).
     pub secure_cookies: bool,
+    /// `TOPIC_CACHE_TTL_SECONDS`: how long cached topic lists live (default 60; 0 turns the
+    /// cache off, which only makes sense for measuring).
+    pub cache_ttl: Duration,
     /// Site folder and address: `LEPTOS_SITE_ROOT`, `LEPTOS_SITE_ADDR` (as cargo-leptos sets them).
     pub leptos: LeptosOptions,
 }
@@ -22,6 +27,8 @@ pub enum ConfigError {
     Leptos(String),
     #[error("{name} must be true or false, not `{value}`")]
     NotABool { name: &'static str, value: String },
+    #[error("{name} must be a whole number of seconds, not `{value}`")]
+    NotSeconds { name: &'static str, value: String },
 }
 
 impl Config {
@@ -35,8 +42,21 @@ impl Config {
                 .filter(|url| !url.trim().is_empty())
                 .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
             secure_cookies: env_bool("SECURE_COOKIES", false)?,
+            cache_ttl: env_seconds("TOPIC_CACHE_TTL_SECONDS", app::cache::TTL)?,
             leptos,
         })
+    }
+}
+
+fn env_seconds(name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(value) if value.trim().is_empty() => Ok(default),
+        Ok(value) => value
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| ConfigError::NotSeconds { name, value }),
     }
 }
 

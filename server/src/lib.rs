@@ -13,7 +13,9 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
+use app::cache::TopicCache;
 use app::db::{Db, OpenError};
+use app::live::LiveHub;
 use app::sessions::DbSessionStore;
 use app::state::AppState;
 use app::users::ssr::Backend;
@@ -65,7 +67,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     })?;
 
     let sweeper = tokio::spawn(sweep_expired_sessions(DbSessionStore::new(db.clone())));
-    let state = AppState::new(db, config.leptos.clone());
+    let cache = TopicCache::new(config.cache_ttl, LiveHub::default());
+    let state = AppState::with_cache(db, config.leptos.clone(), cache);
     let live = state.cache.live().clone();
     let app = router(state, config.secure_cookies);
 

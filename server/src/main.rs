@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use server::cli::{create_user_command, Cli, Command};
+use server::cli::{bench_seed_command, create_user_command, Cli, Command};
 use server::config::DEFAULT_LOG_FILTER;
 use server::Config;
 
@@ -29,6 +29,9 @@ async fn main() -> ExitCode {
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => server::serve(config).await.map_err(|e| e.to_string()),
         Command::CreateUser { username, staff } => create_user_command(&config, &username, staff)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::BenchSeed { profile } => bench_seed_command(&config, &profile)
             .await
             .map_err(|e| e.to_string()),
     };

@@ -1,0 +1,156 @@
+//! Benchmark datasets, loaded in bulk before the server starts (`server bench-seed`). This
+//! is a fixture load, like a data migration: it writes rows directly, in one transaction, and
+//! sends no signals — no server is running and no cache exists yet.
+
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+
+use crate::db::{self, Conn, Db, DbError};
+use crate::schema::{topic_subscribers, topics, users};
+
+/// Every benchmark user has this password.
+pub const PASSWORD: &str = "bench-password";
+/// Benchmark users are called `bench1`, `bench2`, …
+pub const USER_PREFIX: &str = "bench";
+
+/// Rows per INSERT statement: well under SQLite's limit of 32,766 bound parameters.
+const CHUNK: usize = 5_000;
+const SUBSCRIPTIONS_PER_USER: usize = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Profile {
+    pub topics: usize,
+    pub users: usize,
+}
+
+impl Profile {
+    pub fn named(name: &str) -> Option<Profile> {
+        match name {
+            // The three seeded topics count towards the totals.
+            "small" => Some(Profile {
+                topics: 203,
+                users: 1_000,
+            }),
+            "large" => Some(Profile {
+                topics: 10_000,
+                users: 100_000,
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn subscriptions(&self) -> usize {
+        self.users * SUBSCRIPTIONS_PER_USER
+    }
+}
+
+#[derive(Debug)]
+pub struct Seeded {
+    pub topics: i64,
+    pub users: i64,
+    pub subscriptions: i64,
+    pub took: Duration,
+}
+
+/// Fills an empty (freshly migrated) database with `profile`'s dataset.
+pub async fn seed(db: &Db, profile: Profile) -> Result<Seeded, DbError> {
+    let hash = tokio::task::spawn_blocking(|| password_auth::generate_hash(PASSWORD))
+        .await
+        .map_err(|e| DbError::Interact(e.to_string()))?;
+    db.run(move |conn| {
+        let started = Instant::now();
+        db::write_transaction(conn, |conn| load(conn, profile, &hash))?;
+        Ok(Seeded {
+            topics: topics::table.count().get_result(conn)?,
+            users: users::table.count().get_result(conn)?,
+            subscriptions: topic_subscribers::table.count().get_result(conn)?,
+            took: started.elapsed(),
+        })
+    })
+    .await
+}
+
+fn load(conn: &mut Conn, profile: Profile, hash: &str) -> Result<(), DbError> {
+    let existing: i64 = topics::table.count().get_result(conn)?;
+    let extra = profile
+        .topics
+        .saturating_sub(usize::try_from(existing).unwrap_or(0));
+    let names: Vec<String> = (1..=extra).map(|n| format!("Topic {n:05}")).collect();
+    for chunk in names.chunks(CHUNK) {
+        let rows: Vec<_> = chunk.iter().map(|name| topics::name.eq(name)).collect();
+        diesel::insert_into(topics::table)
+            .values(&rows)
+            .execute(conn)?;
+    }
+
+    let usernames: Vec<String> = (1..=profile.users)
+        .map(|n| format!("{USER_PREFIX}{n}"))
+        .collect();
+    for chunk in usernames.chunks(CHUNK) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|name| {
+                (
+                    users::username.eq(name),
+                    users::password_hash.eq(hash),
+                    users::is_staff.eq(false),
+                )
+            })
+            .collect();
+        diesel::insert_into(users::table)
+            .values(&rows)
+            .execute(conn)?;
+    }
+
+    let topic_ids: Vec<i64> = topics::table
+        .select(topics::id)
+        .order(topics::id)
+        .load(conn)?;
+    let user_ids: Vec<i64> = users::table
+        .filter(users::username.like(format!("{USER_PREFIX}%")))
+        .select(users::id)
+        .order(users::id)
+        .load(conn)?;
+    let count = topic_ids.len();
+    // Each user follows ten distinct topics, spread evenly over all of them.
+    let pairs: Vec<(i64, i64)> = user_ids
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &user_id)| {
+            let topic_ids = &topic_ids;
+            (0..SUBSCRIPTIONS_PER_USER).map(move |k| (topic_ids[(i * 7 + k * 13) % count], user_id))
+        })
+        .collect();
+    for chunk in pairs.chunks(CHUNK) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|&(topic_id, user_id)| {
+                (
+                    topic_subscribers::topic_id.eq(topic_id),
+                    topic_subscribers::user_id.eq(user_id),
+                )
+            })
+            .collect();
+        diesel::insert_into(topic_subscribers::table)
+            .values(&rows)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_small_profile_has_the_promised_size() {
+        let (_dir, db) = crate::signals::tests::test_db().await;
+        let profile = Profile::named("small").expect("profile");
+        let seeded = seed(&db, profile).await.expect("seed");
+        assert_eq!(seeded.topics, 203);
+        assert_eq!(seeded.users, 1_000);
+        assert_eq!(seeded.subscriptions, 10_000);
+        assert!(Profile::named("huge").is_none());
+    }
+}

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Benchmarks the release build: seeds a dataset into a temporary database, starts the server,
+# drives it with wrk and prints a results table (also written to bench-results/).
+#
+#   ./scripts/bench.sh [small|large] [seconds per scenario]
+#
+# Installs what it lacks (wrk from Debian, wasm-opt from crates.io, the build tools). Reports;
+# never gates anything: compare figures measured in the same run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile=${1:-small}
+duration=${2:-10}
+port=${BENCH_PORT:-3400}
+base="http://127.0.0.1:$port"
+logins=${BENCH_USERS:-200}
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+./scripts/setup.sh
+if ! command -v wrk >/dev/null; then
+  log "installing wrk"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y wrk
+fi
+if ! command -v wasm-opt >/dev/null || [ "$(command -v wasm-opt)" = /usr/bin/wasm-opt ]; then
+  # Debian's binaryen is too old: its wasm-opt output does not hydrate.
+  log "installing wasm-opt from crates.io"
+  cargo install wasm-opt --locked
+fi
+
+log "building the release server and site"
+cargo leptos build --release
+
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+export DATABASE_URL="sqlite://$work/bench.db"
+log "seeding the $profile dataset"
+seed_line=$(target/release/server bench-seed --profile "$profile")
+echo "$seed_line" >&2
+
+start_server() {
+  LEPTOS_SITE_ADDR="127.0.0.1:$port" LEPTOS_SITE_ROOT=target/site RUST_LOG=warn \
+    TOPIC_CACHE_TTL_SECONDS="${1:-60}" target/release/server >"$work/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 100); do
+    curl -fs "$base/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "the server did not start:" >&2; cat "$work/server.log" >&2; exit 1
+}
+
+stop_server() {
+  kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
+}
+
+metric() { curl -fs "$base/metrics" | awk -v name="$1" '$1 == name { print $2 }'; }
+
+login_users() {
+  : >"$work/cookies"
+  for n in $(seq "$logins"); do
+    curl -fs -o /dev/null -D - -X POST "$base/login" \
+      --data-urlencode "username=bench$n" --data-urlencode "password=bench-password" \
+      | sed -n 's/^[Ss]et-[Cc]ookie: \(subscriptions_session=[^;]*\).*/\1/p' | tr -d '\r' \
+      >>"$work/cookies"
+  done
+  [ "$(wc -l <"$work/cookies")" -eq "$logins" ] || { echo "login failed" >&2; exit 1; }
+}
+
+export BENCH_LUA="$PWD/scripts/bench" BENCH_COOKIES="$work/cookies"
+results="$work/results.md"
+{
+  echo "| scenario | connections | requests/s | p50 ms | p99 ms | p99.9 ms | errors | SQL statements / request |"
+  echo "|---|---|---|---|---|---|---|---|"
+} >"$results"
+
+# run NAME CONNECTIONS SCRIPT [ARGS…]
+run() {
+  local name=$1 connections=$2 script=$3; shift 3
+  local threads=$(( connections < 2 ? 1 : 2 ))
+  local sql_before sql_after out line requests
+  sql_before=$(metric sql_statements_total)
+  out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --timeout 5s \
+    -s "scripts/bench/$script" "$base" -- "$@")
+  sql_after=$(metric sql_statements_total)
+  line=$(grep '^RESULT' <<<"$out")
+  requests=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$line")
+  local field; field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$connections" \
+    "$(field rps)" "$(field p50_ms)" "$(field p99_ms)" "$(field p999_ms)" "$(field errors)" \
+    "$(awk -v a="$sql_before" -v b="$sql_after" -v r="$requests" \
+        'BEGIN { printf "%.2f", r > 0 ? (b - a) / r : 0 }')" >>"$results"
+  log "$name: $line"
+}
+
+topics=$( [ "$profile" = large ] && echo 10000 || echo 203 )
+log "starting the server (cache on) and logging in $logins users"
+start_server 60
+login_users
+curl -fs -H "Cookie: $(head -1 "$work/cookies")" "$base/topics/" >/dev/null  # warm
+
+run "/healthz (ceiling)" 16 get.lua /healthz
+BENCH_COOKIES=/dev/null run "static asset, 1 connection" 1 get.lua /pkg/subscriptions.js
+run "hot GET /topics/, 1 connection" 1 get.lua /topics/
+run "hot GET /topics/ (cache hit)" 16 get.lua /topics/
+run "subscribe/unsubscribe toggles" 16 toggle.lua 2
+run "mixed 90/10, $logins users" 16 mixed.lua "$topics"
+rss_kib=$(awk '/VmRSS/ { print $2 }' "/proc/$server_pid/status")
+stop_server
+
+log "restarting with the cache off: every load is a miss"
+start_server 0
+run "GET /topics/, every request a miss" 16 rotate.lua
+stop_server
+
+wasm_gz=$(gzip -9 -c target/site/pkg/subscriptions.wasm | wc -c)
+{
+  echo
+  echo "- dataset: $seed_line"
+  echo "- server RSS after the mixed run: $(( rss_kib / 1024 )) MiB"
+  echo "- release wasm: $(( $(wc -c <target/site/pkg/subscriptions.wasm) / 1024 )) KiB, $(( wasm_gz / 1024 )) KiB gzipped"
+  echo "- $duration s per scenario, wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)"
+} >>"$results"
+
+mkdir -p bench-results
+cp "$results" "bench-results/$profile-$(date -u +%Y%m%d-%H%M%S).md"
+cat "$results"
