@@ -51,6 +51,12 @@ pub struct Ticket {
     user_id: i64,
 }
 
+impl Ticket {
+    pub fn user_id(&self) -> i64 {
+        self.user_id
+    }
+}
+
 /// Counters for the metrics endpoint and for tests.
 #[derive(Debug, Default)]
 pub struct CacheStats {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_diesel::sqlite::{Hook, HookError, Manager, Pool, Runtime};
+use deadpool_diesel::{ManagerConfig, RecyclingMethod};
 use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
 use diesel::Connection;
 use diesel::SqliteConnection;
@@ -70,7 +71,9 @@ impl Instrumentation for CountStatements {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         if let InstrumentationEvent::StartQuery { query, .. } = event {
             self.0.statements.fetch_add(1, Ordering::Relaxed);
-            if query.to_string().contains("topic") {
+            let sql = query.to_string();
+            tracing::trace!(%sql, "statement");
+            if sql.contains("topic") {
                 self.0.topic_statements.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -104,7 +107,15 @@ impl Db {
                 })?;
             }
         }
-        let manager = Manager::new(path.clone(), Runtime::Tokio1);
+        // Recycling still refuses a connection left inside a transaction, but skips the
+        // default `SELECT 1` ping: a local SQLite file does not go away between checkouts.
+        let manager = Manager::from_config(
+            path.clone(),
+            Runtime::Tokio1,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::CustomFunction(Box::new(|_| Ok(()))),
+            },
+        );
         let stats = Arc::new(SqlStats::default());
         let hook_stats = stats.clone();
         let pool = Pool::builder(manager)

@@ -1,9 +1,10 @@
-//! Login sessions stored in our own database, so that a server restart logs nobody out.
+//! Login sessions stored in our own database, so that a server restart logs nobody out, with
+//! an in-memory cache in front so that a page view needs no SQL for its session.
 
 use async_trait::async_trait;
 use axum_login::tower_sessions::cookie::time::OffsetDateTime;
 use axum_login::tower_sessions::session::{Id, Record};
-use axum_login::tower_sessions::session_store::{self, SessionStore};
+use axum_login::tower_sessions::session_store::{self, CachingSessionStore, SessionStore};
 use diesel::prelude::*;
 
 use crate::db::{Conn, Db, DbError};
@@ -11,6 +12,68 @@ use crate::schema::sessions;
 
 /// How often `create` draws a fresh id when the drawn one is taken (practically never).
 const CREATE_ATTEMPTS: usize = 8;
+/// How long a session stays in memory without being reloaded from the database. Bounds how
+/// long another server instance may still honour a session ended elsewhere.
+const MEMORY_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+const MEMORY_CAPACITY: u64 = 100_000;
+
+/// The store the server uses: memory in front of the database.
+pub type Sessions = CachingSessionStore<MemorySessions, DbSessionStore>;
+
+pub fn sessions(db: Db) -> Sessions {
+    CachingSessionStore::new(MemorySessions::default(), DbSessionStore::new(db))
+}
+
+/// Recently used sessions, in memory. Only a cache: the database is the source of truth.
+#[derive(Clone)]
+pub struct MemorySessions {
+    records: mini_moka::sync::Cache<Id, Record>,
+}
+
+impl Default for MemorySessions {
+    fn default() -> Self {
+        MemorySessions {
+            records: mini_moka::sync::Cache::builder()
+                .max_capacity(MEMORY_CAPACITY)
+                .time_to_live(MEMORY_TTL)
+                .build(),
+        }
+    }
+}
+
+impl std::fmt::Debug for MemorySessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemorySessions")
+            .field("entries", &self.records.entry_count())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemorySessions {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        // The database store runs first and has settled the id.
+        self.records.insert(record.id, record.clone());
+        Ok(())
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        self.records.insert(record.id, record.clone());
+        Ok(())
+    }
+
+    async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
+        Ok(self
+            .records
+            .get(session_id)
+            .filter(|record| record.expiry_date > OffsetDateTime::now_utc()))
+    }
+
+    async fn delete(&self, session_id: &Id) -> session_store::Result<()> {
+        self.records.invalidate(session_id);
+        Ok(())
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct DbSessionStore {
@@ -186,6 +249,33 @@ mod tests {
         assert_ne!(second.id, first.id, "a colliding id is replaced");
         assert_eq!(store.load(&first.id).await.expect("load"), Some(first));
         assert_eq!(store.load(&second.id).await.expect("load"), Some(second));
+    }
+
+    #[tokio::test]
+    async fn the_memory_cache_serves_loads_and_forgets_deleted_sessions() {
+        let (_dir, db_store) = store().await;
+        let db = db_store.db.clone();
+        let cached = sessions(db);
+        let mut rec = record(Id::default(), Duration::hours(1));
+        cached.create(&mut rec).await.expect("create");
+        // Gone from the database, still served from memory: loads need no SQL.
+        db_store
+            .delete(&rec.id)
+            .await
+            .expect("delete from the database");
+        assert_eq!(cached.load(&rec.id).await.expect("load"), Some(rec.clone()));
+        // Deleting through the cache removes it everywhere.
+        cached.delete(&rec.id).await.expect("delete");
+        assert_eq!(cached.load(&rec.id).await.expect("load"), None);
+
+        let mut old = record(Id::default(), Duration::seconds(-5));
+        MemorySessions::default().save(&old).await.expect("save");
+        let memory = MemorySessions::default();
+        memory.save(&old).await.expect("save");
+        assert_eq!(memory.load(&old.id).await.expect("load"), None, "expired");
+        old.expiry_date = OffsetDateTime::now_utc() + Duration::hours(1);
+        memory.save(&old).await.expect("save");
+        assert!(memory.load(&old.id).await.expect("load").is_some());
     }
 
     #[tokio::test]

@@ -33,9 +33,17 @@ pub enum ConfigError {
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let leptos = leptos::config::get_configuration(None)
+        let mut leptos = leptos::config::get_configuration(None)
             .map_err(|e| ConfigError::Leptos(e.to_string()))?
             .leptos_options;
+        // cargo-leptos writes the hashed asset names beside the binary it builds; a binary
+        // that has them serves hashed names without being told.
+        if !leptos.hash_files {
+            leptos.hash_files = std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().map(|dir| dir.join(leptos.hash_file.as_ref())))
+                .is_some_and(|path| path.is_file());
+        }
         Ok(Config {
             database_url: std::env::var("DATABASE_URL")
                 .ok()

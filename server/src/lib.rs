@@ -3,14 +3,20 @@
 
 use std::time::Duration;
 
+use axum::http::{header, HeaderValue};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 use axum_login::tower_sessions::cookie::{time, SameSite};
 use axum_login::tower_sessions::{Expiry, SessionManagerLayer};
 use axum_login::AuthManagerLayerBuilder;
+use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use app::cache::TopicCache;
@@ -73,6 +79,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let app = router(state, config.secure_cookies);
 
     tracing::info!("listening on http://{local}");
+    // Small responses must leave at once: without NODELAY, Nagle's algorithm meets the
+    // client's delayed ACK and a keep-alive connection stalls ~40 ms per response.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %err, "cannot set TCP_NODELAY");
+        }
+    });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
@@ -91,8 +104,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 pub fn router(state: AppState, secure_cookies: bool) -> Router {
     let routes = generate_route_list(app::App);
     let metrics_state = state.clone();
+    let (pkg_route, static_files) = static_files(&state.leptos_options);
 
-    let session_layer = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
+    let session_layer = SessionManagerLayer::new(app::sessions::sessions(state.db.clone()))
         .with_name(SESSION_COOKIE)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
@@ -146,8 +160,35 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
 
     Router::new()
         .merge(operations)
+        .nest_service(&pkg_route, static_files)
         .merge(site)
+        .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
+}
+
+/// The wasm, JS and CSS of the site: no session, no database, files compressed ahead of time
+/// (`cargo leptos build --release --precompress`) served as they are. Hashed names never change
+/// content, so they may be cached for a year; unhashed ones must be revalidated.
+fn static_files(options: &LeptosOptions) -> (String, Router) {
+    let route = format!("/{}", options.site_pkg_dir);
+    let folder =
+        std::path::Path::new(options.site_root.as_ref()).join(options.site_pkg_dir.as_ref());
+    let cache_control = if options.hash_files {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    let service = ServeDir::new(folder)
+        .precompressed_br()
+        .precompressed_gzip();
+    let router =
+        Router::new()
+            .fallback_service(service)
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static(cache_control),
+            ));
+    (route, router)
 }
 
 async fn healthz() -> &'static str {

@@ -290,11 +290,17 @@ async fn repeated_loads_run_no_topic_sql_until_something_changes() {
     let bob = member(&server, "bob").await;
     alice.topics().await;
     let warm = server.metric("sql_topic_statements_total").await;
+    let all_warm = server.metric("sql_statements_total").await;
     let hits = server.metric("cache_hits_total").await;
     for _ in 0..5 {
         alice.topics().await;
     }
     assert_eq!(server.metric("sql_topic_statements_total").await, warm);
+    assert_eq!(
+        server.metric("sql_statements_total").await,
+        all_warm,
+        "a cache hit runs no SQL at all, session and user lookups included"
+    );
     assert!(server.metric("cache_hits_total").await >= hits + 10);
 
     let python = bob.topic_id("Python").await;

@@ -48,11 +48,7 @@ pub async fn list_topics() -> Result<TopicListing, AppError> {
         async {
             let user = crate::state::require_user().await?;
             let state = crate::state::app_state()?;
-            let cache = state.cache.clone();
-            state
-                .db
-                .run(move |conn| ssr::list_in(conn, &cache, user.id))
-                .await
+            ssr::list(&state, user.id).await
         }
         .await,
     )

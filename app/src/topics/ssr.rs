@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
 use super::{TopicListing, TopicView, ViewVersion};
-use crate::cache::{Catalog, CatalogEntry, TopicCache, UserTopics};
+use crate::cache::{Catalog, CatalogEntry, Ticket, TopicCache, UserTopics};
 use crate::db::{self, Conn};
 use crate::error::AppError;
 use crate::schema::topics;
@@ -176,9 +176,22 @@ fn load_catalog(conn: &mut Conn) -> QueryResult<Vec<CatalogEntry>> {
         .collect())
 }
 
-/// The topic list as `user_id` sees it: from the cache when it holds both parts, else from
-/// the database (one read transaction), filling the cache unless a change committed since
-/// the read began.
+/// The topic list as `user_id` sees it. A cache hit touches neither the pool nor the
+/// database; a miss reads the missing parts in one read transaction and fills the cache
+/// unless a change committed since the read began.
+pub async fn list(state: &AppState, user_id: i64) -> Result<TopicListing, AppError> {
+    let lookup = Lookup::new(&state.cache, user_id);
+    if let (Some(catalog), Some(mine)) = (&lookup.catalog, &lookup.mine) {
+        return Ok(merge(lookup.ticket, catalog, mine));
+    }
+    let cache = state.cache.clone();
+    state
+        .db
+        .run(move |conn| lookup.complete(conn, &cache, || {}))
+        .await
+}
+
+/// [`list`] on an open connection.
 pub fn list_in(
     conn: &mut Conn,
     cache: &TopicCache,
@@ -195,43 +208,74 @@ pub fn list_pausing_before_fill(
     user_id: i64,
     before_fill: impl FnOnce(),
 ) -> Result<TopicListing, AppError> {
-    let ticket = cache.ticket(user_id);
-    let version = ViewVersion {
-        shared: ticket.catalog,
-        user: ticket.user,
-    };
-    let cached_catalog = cache.catalog();
-    let cached_mine = cache.user_topics(user_id);
-    let (catalog, mine) = match (cached_catalog, cached_mine) {
-        (Some(catalog), Some(mine)) => (catalog, mine),
-        (cached_catalog, cached_mine) => {
-            let (catalog, mine) = conn.transaction(|conn| {
-                let catalog: Catalog = match &cached_catalog {
-                    Some(catalog) => catalog.clone(),
-                    None => Arc::new(load_catalog(conn)?),
-                };
-                let mine: UserTopics = match &cached_mine {
-                    Some(mine) => mine.clone(),
-                    None => Arc::new(
-                        subscriptions::ssr::topic_ids_of(conn, user_id)?
-                            .into_iter()
-                            .collect::<BTreeSet<i64>>(),
-                    ),
-                };
-                Ok::<_, diesel::result::Error>((catalog, mine))
-            })?;
-            before_fill();
-            if cached_catalog.is_none() {
-                cache.fill_catalog(&ticket, catalog.clone());
-            }
-            if cached_mine.is_none() {
-                cache.fill_user_topics(&ticket, mine.clone());
-            }
-            (catalog, mine)
+    Lookup::new(cache, user_id).complete(conn, cache, before_fill)
+}
+
+/// What the cache held for a user, looked up after taking the ticket.
+struct Lookup {
+    ticket: Ticket,
+    catalog: Option<Catalog>,
+    mine: Option<UserTopics>,
+}
+
+impl Lookup {
+    fn new(cache: &TopicCache, user_id: i64) -> Self {
+        // The ticket comes first: whatever is read after it is at least as new as it.
+        let ticket = cache.ticket(user_id);
+        Lookup {
+            ticket,
+            catalog: cache.catalog(),
+            mine: cache.user_topics(user_id),
         }
-    };
-    Ok(TopicListing {
-        version,
+    }
+
+    /// Reads what the cache lacked, fills it (if still fresh), and merges.
+    fn complete(
+        self,
+        conn: &mut Conn,
+        cache: &TopicCache,
+        before_fill: impl FnOnce(),
+    ) -> Result<TopicListing, AppError> {
+        let Lookup {
+            ticket,
+            catalog: cached_catalog,
+            mine: cached_mine,
+        } = self;
+        if let (Some(catalog), Some(mine)) = (&cached_catalog, &cached_mine) {
+            return Ok(merge(ticket, catalog, mine));
+        }
+        let (catalog, mine) = conn.transaction(|conn| {
+            let catalog: Catalog = match &cached_catalog {
+                Some(catalog) => catalog.clone(),
+                None => Arc::new(load_catalog(conn)?),
+            };
+            let mine: UserTopics = match &cached_mine {
+                Some(mine) => mine.clone(),
+                None => Arc::new(
+                    subscriptions::ssr::topic_ids_of(conn, ticket.user_id())?
+                        .into_iter()
+                        .collect::<BTreeSet<i64>>(),
+                ),
+            };
+            Ok::<_, diesel::result::Error>((catalog, mine))
+        })?;
+        before_fill();
+        if cached_catalog.is_none() {
+            cache.fill_catalog(&ticket, catalog.clone());
+        }
+        if cached_mine.is_none() {
+            cache.fill_user_topics(&ticket, mine.clone());
+        }
+        Ok(merge(ticket, &catalog, &mine))
+    }
+}
+
+fn merge(ticket: Ticket, catalog: &Catalog, mine: &UserTopics) -> TopicListing {
+    TopicListing {
+        version: ViewVersion {
+            shared: ticket.catalog,
+            user: ticket.user,
+        },
         topics: catalog
             .iter()
             .map(|topic| TopicView {
@@ -241,7 +285,7 @@ pub fn list_pausing_before_fill(
                 subscribed: mine.contains(&topic.id),
             })
             .collect(),
-    })
+    }
 }
 
 /// Creates a topic named `raw_name` (trimmed); returns the creator's new view version.

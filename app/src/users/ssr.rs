@@ -220,15 +220,35 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// The axum-login backend: looks users up in our database.
-#[derive(Clone, Debug)]
+/// How long a looked-up user is reused. Accounts change only at signup here; the bound is for
+/// changes made elsewhere (another instance, the CLI).
+const USER_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The axum-login backend: looks users up in our database. Every request with a session
+/// asks for its user, so users are kept in memory for a minute.
+#[derive(Clone)]
 pub struct Backend {
     db: Db,
+    users: mini_moka::sync::Cache<i64, User>,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("cached_users", &self.users.entry_count())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Backend {
     pub fn new(db: Db) -> Self {
-        Backend { db }
+        Backend {
+            db,
+            users: mini_moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(USER_CACHE_TTL)
+                .build(),
+        }
     }
 }
 
@@ -252,10 +272,17 @@ impl AuthnBackend for Backend {
 
     async fn get_user(&self, user_id: &UserId<Self>) -> Result<Option<User>, AppError> {
         let id = *user_id;
-        Ok(self
+        if let Some(user) = self.users.get(&id) {
+            return Ok(Some(user));
+        }
+        let user = self
             .db
             .run(move |conn| find_by_id(conn, id).map_err(DbError::from))
-            .await?)
+            .await?;
+        if let Some(user) = &user {
+            self.users.insert(id, user.clone());
+        }
+        Ok(user)
     }
 }
 

@@ -33,9 +33,23 @@ impl TestServer {
         server
     }
 
+    /// Starts a server with extra environment variables.
+    pub fn start_with(vars: &[(&str, &str)]) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db_path = dir.path().join("app.db");
+        let mut server = Self::spawn(&db_path, vars);
+        server._dir = Some(dir);
+        server
+    }
+
     /// Starts a server on an existing database file (used to restart).
     pub fn start_on(db_path: &Path) -> TestServer {
+        Self::spawn(db_path, &[])
+    }
+
+    fn spawn(db_path: &Path, vars: &[(&str, &str)]) -> TestServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+            .envs(vars.iter().copied())
             .env("DATABASE_URL", format!("sqlite://{}", db_path.display()))
             .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "info")
