@@ -29,7 +29,11 @@ if ! command -v wasm-opt >/dev/null || [ "$(command -v wasm-opt)" = /usr/bin/was
 fi
 
 log "building the release server and site"
-cargo leptos build --release
+cargo leptos build --release --precompress
+# Asset names carry content hashes (listed beside the binary).
+asset() { sed -n "s/^$1: //p" target/release/hash.txt; }
+js_path="/pkg/subscriptions.$(asset js).js"
+wasm_file="target/site/pkg/subscriptions.$(asset wasm).wasm"
 
 work=$(mktemp -d)
 server_pid=""
@@ -105,7 +109,7 @@ login_users
 curl -fs -H "Cookie: $(head -1 "$work/cookies")" "$base/topics/" >/dev/null  # warm
 
 run "/healthz (ceiling)" 16 get.lua /healthz
-BENCH_COOKIES=/dev/null run "static asset, 1 connection" 1 get.lua /pkg/subscriptions.js
+BENCH_COOKIES=/dev/null run "static asset (JS), 1 connection" 1 get.lua "$js_path"
 run "hot GET /topics/, 1 connection" 1 get.lua /topics/
 run "hot GET /topics/ (cache hit)" 16 get.lua /topics/
 run "subscribe/unsubscribe toggles" 16 toggle.lua 2
@@ -118,12 +122,12 @@ start_server 0
 run "GET /topics/, every request a miss" 16 rotate.lua
 stop_server
 
-wasm_gz=$(gzip -9 -c target/site/pkg/subscriptions.wasm | wc -c)
+wasm_gz=$(gzip -9 -c "$wasm_file" | wc -c)
 {
   echo
   echo "- dataset: $seed_line"
   echo "- server RSS after the mixed run: $(( rss_kib / 1024 )) MiB"
-  echo "- release wasm: $(( $(wc -c <target/site/pkg/subscriptions.wasm) / 1024 )) KiB, $(( wasm_gz / 1024 )) KiB gzipped"
+  echo "- release wasm: $(( $(wc -c <"$wasm_file") / 1024 )) KiB, $(( wasm_gz / 1024 )) KiB gzipped"
   echo "- $duration s per scenario, wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)"
 } >>"$results"
 
