@@ -390,3 +390,50 @@ async fn the_activity_feed_lists_newest_first() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_list_pages_and_filters_through_the_url() {
+    let server = TestServer::start();
+    let alice = member(&server, "alice").await;
+    for n in 0..103 {
+        expect_redirect(
+            alice
+                .post_form("/topics/create/", &[("name", &format!("Extra {n:03}"))])
+                .await,
+            "/topics/",
+        )
+        .await;
+    }
+    let first = alice.get("/topics/").await.text().await.expect("body");
+    assert_eq!(support::topics(&first).len(), 100);
+    assert!(first.contains("Page 1 of 2"), "{first}");
+    let second = alice
+        .get("/topics/?page=2")
+        .await
+        .text()
+        .await
+        .expect("body");
+    let names: Vec<String> = support::topics(&second).into_iter().map(|t| t.1).collect();
+    assert_eq!(
+        names,
+        [
+            "Extra 098",
+            "Extra 099",
+            "Extra 100",
+            "Extra 101",
+            "Extra 102",
+            "Python"
+        ]
+    );
+    let filtered = alice
+        .get("/topics/?q=djan")
+        .await
+        .text()
+        .await
+        .expect("body");
+    let names: Vec<String> = support::topics(&filtered)
+        .into_iter()
+        .map(|t| t.1)
+        .collect();
+    assert_eq!(names, vec!["Django"]);
+}

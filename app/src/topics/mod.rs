@@ -6,6 +6,8 @@
 
 use leptos::html;
 use leptos::prelude::*;
+use leptos_router::components::Form;
+use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
@@ -36,19 +38,37 @@ pub struct ViewVersion {
     pub user: u64,
 }
 
+/// Topics per page: a list of ten thousand rows is not a page.
+pub const PAGE_SIZE: usize = 100;
+
+/// Which part of the list to show: a 1-based page of the topics whose names contain `query`
+/// (ignoring letter case).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageRequest {
+    pub page: usize,
+    pub query: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicListing {
     pub version: ViewVersion,
+    /// This page's topics.
     pub topics: Vec<TopicView>,
+    /// The page shown (clamped into range) and how many there are.
+    pub page: usize,
+    pub pages: usize,
+    /// Topics matching the query, on all pages.
+    pub total: usize,
+    pub query: String,
 }
 
 #[server(endpoint = "list_topics")]
-pub async fn list_topics() -> Result<TopicListing, AppError> {
+pub async fn list_topics(request: PageRequest) -> Result<TopicListing, AppError> {
     crate::state::respond(
         async {
             let user = crate::state::require_user().await?;
             let state = crate::state::app_state()?;
-            ssr::list(&state, user.id).await
+            ssr::list(&state, user.id, request).await
         }
         .await,
     )
@@ -108,7 +128,17 @@ pub fn TopicsPage() -> impl IntoView {
     let is_staff = use_current_user().is_some_and(|u| u.is_staff);
     let feedback = use_page_feedback();
     let refresh = RwSignal::new(0u64);
-    let listing = Resource::new(move || refresh.get(), |_| list_topics());
+    let query = use_query_map();
+    let request = move || {
+        query.with(|q| PageRequest {
+            page: q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1),
+            query: q.get("q").unwrap_or_default(),
+        })
+    };
+    let listing = Resource::new(
+        move || (refresh.get(), request()),
+        |(_, request)| list_topics(request),
+    );
 
     let create = ServerAction::<CreateTopic>::new();
     let unsubscribe_all = ServerAction::<UnsubscribeAll>::new();
@@ -209,10 +239,23 @@ pub fn TopicsPage() -> impl IntoView {
                 <a href="/topics/activity/">"Activity"</a>
             </div>
             <CreateForm create feedback=feedback.clone()/>
+            <Form method="GET" action="/topics/" attr:class="filter" attr:data-form="filter">
+                <input
+                    type="search"
+                    name="q"
+                    aria-label="Filter topics by name"
+                    placeholder="Filter by name"
+                    prop:value=move || request().query
+                />
+                <button type="submit" class="secondary">"Filter"</button>
+            </Form>
             <Transition fallback=|| view! { <p>"Loading topics…"</p> }>
                 {move || Suspend::new(async move {
                     match listing.await {
-                        Ok(listing) => view! { <TopicList topics=listing.topics actions/> }.into_any(),
+                        Ok(listing) => {
+                            let pager = pager(&listing);
+                            view! { <TopicList topics=listing.topics actions/> {pager} }.into_any()
+                        }
                         Err(err) => {
                             view! { <p class="form-error" role="alert">{err.to_string()}</p> }
                                 .into_any()
@@ -423,6 +466,40 @@ fn TopicRow(topic: TopicView, actions: Actions) -> impl IntoView {
             <FormError message=error/>
         </li>
     }
+}
+
+/// Links to the neighbouring pages, keeping the filter.
+fn pager(listing: &TopicListing) -> impl IntoView {
+    let link = |page: usize| {
+        let mut href = format!("/topics/?page={page}");
+        if !listing.query.is_empty() {
+            href.push_str("&q=");
+            href.push_str(&encode_query(&listing.query));
+        }
+        href
+    };
+    let (page, pages) = (listing.page, listing.pages);
+    (pages > 1).then(|| {
+        view! {
+            <nav class="pager" data-pages=pages data-page=page>
+                {(page > 1).then(|| view! { <a rel="prev" href=link(page - 1)>"← Previous"</a> })}
+                <span>{format!("Page {page} of {pages}")}</span>
+                {(page < pages).then(|| view! { <a rel="next" href=link(page + 1)>"Next →"</a> })}
+            </nav>
+        }
+    })
+}
+
+fn encode_query(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn subscriber_label(count: i64) -> String {

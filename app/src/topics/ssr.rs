@@ -7,7 +7,7 @@ use std::sync::Arc;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
-use super::{TopicListing, TopicView, ViewVersion};
+use super::{PageRequest, TopicListing, TopicView, ViewVersion, PAGE_SIZE};
 use crate::cache::{Catalog, CatalogEntry, Ticket, TopicCache, UserTopics};
 use crate::db::{self, Conn};
 use crate::error::AppError;
@@ -179,19 +179,27 @@ fn load_catalog(conn: &mut Conn) -> QueryResult<Vec<CatalogEntry>> {
 /// The topic list as `user_id` sees it. A cache hit touches neither the pool nor the
 /// database; a miss reads the missing parts in one read transaction and fills the cache
 /// unless a change committed since the read began.
-pub async fn list(state: &AppState, user_id: i64) -> Result<TopicListing, AppError> {
+pub async fn list(
+    state: &AppState,
+    user_id: i64,
+    request: PageRequest,
+) -> Result<TopicListing, AppError> {
     let lookup = Lookup::new(&state.cache, user_id);
     if let (Some(catalog), Some(mine)) = (&lookup.catalog, &lookup.mine) {
-        return Ok(merge(lookup.ticket, catalog, mine));
+        return Ok(merge(lookup.ticket, catalog, mine, &request));
     }
     let cache = state.cache.clone();
     state
         .db
-        .run(move |conn| lookup.complete(conn, &cache, || {}))
+        .run(move |conn| {
+            lookup
+                .complete(conn, &cache, || {})
+                .map(|(ticket, catalog, mine)| merge(ticket, &catalog, &mine, &request))
+        })
         .await
 }
 
-/// [`list`] on an open connection.
+/// The first page of [`list`], on an open connection.
 pub fn list_in(
     conn: &mut Conn,
     cache: &TopicCache,
@@ -208,7 +216,8 @@ pub fn list_pausing_before_fill(
     user_id: i64,
     before_fill: impl FnOnce(),
 ) -> Result<TopicListing, AppError> {
-    Lookup::new(cache, user_id).complete(conn, cache, before_fill)
+    let (ticket, catalog, mine) = Lookup::new(cache, user_id).complete(conn, cache, before_fill)?;
+    Ok(merge(ticket, &catalog, &mine, &PageRequest::default()))
 }
 
 /// What the cache held for a user, looked up after taking the ticket.
@@ -229,20 +238,20 @@ impl Lookup {
         }
     }
 
-    /// Reads what the cache lacked, fills it (if still fresh), and merges.
+    /// Reads what the cache lacked and fills it (if still fresh).
     fn complete(
         self,
         conn: &mut Conn,
         cache: &TopicCache,
         before_fill: impl FnOnce(),
-    ) -> Result<TopicListing, AppError> {
+    ) -> Result<(Ticket, Catalog, UserTopics), AppError> {
         let Lookup {
             ticket,
             catalog: cached_catalog,
             mine: cached_mine,
         } = self;
         if let (Some(catalog), Some(mine)) = (&cached_catalog, &cached_mine) {
-            return Ok(merge(ticket, catalog, mine));
+            return Ok((ticket, catalog.clone(), mine.clone()));
         }
         let (catalog, mine) = conn.transaction(|conn| {
             let catalog: Catalog = match &cached_catalog {
@@ -266,18 +275,39 @@ impl Lookup {
         if cached_mine.is_none() {
             cache.fill_user_topics(&ticket, mine.clone());
         }
-        Ok(merge(ticket, &catalog, &mine))
+        Ok((ticket, catalog, mine))
     }
 }
 
-fn merge(ticket: Ticket, catalog: &Catalog, mine: &UserTopics) -> TopicListing {
+/// One page of the user's view: the catalog filtered and sliced first, so a page of a large
+/// catalog costs its own rows only.
+fn merge(
+    ticket: Ticket,
+    catalog: &Catalog,
+    mine: &UserTopics,
+    request: &PageRequest,
+) -> TopicListing {
+    let needle = request.query.trim().to_lowercase();
+    let matching: Vec<&CatalogEntry> = if needle.is_empty() {
+        catalog.iter().collect()
+    } else {
+        catalog
+            .iter()
+            .filter(|topic| topic.name.to_lowercase().contains(&needle))
+            .collect()
+    };
+    let total = matching.len();
+    let pages = total.div_ceil(PAGE_SIZE).max(1);
+    let page = request.page.clamp(1, pages);
     TopicListing {
         version: ViewVersion {
             shared: ticket.catalog,
             user: ticket.user,
         },
-        topics: catalog
-            .iter()
+        topics: matching
+            .into_iter()
+            .skip((page - 1) * PAGE_SIZE)
+            .take(PAGE_SIZE)
             .map(|topic| TopicView {
                 id: topic.id,
                 name: topic.name.clone(),
@@ -285,6 +315,10 @@ fn merge(ticket: Ticket, catalog: &Catalog, mine: &UserTopics) -> TopicListing {
                 subscribed: mine.contains(&topic.id),
             })
             .collect(),
+        page,
+        pages,
+        total,
+        query: request.query.trim().to_owned(),
     }
 }
 

@@ -530,3 +530,55 @@ async fn concurrent_mixed_operations_never_show_stale_state() {
         }
     }
 }
+
+#[tokio::test]
+async fn large_catalogs_come_in_pages_and_filter_by_name() {
+    let w = world().await;
+    crate::bench::seed(
+        &w.state.db,
+        crate::bench::Profile::named("small").expect("small"),
+    )
+    .await
+    .expect("seed");
+    let page = |page: usize, query: &str| {
+        let state = w.state.clone();
+        let user_id = w.alice.id;
+        let request = PageRequest {
+            page,
+            query: query.to_owned(),
+        };
+        async move { list(&state, user_id, request).await.expect("list") }
+    };
+
+    let first = page(1, "").await;
+    assert_eq!(
+        (first.total, first.pages, first.topics.len()),
+        (203, 3, PAGE_SIZE)
+    );
+    let last = page(3, "").await;
+    assert_eq!((last.page, last.topics.len()), (3, 3));
+    assert_eq!(
+        page(99, "").await.page,
+        3,
+        "past the end shows the last page"
+    );
+    assert_eq!(page(0, "").await.page, 1);
+    // Pages do not overlap and keep the name order.
+    let mut names: Vec<String> = Vec::new();
+    for n in 1..=3 {
+        names.extend(page(n, "").await.topics.into_iter().map(|t| t.name));
+    }
+    let mut sorted = names.clone();
+    sorted.sort_by_key(|name| name.to_lowercase());
+    assert_eq!(names, sorted);
+    assert_eq!(names.len(), 203);
+
+    let python = page(1, "  PYTH ").await;
+    assert_eq!(python.total, 1);
+    assert_eq!(python.topics[0].name, "Python");
+    assert!(
+        python.topics[0].subscribers > 0,
+        "seeded subscriptions are counted"
+    );
+    assert_eq!(page(1, "no such topic").await.total, 0);
+}
