@@ -115,6 +115,15 @@ run "hot GET /topics/ (cache hit)" 16 get.lua /topics/
 run "subscribe/unsubscribe toggles" 16 toggle.lua 2
 run "mixed 90/10, $logins users" 16 mixed.lua "$topics"
 rss_kib=$(awk '/VmRSS/ { print $2 }' "/proc/$server_pid/status")
+
+log "deleting Python, which every benchmark user follows"
+staff_cookie=$(curl -fs -o /dev/null -D - -X POST "$base/login" \
+  --data-urlencode "username=benchstaff" --data-urlencode "password=bench-password" \
+  | sed -n 's/^[Ss]et-[Cc]ookie: \(subscriptions_session=[^;]*\).*/\1/p' | tr -d '\r')
+python_subscribers=$(curl -fs -H "Cookie: $staff_cookie" "$base/topics/?q=python" \
+  | sed -n 's/.*data-topic-name="Python" data-subscribers="\([0-9]*\)".*/\1/p')
+delete_timing=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -X POST \
+  -H "Cookie: $staff_cookie" "$base/topics/delete/1/")
 stop_server
 
 log "restarting with the cache off: every load is a miss"
@@ -127,6 +136,7 @@ wasm_gz=$(gzip -9 -c "$wasm_file" | wc -c)
   echo
   echo "- dataset: $seed_line"
   echo "- server RSS after the mixed run: $(( rss_kib / 1024 )) MiB"
+  echo "- POST /topics/delete/1/ (Python, ${python_subscribers:-?} subscribers): status ${delete_timing% *}, $(awk -v t="${delete_timing#* }" 'BEGIN { printf "%.1f", t * 1000 }') ms"
   echo "- release wasm: $(( $(wc -c <"$wasm_file") / 1024 )) KiB, $(( wasm_gz / 1024 )) KiB gzipped"
   echo "- $duration s per scenario, wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)"
 } >>"$results"

@@ -13,6 +13,8 @@ use crate::schema::{topic_subscribers, topics, users};
 pub const PASSWORD: &str = "bench-password";
 /// Benchmark users are called `bench1`, `bench2`, …
 pub const USER_PREFIX: &str = "bench";
+/// A staff account (same password) for deleting topics.
+pub const STAFF: &str = "benchstaff";
 
 /// Rows per INSERT statement: well under SQLite's limit of 32,766 bound parameters.
 const CHUNK: usize = 5_000;
@@ -103,23 +105,40 @@ fn load(conn: &mut Conn, profile: Profile, hash: &str) -> Result<(), DbError> {
             .execute(conn)?;
     }
 
+    diesel::insert_into(users::table)
+        .values((
+            users::username.eq(STAFF),
+            users::password_hash.eq(hash),
+            users::is_staff.eq(true),
+        ))
+        .execute(conn)?;
+
     let topic_ids: Vec<i64> = topics::table
         .select(topics::id)
         .order(topics::id)
         .load(conn)?;
     let user_ids: Vec<i64> = users::table
         .filter(users::username.like(format!("{USER_PREFIX}%")))
+        .filter(users::is_staff.eq(false))
         .select(users::id)
         .order(users::id)
         .load(conn)?;
-    let count = topic_ids.len();
-    // Each user follows ten distinct topics, spread evenly over all of them.
+    // Every user follows the first topic (Python: the benchmark of deleting a topic with all
+    // users subscribed) and nine more, spread evenly over the rest.
+    let rest = topic_ids.len() - 1;
     let pairs: Vec<(i64, i64)> = user_ids
         .iter()
         .enumerate()
         .flat_map(|(i, &user_id)| {
             let topic_ids = &topic_ids;
-            (0..SUBSCRIPTIONS_PER_USER).map(move |k| (topic_ids[(i * 7 + k * 13) % count], user_id))
+            (0..SUBSCRIPTIONS_PER_USER).map(move |k| {
+                let index = if k == 0 {
+                    0
+                } else {
+                    1 + (i * 7 + k * 13) % rest
+                };
+                (topic_ids[index], user_id)
+            })
         })
         .collect();
     for chunk in pairs.chunks(CHUNK) {
@@ -149,7 +168,7 @@ mod tests {
         let profile = Profile::named("small").expect("profile");
         let seeded = seed(&db, profile).await.expect("seed");
         assert_eq!(seeded.topics, 203);
-        assert_eq!(seeded.users, 1_000);
+        assert_eq!(seeded.users, 1_001, "1,000 users and one staff account");
         assert_eq!(seeded.subscriptions, 10_000);
         assert!(Profile::named("huge").is_none());
     }

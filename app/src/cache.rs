@@ -26,6 +26,11 @@ use crate::signals::Receiving;
 pub const TTL: Duration = Duration::from_secs(60);
 const MAX_USER_ENTRIES: u64 = 100_000;
 const CATALOG_KEY: &str = "topics:catalog";
+/// The generation of every user's entry at once (an epoch).
+const ALL_USERS_KEY: &str = "user:*:topics";
+/// Above this many affected users one epoch bump replaces per-user invalidation: deleting a
+/// topic with 100,000 subscribers must not cost 100,000 cache operations.
+pub const MANY_USERS: usize = 1_000;
 
 /// The cache key of a user's topic list, as the specification names it.
 pub fn user_key(user_id: i64) -> String {
@@ -135,9 +140,17 @@ impl TopicCache {
         let generations = self.generations();
         Ticket {
             catalog: self.generation(&generations, CATALOG_KEY),
-            user: self.generation(&generations, &user_key(user_id)),
+            user: self.user_version(&generations, user_id),
             user_id,
         }
+    }
+
+    /// A user's generation plus the epoch of all users (less the base, so both count from
+    /// it): moves when either moves, and never back.
+    fn user_version(&self, generations: &HashMap<String, u64>, user_id: i64) -> u64 {
+        self.generation(generations, &user_key(user_id))
+            + self.generation(generations, ALL_USERS_KEY)
+            - self.inner.base
     }
 
     fn generation(&self, generations: &HashMap<String, u64>, key: &str) -> u64 {
@@ -203,7 +216,7 @@ impl TopicCache {
         }
         let key = user_key(ticket.user_id);
         let generations = self.generations();
-        if self.generation(&generations, &key) != ticket.user {
+        if self.user_version(&generations, ticket.user_id) != ticket.user {
             self.inner
                 .stats
                 .refused_fills
@@ -232,10 +245,21 @@ impl TopicCache {
     /// ```
     pub fn invalidate_users(&self, user_ids: &[i64], _: &Receiving) {
         let mut generations = self.generations();
+        if user_ids.len() > MANY_USERS {
+            self.inner.users.invalidate_all();
+            let epoch = self.bump(&mut generations, ALL_USERS_KEY.to_owned());
+            self.inner.live.publish(LiveEvent::AllUsers(epoch));
+            self.inner
+                .stats
+                .invalidations
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         for &user_id in user_ids {
             let key = user_key(user_id);
             self.inner.users.invalidate(&key);
-            let version = self.bump(&mut generations, key);
+            self.bump(&mut generations, key);
+            let version = self.user_version(&generations, user_id);
             self.inner
                 .live
                 .publish(LiveEvent::User { user_id, version });
@@ -366,6 +390,40 @@ pub(crate) mod tests {
         let restarted = TopicCache::default();
         assert!(restarted.ticket(1).catalog > seen.catalog);
         assert!(restarted.ticket(1).user > seen.user);
+    }
+
+    #[test]
+    fn many_users_are_invalidated_by_one_epoch_bump() {
+        let cache = TopicCache::default();
+        let token = crate::signals::tests::token();
+        let mut events = cache.live().subscribe();
+        let before: Vec<Ticket> = (1..=3).map(|id| cache.ticket(id)).collect();
+        for ticket in &before {
+            assert!(cache.fill_user_topics(ticket, Arc::new(BTreeSet::new())));
+        }
+        let stale = cache.ticket(3);
+        let everyone: Vec<i64> = (1..=(MANY_USERS as i64 + 1)).collect();
+        cache.invalidate_users(&everyone, &token);
+
+        assert_eq!(
+            cache.stats().invalidations.load(Ordering::Relaxed),
+            1,
+            "one operation"
+        );
+        assert!(matches!(events.try_recv(), Ok(LiveEvent::AllUsers(_))));
+        assert!(events.try_recv().is_err());
+        for (id, ticket) in (1..=3).zip(&before) {
+            assert!(cache.user_topics(id).is_none(), "user {id} was dropped");
+            assert!(
+                cache.ticket(id).user > ticket.user,
+                "user {id}'s version moved"
+            );
+        }
+        assert!(!cache.fill_user_topics(&stale, Arc::new(BTreeSet::new())));
+        // Per-user bumps after the epoch still move versions forward.
+        let after_epoch = cache.ticket(1);
+        cache.invalidate_users(&[1], &token);
+        assert!(cache.ticket(1).user > after_epoch.user);
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub enum LiveEvent {
     Shared(u64),
     /// One user's own view changed.
     User { user_id: i64, version: u64 },
+    /// Every user's own view changed (one bump for a change that touched very many).
+    AllUsers(u64),
     /// The user logged out: their streams end.
     LoggedOut(i64),
 }

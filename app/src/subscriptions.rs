@@ -52,10 +52,13 @@ pub mod ssr {
     use crate::state::AppState;
     use crate::topics::ViewVersion;
 
-    pub fn subscriber_ids(conn: &mut Conn, topic_id: i64) -> QueryResult<Vec<i64>> {
+    /// The topic's subscribers, at most `limit` of them (callers that only need to know
+    /// "more than N" need not read a hundred thousand ids).
+    pub fn subscriber_ids(conn: &mut Conn, topic_id: i64, limit: usize) -> QueryResult<Vec<i64>> {
         topic_subscribers::table
             .filter(topic_subscribers::topic_id.eq(topic_id))
             .select(topic_subscribers::user_id)
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
             .load(conn)
     }
 

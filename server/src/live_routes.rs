@@ -77,7 +77,8 @@ impl Follower {
             let relevant = tokio::select! {
                 _ = self.shutdown.changed() => return None,
                 received = self.events.recv() => match received {
-                    Ok(LiveEvent::Shared(_)) | Err(RecvError::Lagged(_)) => true,
+                    Ok(LiveEvent::Shared(_) | LiveEvent::AllUsers(_))
+                    | Err(RecvError::Lagged(_)) => true,
                     Ok(LiveEvent::User { user_id, .. }) => user_id == self.user_id,
                     Ok(LiveEvent::LoggedOut(user_id)) if user_id == self.user_id => return None,
                     Ok(LiveEvent::LoggedOut(_)) => false,

@@ -7,6 +7,7 @@ use super::{
     Tx, UserLoggedOut,
 };
 use crate::activity;
+use crate::cache::MANY_USERS;
 use crate::error::AppError;
 use crate::signals::Receiving;
 use crate::subscriptions;
@@ -64,9 +65,19 @@ fn capture_subscribers(
     signal: &PreDelete,
     _token: &Receiving,
 ) -> Result<(), AppError> {
-    let subscribers = subscriptions::ssr::subscriber_ids(tx.conn(), signal.topic.id)?;
+    let subscribers = affected_subscribers(tx, signal.topic.id)?;
     tx.capture_subscribers(signal.topic.id, subscribers);
     Ok(())
+}
+
+/// The subscribers whose lists a topic change touches. Past `MANY_USERS` the cache bumps
+/// one epoch for everyone, so reading more ids than that would be wasted work.
+fn affected_subscribers(tx: &mut Tx<'_>, topic_id: i64) -> Result<Vec<i64>, AppError> {
+    Ok(subscriptions::ssr::subscriber_ids(
+        tx.conn(),
+        topic_id,
+        MANY_USERS + 1,
+    )?)
 }
 
 /// `post_delete`: a tombstone (`topic_id` NULL, name kept) in the same transaction.
@@ -93,7 +104,7 @@ fn topic_changed(
 ) -> Result<(), AppError> {
     let subscribers = match tx.captured_subscribers(signal.topic_id) {
         Some(captured) => captured,
-        None => subscriptions::ssr::subscriber_ids(tx.conn(), signal.topic_id)?,
+        None => affected_subscribers(tx, signal.topic_id)?,
     };
     let TopicChanged { topic_id, action } = signal.clone();
     tx.on_commit(move |effects, token| {

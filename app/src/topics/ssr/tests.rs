@@ -582,3 +582,44 @@ async fn large_catalogs_come_in_pages_and_filter_by_name() {
     );
     assert_eq!(page(1, "no such topic").await.total, 0);
 }
+
+#[tokio::test]
+async fn deleting_a_topic_with_very_many_subscribers_bumps_one_epoch() {
+    let w = world().await;
+    crate::bench::seed(
+        &w.state.db,
+        crate::bench::Profile::named("small").expect("small"),
+    )
+    .await
+    .expect("seed");
+    let python = w.topic_id("Python").await;
+    w.with_conn(move |conn, _| {
+        diesel::sql_query(
+            "INSERT INTO topic_subscribers (topic_id, user_id) \
+             SELECT ?, id FROM users WHERE true ON CONFLICT DO NOTHING",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(python)
+        .execute(conn)?;
+        Ok(())
+    })
+    .await
+    .expect("everyone subscribes");
+    w.list(&w.alice).await;
+    let staff_before = w.state.cache.ticket(w.staff.id);
+    let invalidations = w.state.cache.stats().invalidations.load(Ordering::Relaxed);
+
+    delete(&w.state, &w.staff, python).await.expect("delete");
+
+    let spent = w.state.cache.stats().invalidations.load(Ordering::Relaxed) - invalidations;
+    assert_eq!(
+        spent, 2,
+        "one epoch for the 1,003 subscribers, one for the catalog"
+    );
+    assert!(!w.state.cache.has_user_topics(w.alice.id));
+    assert!(w.state.cache.ticket(w.staff.id).user > staff_before.user);
+    assert!(find(&w.list(&w.alice).await, "Python").is_none());
+    assert_eq!(
+        w.activities().await.last(),
+        Some(&(None, "Python".to_owned(), "deleted".to_owned()))
+    );
+}
