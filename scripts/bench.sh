@@ -98,7 +98,7 @@ run() {
   printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$connections" \
     "$(field rps)" "$(field p50_ms)" "$(field p99_ms)" "$(field p999_ms)" "$(field errors)" \
     "$(awk -v a="$sql_before" -v b="$sql_after" -v r="$requests" \
-        'BEGIN { printf "%.2f", r > 0 ? (b - a) / r : 0 }')" >>"$results"
+        'BEGIN { printf "%.2f", (r > 0 ? (b - a) / r : 0) }')" >>"$results"
   log "$name: $line"
 }
 

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::feedback::{use_form_feedback, FormError};
 
 #[cfg(feature = "ssr")]
+mod hashing;
+#[cfg(feature = "ssr")]
 pub mod ssr;
 
 /// The logged-in user as pages see it.

@@ -172,15 +172,13 @@ fn find_by_id(conn: &mut Conn, id: i64) -> QueryResult<Option<User>> {
 }
 
 async fn hash_password(password: Password) -> Result<String, AppError> {
-    tokio::task::spawn_blocking(move || password_auth::generate_hash(password.0))
-        .await
-        .map_err(|e| AppError::internal("password hashing task failed", &e))
+    super::hashing::run(move || password_auth::generate_hash(password.0)).await
 }
 
-/// Checks a password on the blocking pool. When the user does not exist, a dummy hash is still
+/// Checks a password on a hashing thread. When the user does not exist, a dummy hash is still
 /// checked, so the response time does not tell which usernames exist.
 async fn verify_password(password: String, hash: Option<String>) -> Result<bool, AppError> {
-    tokio::task::spawn_blocking(move || match hash {
+    super::hashing::run(move || match hash {
         Some(hash) => password_auth::verify_password(password, &hash).is_ok(),
         None => {
             let _ = password_auth::verify_password(password, dummy_hash());
@@ -188,7 +186,6 @@ async fn verify_password(password: String, hash: Option<String>) -> Result<bool,
         }
     })
     .await
-    .map_err(|e| AppError::internal("password check task failed", &e))
 }
 
 fn dummy_hash() -> &'static str {
