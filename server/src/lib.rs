@@ -31,6 +31,7 @@ pub mod cli;
 pub mod config;
 mod live_routes;
 mod metrics;
+mod page_cache;
 mod render;
 mod security;
 mod server_fn_errors;
@@ -103,7 +104,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 /// the session store nor the database.
 pub fn router(state: AppState, secure_cookies: bool) -> Router {
     let routes = generate_route_list(app::App);
-    let metrics_state = state.clone();
+    let pages = page_cache::PageCache::default();
+    let metrics_state = (state.clone(), pages.clone());
     let (pkg_route, static_files) = static_files(&state.leptos_options);
 
     let session_layer = SessionManagerLayer::new(app::sessions::sessions(state.db.clone()))
@@ -145,6 +147,10 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
             AppState,
             _,
         >(context, app::shell))
+        .layer(axum::middleware::from_fn_with_state(
+            (state.clone(), pages),
+            page_cache::serve_stored_pages,
+        ))
         .layer(axum::middleware::from_fn(
             server_fn_errors::client_errors_are_4xx,
         ))

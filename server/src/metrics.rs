@@ -9,7 +9,9 @@ use axum::response::IntoResponse;
 
 use app::state::AppState;
 
-pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
+use crate::page_cache::PageCache;
+
+pub async fn render(State((state, pages)): State<(AppState, PageCache)>) -> impl IntoResponse {
     let sql = state.db.sql_stats();
     let cache = state.cache.stats();
     let counters = [
@@ -37,6 +39,16 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
             "cache_invalidations_total",
             "Topic cache entries invalidated by signal receivers.",
             cache.invalidations.load(Ordering::Relaxed),
+        ),
+        (
+            "page_cache_hits_total",
+            "Topic pages served as stored for the same user and version.",
+            pages.hits.load(Ordering::Relaxed),
+        ),
+        (
+            "page_cache_misses_total",
+            "Topic pages rendered.",
+            pages.misses.load(Ordering::Relaxed),
         ),
         (
             "cache_refused_fills_total",

@@ -168,7 +168,7 @@ async fn login_is_required_for_topics() {
     // Server functions refuse anonymous callers too.
     let api = client
         .http
-        .post(server.url("/api/list_topics"))
+        .post(server.url("/api/unsubscribe_all"))
         .send()
         .await
         .expect("POST");

@@ -32,7 +32,7 @@ pub struct TopicView {
 /// Moves whenever a committed change alters what a user sees: `shared` for changes every
 /// user sees (topics, names, counts), `user` for the user's own subscriptions. Both only grow,
 /// across restarts too.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ViewVersion {
     pub shared: u64,
     pub user: u64,

@@ -1,0 +1,126 @@
+//! Rendered topic pages, kept per user and per version.
+//!
+//! Rendering a page of a hundred topics costs far more than serving it. A page is stored under
+//! the version of what its user sees, read *before* rendering: whatever the render read is at
+//! least that new. Any committed change the user would see moves the version, so a stored page
+//! is simply never asked for again — nothing to invalidate, nothing stale to serve.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::{to_bytes, Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use mini_moka::sync::Cache;
+
+use app::state::AppState;
+use app::topics::ViewVersion;
+use app::users::ssr::AuthSession;
+
+/// Only the topic list is hot enough to be worth it.
+const CACHED_PATH: &str = "/topics/";
+/// Total bytes of stored pages: keeps the server small (a page is some tens of KiB).
+const BUDGET_BYTES: u64 = 16 * 1024 * 1024;
+/// A page larger than this is not stored.
+const MAX_PAGE_BYTES: usize = 1024 * 1024;
+/// What a render may produce at most (far beyond any page of ours).
+const MAX_RENDER_BYTES: usize = 64 * 1024 * 1024;
+const TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct PageKey {
+    user_id: i64,
+    uri: String,
+    version: ViewVersion,
+}
+
+struct Page {
+    content_type: HeaderValue,
+    body: Bytes,
+}
+
+#[derive(Clone)]
+pub struct PageCache {
+    pages: Cache<PageKey, Arc<Page>>,
+    pub hits: Arc<AtomicU64>,
+    pub misses: Arc<AtomicU64>,
+}
+
+impl Default for PageCache {
+    fn default() -> Self {
+        PageCache {
+            pages: Cache::builder()
+                .max_capacity(BUDGET_BYTES)
+                .weigher(|_, page: &Arc<Page>| u32::try_from(page.body.len()).unwrap_or(u32::MAX))
+                .time_to_live(TTL)
+                .build(),
+            hits: Arc::new(AtomicU64::new(0)),
+            misses: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+pub async fn serve_stored_pages(
+    State((state, cache)): State<(AppState, PageCache)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let user_id = request
+        .extensions()
+        .get::<AuthSession>()
+        .and_then(|session| session.user.as_ref().map(|user| user.id));
+    let (Some(user_id), true) = (
+        user_id,
+        request.method() == Method::GET && request.uri().path() == CACHED_PATH,
+    ) else {
+        return next.run(request).await;
+    };
+    let key = PageKey {
+        user_id,
+        uri: request.uri().to_string(),
+        version: state.view_version(user_id),
+    };
+    if let Some(page) = cache.pages.get(&key) {
+        cache.hits.fetch_add(1, Ordering::Relaxed);
+        return (
+            [(header::CONTENT_TYPE, page.content_type.clone())],
+            page.body.clone(),
+        )
+            .into_response();
+    }
+    cache.misses.fetch_add(1, Ordering::Relaxed);
+
+    let response = next.run(request).await;
+    let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+    let html = content_type
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if response.status() != StatusCode::OK || !html {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let body = match to_bytes(body, MAX_RENDER_BYTES).await {
+        Ok(body) => body,
+        Err(err) => {
+            tracing::warn!(error = %err, "could not buffer a topic page");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The page could not be rendered.",
+            )
+                .into_response();
+        }
+    };
+    if let Some(content_type) = content_type.filter(|_| body.len() <= MAX_PAGE_BYTES) {
+        cache.pages.insert(
+            key,
+            Arc::new(Page {
+                content_type,
+                body: body.clone(),
+            }),
+        );
+    }
+    Response::from_parts(parts, Body::from(body))
+}
