@@ -118,6 +118,11 @@ impl TopicCache {
         }
     }
 
+    /// False when configured with a zero time to live (measuring the uncached path).
+    pub fn is_enabled(&self) -> bool {
+        self.inner.enabled
+    }
+
     pub fn live(&self) -> &LiveHub {
         &self.inner.live
     }

@@ -71,9 +71,12 @@ pub async fn serve_stored_pages(
         .extensions()
         .get::<AuthSession>()
         .and_then(|session| session.user.as_ref().map(|user| user.id));
+    // A disabled topic cache (TOPIC_CACHE_TTL_SECONDS=0) means: measure real renders.
     let (Some(user_id), true) = (
         user_id,
-        request.method() == Method::GET && request.uri().path() == CACHED_PATH,
+        state.cache.is_enabled()
+            && request.method() == Method::GET
+            && request.uri().path() == CACHED_PATH,
     ) else {
         return next.run(request).await;
     };
