@@ -28,6 +28,25 @@ fn topic_id(raw: &str) -> Result<i64, AppError> {
     raw.parse().map_err(|_| AppError::NotFound)
 }
 
+/// Parses the id, makes the call, answers for the form named `{action}-{raw id}`.
+async fn on_topic<F, Fut>(
+    state: &AppState,
+    parts: &Parts,
+    action: &str,
+    raw: &str,
+    call: F,
+) -> Response
+where
+    F: FnOnce(i64) -> Fut,
+    Fut: std::future::Future<Output = Result<ViewVersion, AppError>>,
+{
+    let result = match topic_id(raw) {
+        Ok(id) => call(id).await,
+        Err(err) => Err(err),
+    };
+    answer(state, parts, format!("{action}-{raw}"), None, result).await
+}
+
 /// 303 to the list on success; otherwise the list again, with the message by `form`.
 async fn answer(
     state: &AppState,
@@ -54,11 +73,10 @@ pub async fn subscribe(
     parts: Parts,
     Path(raw): Path<String>,
 ) -> Response {
-    let result = match topic_id(&raw) {
-        Ok(id) => subscriptions::subscribe(&state, user.id, id).await,
-        Err(err) => Err(err),
-    };
-    answer(&state, &parts, format!("subscribe-{raw}"), None, result).await
+    on_topic(&state, &parts, "subscribe", &raw, |id| {
+        subscriptions::subscribe(&state, user.id, id)
+    })
+    .await
 }
 
 pub async fn unsubscribe(
@@ -67,11 +85,10 @@ pub async fn unsubscribe(
     parts: Parts,
     Path(raw): Path<String>,
 ) -> Response {
-    let result = match topic_id(&raw) {
-        Ok(id) => subscriptions::unsubscribe(&state, user.id, id).await,
-        Err(err) => Err(err),
-    };
-    answer(&state, &parts, format!("unsubscribe-{raw}"), None, result).await
+    on_topic(&state, &parts, "unsubscribe", &raw, |id| {
+        subscriptions::unsubscribe(&state, user.id, id)
+    })
+    .await
 }
 
 pub async fn unsubscribe_all(
@@ -120,9 +137,8 @@ pub async fn delete(
     parts: Parts,
     Path(raw): Path<String>,
 ) -> Response {
-    let result = match topic_id(&raw) {
-        Ok(id) => topics::delete(&state, &user, id).await,
-        Err(err) => Err(err),
-    };
-    answer(&state, &parts, format!("delete-{raw}"), None, result).await
+    on_topic(&state, &parts, "delete", &raw, |id| {
+        topics::delete(&state, &user, id)
+    })
+    .await
 }

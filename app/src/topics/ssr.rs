@@ -47,8 +47,13 @@ impl TopicName {
     }
 }
 
-fn name_taken(name: &TopicName) -> AppError {
-    AppError::Conflict(format!("A topic named “{}” exists already.", name.as_str()))
+/// A unique violation on `topics.name` means the name is taken (in any letter case).
+fn name_error(err: diesel::result::Error, name: &TopicName) -> AppError {
+    if db::is_unique_violation(&err) {
+        AppError::Conflict(format!("A topic named “{}” exists already.", name.as_str()))
+    } else {
+        AppError::from(err)
+    }
 }
 
 fn find(conn: &mut Conn, topic_id: i64) -> Result<TopicRecord, AppError> {
@@ -76,13 +81,7 @@ pub fn create_in(conn: &mut Conn, signals: &Signals, name: &TopicName) -> Result
             .values(topics::name.eq(name.as_str()))
             .returning(topics::id)
             .get_result(tx.conn())
-            .map_err(|err| {
-                if db::is_unique_violation(&err) {
-                    name_taken(name)
-                } else {
-                    AppError::from(err)
-                }
-            })?;
+            .map_err(|err| name_error(err, name))?;
         tx.send(&PostSave {
             topic: TopicRecord {
                 id,
@@ -111,13 +110,7 @@ pub fn rename_in(
         diesel::update(topics::table.find(topic_id))
             .set(topics::name.eq(name.as_str()))
             .execute(tx.conn())
-            .map_err(|err| {
-                if db::is_unique_violation(&err) {
-                    name_taken(name)
-                } else {
-                    AppError::from(err)
-                }
-            })?;
+            .map_err(|err| name_error(err, name))?;
         tx.send(&PostSave {
             topic: TopicRecord {
                 id: topic_id,
