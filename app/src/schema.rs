@@ -14,6 +14,8 @@ diesel::table! {
     topics (id) {
         id -> BigInt,
         name -> Text,
+        /// Kept by triggers on `topic_subscribers` (migration 000005).
+        subscriber_count -> BigInt,
     }
 }
 

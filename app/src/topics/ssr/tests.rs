@@ -623,3 +623,50 @@ async fn deleting_a_topic_with_very_many_subscribers_bumps_one_epoch() {
         Some(&(None, "Python".to_owned(), "deleted".to_owned()))
     );
 }
+
+#[tokio::test]
+async fn stored_counts_follow_every_way_a_subscription_ends() {
+    let w = world().await;
+    let python = w.topic_id("Python").await;
+    let django = w.topic_id("Django").await;
+    let (alice, bob) = (w.alice.id, w.bob.id);
+    w.with_conn(move |conn, signals| {
+        subscribe_in(conn, signals, alice, python)?;
+        subscribe_in(conn, signals, alice, django)?;
+        subscribe_in(conn, signals, bob, python)?;
+        unsubscribe_all_in(conn, signals, alice)?;
+        // An account removed by hand takes its subscriptions with it (ON DELETE CASCADE).
+        diesel::delete(crate::schema::users::table.find(bob)).execute(conn)?;
+        Ok(())
+    })
+    .await
+    .expect("changes");
+    let counts: Vec<(String, i64, i64)> = w
+        .with_conn(|conn, _| {
+            Ok(diesel::sql_query(
+                "SELECT t.name, t.subscriber_count AS stored,
+                        (SELECT count(*) FROM topic_subscribers s WHERE s.topic_id = t.id) AS actual
+                 FROM topics t ORDER BY t.name",
+            )
+            .load::<CountRow>(conn)?
+            .into_iter()
+            .map(|row| (row.name, row.stored, row.actual))
+            .collect())
+        })
+        .await
+        .expect("counts");
+    for (name, stored, actual) in &counts {
+        assert_eq!(stored, actual, "{name}");
+        assert_eq!(*actual, 0, "{name}");
+    }
+}
+
+#[derive(QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    stored: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    actual: i64,
+}
