@@ -108,8 +108,8 @@ async fn run_client(n: usize, client: TestClient, topics: &[i64], history: &Mute
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let topic = topics[(seed % topics.len() as u64) as usize];
-        if seed % 3 != 0 {
-            let subscribe = seed % 2 == 0;
+        if !seed.is_multiple_of(3) {
+            let subscribe = seed.is_multiple_of(2);
             let index = history.lock().expect("history").start(n, topic, subscribe);
             let action = if subscribe {
                 "subscribe"
