@@ -41,10 +41,6 @@ impl Profile {
             _ => None,
         }
     }
-
-    pub fn subscriptions(&self) -> usize {
-        self.users * SUBSCRIPTIONS_PER_USER
-    }
 }
 
 #[derive(Debug)]

@@ -7,7 +7,7 @@ use axum::extract::FromRef;
 use leptos::prelude::*;
 
 use crate::cache::TopicCache;
-use crate::db::Db;
+use crate::db::{Conn, Db};
 use crate::error::AppError;
 use crate::signals::{receivers, Signals};
 use crate::topics::ViewVersion;
@@ -45,6 +45,17 @@ impl AppState {
             cache,
             signals,
         }
+    }
+
+    /// Runs a domain mutation on a pooled connection (signals and post-commit work included)
+    /// and returns the acting user's new view version.
+    pub async fn mutate<F>(&self, viewer: i64, f: F) -> Result<ViewVersion, AppError>
+    where
+        F: FnOnce(&mut Conn, &Signals) -> Result<(), AppError> + Send + 'static,
+    {
+        let signals = self.signals.clone();
+        self.db.run(move |conn| f(conn, &signals)).await?;
+        Ok(self.view_version(viewer))
     }
 
     /// The version of what `user_id` sees; it moves whenever a committed change touches it.

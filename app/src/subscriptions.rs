@@ -173,12 +173,11 @@ pub mod ssr {
         user_id: i64,
         topic_id: i64,
     ) -> Result<ViewVersion, AppError> {
-        let signals = state.signals.clone();
         state
-            .db
-            .run(move |conn| subscribe_in(conn, &signals, user_id, topic_id))
-            .await?;
-        Ok(state.view_version(user_id))
+            .mutate(user_id, move |conn, signals| {
+                subscribe_in(conn, signals, user_id, topic_id)
+            })
+            .await
     }
 
     pub async fn unsubscribe(
@@ -186,20 +185,18 @@ pub mod ssr {
         user_id: i64,
         topic_id: i64,
     ) -> Result<ViewVersion, AppError> {
-        let signals = state.signals.clone();
         state
-            .db
-            .run(move |conn| unsubscribe_in(conn, &signals, user_id, topic_id))
-            .await?;
-        Ok(state.view_version(user_id))
+            .mutate(user_id, move |conn, signals| {
+                unsubscribe_in(conn, signals, user_id, topic_id)
+            })
+            .await
     }
 
     pub async fn unsubscribe_all(state: &AppState, user_id: i64) -> Result<ViewVersion, AppError> {
-        let signals = state.signals.clone();
         state
-            .db
-            .run(move |conn| unsubscribe_all_in(conn, &signals, user_id))
-            .await?;
-        Ok(state.view_version(user_id))
+            .mutate(user_id, move |conn, signals| {
+                unsubscribe_all_in(conn, signals, user_id)
+            })
+            .await
     }
 }

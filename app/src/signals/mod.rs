@@ -320,15 +320,8 @@ pub fn write<R>(
     signals: &Signals,
     f: impl FnOnce(&mut Tx<'_>) -> Result<R, AppError>,
 ) -> Result<R, AppError> {
-    let (value, work) = db::write_transaction(conn, |conn| {
-        let mut tx = Tx::new(conn, &signals.registry);
-        let value = f(&mut tx)?;
-        Ok::<_, AppError>((value, tx.after_commit))
-    })?;
-    let token = Receiving::new();
-    for job in work {
-        job(&signals.effects, &token);
-    }
+    let (value, work) = db::write_transaction(conn, |conn| with_tx(conn, signals, f))?;
+    run_after_commit(signals, work);
     Ok(value)
 }
 
@@ -339,16 +332,28 @@ pub fn read<R>(
     signals: &Signals,
     f: impl FnOnce(&mut Tx<'_>) -> Result<R, AppError>,
 ) -> Result<R, AppError> {
-    let (value, work) = diesel::Connection::transaction(conn, |conn| {
-        let mut tx = Tx::new(conn, &signals.registry);
-        let value = f(&mut tx)?;
-        Ok::<_, AppError>((value, tx.after_commit))
-    })?;
+    let (value, work) = diesel::Connection::transaction(conn, |conn| with_tx(conn, signals, f))?;
+    run_after_commit(signals, work);
+    Ok(value)
+}
+
+/// The body of an outermost transaction: `f` with a fresh signal context, returning what it
+/// scheduled.
+fn with_tx<R>(
+    conn: &mut Conn,
+    signals: &Signals,
+    f: impl FnOnce(&mut Tx<'_>) -> Result<R, AppError>,
+) -> Result<(R, Vec<AfterCommit>), AppError> {
+    let mut tx = Tx::new(conn, &signals.registry);
+    let value = f(&mut tx)?;
+    Ok((value, tx.after_commit))
+}
+
+fn run_after_commit(signals: &Signals, work: Vec<AfterCommit>) {
     let token = Receiving::new();
     for job in work {
         job(&signals.effects, &token);
     }
-    Ok(value)
 }
 
 #[cfg(test)]

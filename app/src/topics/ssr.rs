@@ -322,12 +322,11 @@ pub async fn create(
     raw_name: &str,
 ) -> Result<ViewVersion, AppError> {
     let name = TopicName::parse(raw_name)?;
-    let signals = state.signals.clone();
     state
-        .db
-        .run(move |conn| create_in(conn, &signals, &name))
-        .await?;
-    Ok(state.view_version(actor.id))
+        .mutate(actor.id, move |conn, signals| {
+            create_in(conn, signals, &name).map(|_| ())
+        })
+        .await
 }
 
 pub async fn rename(
@@ -337,13 +336,12 @@ pub async fn rename(
     raw_name: &str,
 ) -> Result<ViewVersion, AppError> {
     let name = TopicName::parse(raw_name)?;
-    let signals = state.signals.clone();
     let actor_row = actor.clone();
     state
-        .db
-        .run(move |conn| rename_in(conn, &signals, &actor_row, topic_id, &name))
-        .await?;
-    Ok(state.view_version(actor.id))
+        .mutate(actor.id, move |conn, signals| {
+            rename_in(conn, signals, &actor_row, topic_id, &name)
+        })
+        .await
 }
 
 pub async fn delete(
@@ -351,13 +349,12 @@ pub async fn delete(
     actor: &User,
     topic_id: i64,
 ) -> Result<ViewVersion, AppError> {
-    let signals = state.signals.clone();
     let actor_row = actor.clone();
     state
-        .db
-        .run(move |conn| delete_in(conn, &signals, &actor_row, topic_id))
-        .await?;
-    Ok(state.view_version(actor.id))
+        .mutate(actor.id, move |conn, signals| {
+            delete_in(conn, signals, &actor_row, topic_id)
+        })
+        .await
 }
 
 #[cfg(test)]
