@@ -152,6 +152,14 @@ pub mod ssr {
         Ok(())
     }
 
+    /// Removes a topic's activity (not the tombstone of its deletion, which has no
+    /// `topic_id`): what `ON DELETE CASCADE` does, for a topic whose row is kept a while
+    /// after its deletion (see `topics::ssr::purge`).
+    pub fn forget_topic(conn: &mut Conn, topic_id: i64) -> QueryResult<usize> {
+        diesel::delete(topic_activities::table.filter(topic_activities::topic_id.eq(topic_id)))
+            .execute(conn)
+    }
+
     /// One page of the feed, newest first.
     pub fn page(conn: &mut Conn, page: i64) -> QueryResult<ActivityPageData> {
         let offset = (page - 1).saturating_mul(PAGE_SIZE);

@@ -16,6 +16,8 @@ diesel::table! {
         name -> Text,
         /// Kept by triggers on `topic_subscribers` (migration 000005).
         subscriber_count -> BigInt,
+        /// Set when a topic is retired: hidden at once, purged in the background (000006).
+        deleted_at -> Nullable<Timestamp>,
     }
 }
 

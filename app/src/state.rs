@@ -10,6 +10,7 @@ use crate::cache::TopicCache;
 use crate::db::{Conn, Db};
 use crate::error::AppError;
 use crate::signals::{receivers, Signals};
+use crate::topics::ssr::purge::PurgeQueue;
 use crate::topics::ViewVersion;
 use crate::users::ssr::{AuthSession, User};
 
@@ -21,6 +22,8 @@ pub struct AppState {
     /// Read side of the cache (the list handler); invalidation belongs to `signals`.
     pub cache: TopicCache,
     pub signals: Arc<Signals>,
+    /// Wakes the background purge of retired topics.
+    pub purge: PurgeQueue,
 }
 
 impl std::fmt::Debug for AppState {
@@ -44,6 +47,7 @@ impl AppState {
             leptos_options,
             cache,
             signals,
+            purge: PurgeQueue::default(),
         }
     }
 

@@ -47,10 +47,10 @@ pub mod ssr {
 
     use crate::db::Conn;
     use crate::error::AppError;
-    use crate::schema::{topic_subscribers, topics};
+    use crate::schema::topic_subscribers;
     use crate::signals::{self, M2mAction, M2mChanged, M2mSide, Signals};
     use crate::state::AppState;
-    use crate::topics::ViewVersion;
+    use crate::topics::{self, ViewVersion};
 
     /// The topic's subscribers, at most `limit` of them (callers that only need to know
     /// "more than N" need not read a hundred thousand ids).
@@ -70,13 +70,21 @@ pub mod ssr {
             .load(conn)
     }
 
-    fn topic_exists(conn: &mut Conn, topic_id: i64) -> Result<(), AppError> {
-        let found: Option<i64> = topics::table
-            .find(topic_id)
-            .select(topics::id)
-            .first(conn)
-            .optional()?;
-        found.map(|_| ()).ok_or(AppError::NotFound)
+    /// Removes up to `limit` of a retired topic's subscriptions. No signal: like the cascade
+    /// of a delete, whose subscribers were captured when the topic was retired.
+    pub fn remove_batch_of_topic(conn: &mut Conn, topic_id: i64, limit: i64) -> QueryResult<usize> {
+        let batch: Vec<i64> = topic_subscribers::table
+            .filter(topic_subscribers::topic_id.eq(topic_id))
+            .select(topic_subscribers::user_id)
+            .order(topic_subscribers::user_id)
+            .limit(limit)
+            .load(conn)?;
+        diesel::delete(
+            topic_subscribers::table
+                .filter(topic_subscribers::topic_id.eq(topic_id))
+                .filter(topic_subscribers::user_id.eq_any(&batch)),
+        )
+        .execute(conn)
     }
 
     fn is_subscribed(conn: &mut Conn, user_id: i64, topic_id: i64) -> QueryResult<bool> {
@@ -105,7 +113,7 @@ pub mod ssr {
         topic_id: i64,
     ) -> Result<(), AppError> {
         signals::write(conn, signals, |tx| {
-            topic_exists(tx.conn(), topic_id)?;
+            topics::ssr::find(tx.conn(), topic_id)?;
             if is_subscribed(tx.conn(), user_id, topic_id)? {
                 return Ok(());
             }
@@ -128,7 +136,7 @@ pub mod ssr {
         topic_id: i64,
     ) -> Result<(), AppError> {
         signals::write(conn, signals, |tx| {
-            topic_exists(tx.conn(), topic_id)?;
+            topics::ssr::find(tx.conn(), topic_id)?;
             if !is_subscribed(tx.conn(), user_id, topic_id)? {
                 return Ok(());
             }

@@ -77,6 +77,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let cache = TopicCache::new(config.cache_ttl, LiveHub::default());
     let state = AppState::with_cache(db, config.leptos.clone(), cache);
     let live = state.cache.live().clone();
+    let purge = tokio::spawn(app::topics::ssr::purge::run(
+        state.db.clone(),
+        state.purge.clone(),
+    ));
     let app = router(state, config.secure_cookies);
 
     tracing::info!("listening on http://{local}");
@@ -95,6 +99,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         })
         .await;
     sweeper.abort();
+    purge.abort();
     served.map_err(ServeError::Serve)?;
     tracing::info!("stopped");
     Ok(())

@@ -56,14 +56,23 @@ fn name_error(err: diesel::result::Error, name: &TopicName) -> AppError {
     }
 }
 
-fn find(conn: &mut Conn, topic_id: i64) -> Result<TopicRecord, AppError> {
+/// A live topic (a retired one is gone as far as anyone can tell), or 404.
+pub(crate) fn find(conn: &mut Conn, topic_id: i64) -> Result<TopicRecord, AppError> {
     topics::table
         .find(topic_id)
+        .filter(topics::deleted_at.is_null())
         .select((topics::id, topics::name))
         .first::<(i64, String)>(conn)
         .optional()?
         .map(|(id, name)| TopicRecord { id, name })
         .ok_or(AppError::NotFound)
+}
+
+fn subscriber_count(conn: &mut Conn, topic_id: i64) -> QueryResult<i64> {
+    topics::table
+        .find(topic_id)
+        .select(topics::subscriber_count)
+        .first(conn)
 }
 
 fn require_staff(user: &User) -> Result<(), AppError> {
@@ -121,22 +130,40 @@ pub fn rename_in(
     })
 }
 
+/// How a delete ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// The row and everything that cascades from it are gone.
+    Done,
+    /// Too many subscriptions to remove within a request: the topic is retired (hidden
+    /// everywhere, its name free) and [`purge`] removes the rest after the response.
+    Retired,
+}
+
 /// Deletes a topic (staff only) with its subscriptions and earlier activity; `pre_delete`
-/// and `post_delete` surround the delete.
+/// and `post_delete` surround the delete. A topic with more than [`purge::BATCH`]
+/// subscriptions is retired instead, which looks the same from every page and signal.
 pub fn delete_in(
     conn: &mut Conn,
     signals: &Signals,
     actor: &User,
     topic_id: i64,
-) -> Result<(), AppError> {
+) -> Result<Deletion, AppError> {
     require_staff(actor)?;
     signals::write(conn, signals, |tx| {
         let topic = find(tx.conn(), topic_id)?;
         tx.send(&PreDelete {
             topic: topic.clone(),
         })?;
-        diesel::delete(topics::table.find(topic_id)).execute(tx.conn())?;
-        tx.send(&PostDelete { topic })
+        let deletion = if subscriber_count(tx.conn(), topic_id)? <= purge::BATCH {
+            diesel::delete(topics::table.find(topic_id)).execute(tx.conn())?;
+            Deletion::Done
+        } else {
+            purge::retire(tx.conn(), topic_id)?;
+            Deletion::Retired
+        };
+        tx.send(&PostDelete { topic })?;
+        Ok(deletion)
     })
 }
 
@@ -150,12 +177,13 @@ struct CatalogRow {
     subscribers: i64,
 }
 
-/// Every topic with its subscriber count (kept on the row by triggers), sorted by name
-/// regardless of letter case.
+/// Every live topic with its subscriber count (kept on the row by triggers), sorted by name
+/// regardless of letter case (index `topics_listed`).
 fn load_catalog(conn: &mut Conn) -> QueryResult<Vec<CatalogEntry>> {
     let rows: Vec<CatalogRow> = diesel::sql_query(
         "SELECT t.id, t.name, t.subscriber_count AS subscribers
          FROM topics t
+         WHERE t.deleted_at IS NULL
          ORDER BY lower(t.name), t.id",
     )
     .load(conn)?;
@@ -350,12 +378,17 @@ pub async fn delete(
     topic_id: i64,
 ) -> Result<ViewVersion, AppError> {
     let actor_row = actor.clone();
-    state
-        .mutate(actor.id, move |conn, signals| {
-            delete_in(conn, signals, &actor_row, topic_id)
-        })
-        .await
+    let signals = state.signals.clone();
+    let deletion = state
+        .db
+        .run(move |conn| delete_in(conn, &signals, &actor_row, topic_id))
+        .await?;
+    if deletion == Deletion::Retired {
+        state.purge.wake();
+    }
+    Ok(state.view_version(actor.id))
 }
 
+pub mod purge;
 #[cfg(test)]
 mod tests;

@@ -79,6 +79,7 @@ impl World {
         self.with_conn(move |conn, _| {
             Ok(topics::table
                 .filter(topics::name.eq(name))
+                .filter(topics::deleted_at.is_null())
                 .select(topics::id)
                 .first::<i64>(conn)?)
         })
@@ -659,6 +660,160 @@ async fn stored_counts_follow_every_way_a_subscription_ends() {
         assert_eq!(stored, actual, "{name}");
         assert_eq!(*actual, 0, "{name}");
     }
+}
+
+/// `n` extra accounts (named `many1`…), subscribed to the topic `topic_id`.
+fn subscribe_many(conn: &mut Conn, topic_id: i64, n: i64) -> QueryResult<()> {
+    diesel::sql_query(
+        "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?)
+         INSERT INTO users (username, password_hash)
+         SELECT 'many' || ? || '-' || i, 'not a hash' FROM k",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(n)
+    .bind::<diesel::sql_types::BigInt, _>(topic_id)
+    .execute(conn)?;
+    diesel::sql_query(
+        "INSERT INTO topic_subscribers (topic_id, user_id)
+         SELECT ?, id FROM users WHERE username LIKE 'many' || ? || '-%'",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(topic_id)
+    .bind::<diesel::sql_types::BigInt, _>(topic_id)
+    .execute(conn)?;
+    Ok(())
+}
+
+fn rows_of_topic(conn: &mut Conn, topic_id: i64) -> QueryResult<(i64, i64)> {
+    use crate::schema::topic_subscribers;
+    let topic_rows = topics::table.find(topic_id).count().get_result(conn)?;
+    let subscriptions = topic_subscribers::table
+        .filter(topic_subscribers::topic_id.eq(topic_id))
+        .count()
+        .get_result(conn)?;
+    Ok((topic_rows, subscriptions))
+}
+
+#[tokio::test]
+async fn a_topic_up_to_one_batch_is_deleted_within_the_request() {
+    let w = world().await;
+    let django = w.topic_id("Django").await;
+    let staff = w.staff.clone();
+    let (deletion, rows) = w
+        .with_conn(move |conn, signals| {
+            subscribe_many(conn, django, purge::BATCH)?;
+            let deletion = delete_in(conn, signals, &staff, django)?;
+            Ok((deletion, rows_of_topic(conn, django)?))
+        })
+        .await
+        .expect("delete");
+    assert_eq!(deletion, Deletion::Done);
+    assert_eq!(
+        rows,
+        (0, 0),
+        "row and subscriptions gone in the same transaction"
+    );
+}
+
+#[tokio::test]
+async fn a_larger_topic_is_retired_at_once_and_purged_afterwards() {
+    let w = world().await;
+    let python = w.topic_id("Python").await;
+    let django = w.topic_id("Django").await;
+    let (alice, staff) = (w.alice.id, w.staff.clone());
+    let renamer = staff.clone();
+    w.with_conn(move |conn, signals| {
+        subscribe_many(conn, python, purge::BATCH * 2 + 1)?;
+        subscribe_in(conn, signals, alice, python)?;
+        subscribe_in(conn, signals, alice, django)?;
+        rename_in(conn, signals, &renamer, python, &TopicName::parse("Snake")?)
+    })
+    .await
+    .expect("setup");
+    w.list(&w.alice).await;
+
+    let deleter = staff.clone();
+    let deletion = w
+        .with_conn(move |conn, signals| delete_in(conn, signals, &deleter, python))
+        .await
+        .expect("delete");
+    assert_eq!(deletion, Deletion::Retired);
+
+    // Gone for every reader and every operation, although the rows are still there.
+    assert!(
+        !w.state.cache.has_user_topics(alice),
+        "subscribers invalidated"
+    );
+    let listing = w.list(&w.alice).await;
+    assert!(find(&listing, "Snake").is_none());
+    assert_eq!(listing.total, 2);
+    assert!(find(&listing, "Django").is_some_and(|t| t.subscribed && t.subscribers == 1));
+    let (rows, subscriptions) = w
+        .with_conn(move |conn, _| Ok(rows_of_topic(conn, python)?))
+        .await
+        .expect("rows");
+    assert_eq!((rows, subscriptions), (1, purge::BATCH * 2 + 2));
+    let bob = w.bob.id;
+    assert_eq!(
+        w.with_conn(move |conn, signals| subscribe_in(conn, signals, bob, python))
+            .await,
+        Err(AppError::NotFound)
+    );
+    assert_eq!(
+        rename(&w.state, &w.staff, python, "Viper").await,
+        Err(AppError::NotFound)
+    );
+    assert_eq!(
+        delete(&w.state, &w.staff, python).await,
+        Err(AppError::NotFound)
+    );
+    // Its history went as with CASCADE (the `updated` row); the tombstone stays.
+    assert_eq!(
+        w.activities().await,
+        vec![(None, "Snake".into(), "deleted".into())]
+    );
+    // The name is free at once, still case-insensitively unique among live topics.
+    create(&w.state, &w.bob, "Snake")
+        .await
+        .expect("name free again");
+    assert_eq!(
+        create(&w.state, &w.bob, "SNAKE").await,
+        Err(AppError::Conflict(
+            "A topic named “SNAKE” exists already.".into()
+        ))
+    );
+    let snake = w.topic_id("Snake").await;
+    assert_ne!(snake, python);
+
+    // Three batches: two full ones, then the rest with the row.
+    let batches = w
+        .with_conn(|conn, _| {
+            let mut batches = Vec::new();
+            while let Some(purged) = purge::purge_batch(conn)? {
+                batches.push(purged);
+            }
+            Ok(batches)
+        })
+        .await
+        .expect("purge");
+    let sizes: Vec<(usize, bool)> = batches
+        .iter()
+        .map(|b| (b.subscriptions, b.finished))
+        .collect();
+    let full = usize::try_from(purge::BATCH).expect("batch size");
+    assert_eq!(sizes, vec![(full, false), (full, false), (2, true)]);
+    assert!(batches.iter().all(|b| b.topic_id == python));
+    let (rows, subscriptions) = w
+        .with_conn(move |conn, _| Ok(rows_of_topic(conn, python)?))
+        .await
+        .expect("rows");
+    assert_eq!((rows, subscriptions), (0, 0));
+    assert_eq!(
+        w.with_conn(|conn, _| Ok(purge::purge_all(conn)?)).await,
+        Ok(0),
+        "nothing left to purge"
+    );
+    let listing = w.list(&w.alice).await;
+    assert!(find(&listing, "Snake").is_some_and(|t| t.id == snake && t.subscribers == 0));
+    assert!(find(&listing, "Django").is_some_and(|t| t.subscribed));
 }
 
 #[derive(QueryableByName)]
