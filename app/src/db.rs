@@ -22,11 +22,12 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqli
 
 /// Applied to every pooled connection when it is opened.
 /// WAL lets readers proceed while one writer commits; the busy timeout makes a second
-/// writer wait instead of failing at once.
-const CONNECTION_PRAGMAS: &str = "PRAGMA foreign_keys = ON;
+/// writer wait instead of failing at once. It comes first: setting the journal mode takes a
+/// lock too, and another process (the server beside `server create-user`) may hold it.
+const CONNECTION_PRAGMAS: &str = "PRAGMA busy_timeout = 5000;
+PRAGMA foreign_keys = ON;
 PRAGMA journal_mode = WAL;
-PRAGMA synchronous = NORMAL;
-PRAGMA busy_timeout = 5000;";
+PRAGMA synchronous = NORMAL;";
 
 const POOL_SIZE: usize = 8;
 

@@ -5,7 +5,7 @@ mod support;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use support::{expect_redirect, location, TestServer, PASSWORD};
+use support::{count_sql, execute_sql, expect_redirect, location, TestServer, PASSWORD};
 
 async fn member(server: &TestServer, name: &str) -> support::TestClient {
     let client = server.client();
@@ -469,4 +469,100 @@ async fn stored_pages_are_replayed_only_while_nothing_changed() {
         .topics()
         .await
         .contains(&(python, "Python".into(), 1, false)));
+}
+
+/// Accounts `many1`…`many2500`, each subscribed to `topic` — more than a request deletes.
+const MANY_SUBSCRIBE_TO: &str = "
+    WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < 2500)
+    INSERT INTO users (username, password_hash) SELECT 'many' || i, 'not a hash' FROM k;
+    INSERT INTO topic_subscribers (topic_id, user_id)
+    SELECT t.id, u.id FROM topics t, users u WHERE t.name = 'TOPIC' AND u.username LIKE 'many%';";
+
+#[tokio::test]
+async fn a_topic_with_thousands_of_subscribers_goes_at_once_and_is_purged_after() {
+    let server = TestServer::start();
+    let alice = member(&server, "alice").await;
+    let root = staff(&server, "root").await;
+    let python = alice.topic_id("Python").await;
+    expect_redirect(
+        alice
+            .post_form(&format!("/topics/subscribe/{python}/"), &[])
+            .await,
+        "/topics/",
+    )
+    .await;
+    execute_sql(
+        &server.db_path,
+        MANY_SUBSCRIBE_TO.replace("TOPIC", "Python"),
+    )
+    .await;
+    assert!(root
+        .topics()
+        .await
+        .contains(&(python, "Python".into(), 2501, false)));
+
+    expect_redirect(
+        root.post_form(&format!("/topics/delete/{python}/"), &[])
+            .await,
+        "/topics/",
+    )
+    .await;
+    assert!(alice.topics().await.iter().all(|t| t.0 != python));
+    // The name is free again at once.
+    expect_redirect(
+        root.post_form("/topics/create/", &[("name", "Python")])
+            .await,
+        "/topics/",
+    )
+    .await;
+    let again = alice.topic_id("Python").await;
+    assert_ne!(again, python);
+
+    assert!(wait_for_log(&server, "retired topic purged").await);
+    let left = count_sql(
+        &server.db_path,
+        "SELECT (SELECT count(*) FROM topic_subscribers WHERE topic_id NOT IN
+                       (SELECT id FROM topics WHERE deleted_at IS NULL))
+                  + (SELECT count(*) FROM topics WHERE deleted_at IS NOT NULL) AS n",
+    )
+    .await;
+    assert_eq!(left, 0, "no retired row and no subscription of it left");
+    assert!(alice
+        .topics()
+        .await
+        .contains(&(again, "Python".into(), 0, false)));
+    assert_eq!(
+        server.activity_rows().await.first(),
+        Some(&(Some(again), "Python".to_owned(), "created".to_owned()))
+    );
+}
+
+#[tokio::test]
+async fn a_purge_cut_short_resumes_when_the_server_starts_again() {
+    let server = TestServer::start();
+    let (db_path, dir) = server.stop();
+    execute_sql(&db_path, MANY_SUBSCRIBE_TO.replace("TOPIC", "Django")).await;
+    // What a process killed between the retirement and the end of the purge leaves behind.
+    execute_sql(
+        &db_path,
+        "UPDATE topics SET deleted_at = CURRENT_TIMESTAMP WHERE name = 'Django'",
+    )
+    .await;
+
+    let restarted = TestServer::start_on(&db_path);
+    assert!(wait_for_log(&restarted, "retired topic purged").await);
+    assert_eq!(
+        count_sql(&db_path, "SELECT count(*) AS n FROM topic_subscribers").await,
+        0
+    );
+    assert_eq!(
+        count_sql(
+            &db_path,
+            "SELECT count(*) AS n FROM topics WHERE name = 'Django'"
+        )
+        .await,
+        0
+    );
+    drop(restarted);
+    drop(dir);
 }

@@ -269,6 +269,44 @@ impl TestServer {
     }
 }
 
+/// Runs SQL statements on a server's database file, as an operator (or a crash) might.
+pub async fn execute_sql(db_path: &Path, sql: impl Into<String>) {
+    use diesel::connection::SimpleConnection;
+    let sql = sql.into();
+    database(db_path)
+        .await
+        .run(move |conn| conn.batch_execute(&sql).map_err(app::error::AppError::from))
+        .await
+        .expect("execute SQL");
+}
+
+/// The number `sql` selects as a column named `n`.
+pub async fn count_sql(db_path: &Path, sql: impl Into<String>) -> i64 {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let sql = sql.into();
+    database(db_path)
+        .await
+        .run(move |conn| {
+            diesel::sql_query(sql)
+                .get_result::<Count>(conn)
+                .map_err(app::error::AppError::from)
+        })
+        .await
+        .expect("count")
+        .n
+}
+
+async fn database(db_path: &Path) -> app::db::Db {
+    app::db::Db::open(&format!("sqlite://{}", db_path.display()))
+        .await
+        .expect("open the server's database")
+}
+
 /// One topic element of a list page: (id, name, subscribers, subscribed).
 pub fn topics(html: &str) -> Vec<(i64, String, i64, bool)> {
     html.split("<li")
