@@ -49,7 +49,8 @@ seed_line=$(target/release/server bench-seed --profile "$profile")
 echo "$seed_line" >&2
 
 start_server() {
-  LEPTOS_SITE_ADDR="127.0.0.1:$port" LEPTOS_SITE_ROOT=target/site RUST_LOG=warn \
+  LEPTOS_SITE_ADDR="127.0.0.1:$port" LEPTOS_SITE_ROOT=target/site \
+    RUST_LOG=warn,app::topics::ssr::purge=info \
     TOPIC_CACHE_TTL_SECONDS="${1:-60}" target/release/server >"$work/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 100); do
@@ -124,6 +125,16 @@ python_subscribers=$(curl -fs -H "Cookie: $staff_cookie" "$base/topics/?q=python
   | sed -n 's/.*data-topic-name="Python" data-subscribers="\([0-9]*\)".*/\1/p')
 delete_timing=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -X POST \
   -H "Cookie: $staff_cookie" "$base/topics/delete/1/")
+# A topic past one purge batch is retired in the request and purged afterwards; meanwhile
+# the server keeps answering (the first write after the delete shows how long it waited).
+toggle_timing=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -X POST \
+  -H "Cookie: $staff_cookie" "$base/topics/subscribe/2/")
+purge_ms=""
+for _ in $(seq 300); do
+  purge_ms=$(sed -n 's/.*retired topic purged.*elapsed_ms=\([0-9]*\).*/\1/p' "$work/server.log" | head -1)
+  [ -n "$purge_ms" ] && break
+  sleep 0.1
+done
 stop_server
 
 log "restarting with the cache off: every load is a miss"
@@ -137,6 +148,9 @@ wasm_gz=$(gzip -9 -c "$wasm_file" | wc -c)
   echo "- dataset: $seed_line"
   echo "- server RSS after the mixed run: $(( rss_kib / 1024 )) MiB"
   echo "- POST /topics/delete/1/ (Python, ${python_subscribers:-?} subscribers): status ${delete_timing% *}, $(awk -v t="${delete_timing#* }" 'BEGIN { printf "%.1f", t * 1000 }') ms"
+  ms() { awk -v t="${1#* }" 'BEGIN { printf "%.1f", t * 1000 }'; }
+  echo "- a subscribe right after that delete: status ${toggle_timing% *}, $(ms "$toggle_timing") ms"
+  echo "- background purge of the deleted topic's subscriptions: ${purge_ms:-none (deleted within the request)}${purge_ms:+ ms}"
   echo "- release wasm: $(( $(wc -c <"$wasm_file") / 1024 )) KiB, $(( wasm_gz / 1024 )) KiB gzipped"
   echo "- $duration s per scenario, wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)"
 } >>"$results"
