@@ -816,6 +816,81 @@ async fn a_larger_topic_is_retired_at_once_and_purged_afterwards() {
     assert!(find(&listing, "Django").is_some_and(|t| t.subscribed));
 }
 
+#[tokio::test]
+async fn writers_keep_going_while_a_retired_topic_is_purged() {
+    let w = world().await;
+    let python = w.topic_id("Python").await;
+    let django = w.topic_id("Django").await;
+    let staff = w.staff.clone();
+    let deletion = w
+        .with_conn(move |conn, signals| {
+            subscribe_many(conn, python, purge::BATCH * 5)?;
+            delete_in(conn, signals, &staff, python)
+        })
+        .await
+        .expect("delete");
+    assert_eq!(deletion, Deletion::Retired);
+    let purging = tokio::spawn(purge::run(w.state.db.clone(), w.state.purge.clone()));
+
+    let writers: Vec<_> = [w.alice.id, w.bob.id]
+        .into_iter()
+        .map(|user| {
+            let state = w.state.clone();
+            tokio::spawn(async move {
+                for _ in 0..25 {
+                    subscriptions::ssr::subscribe(&state, user, django).await?;
+                    assert_eq!(
+                        subscriptions::ssr::subscribe(&state, user, python).await,
+                        Err(AppError::NotFound)
+                    );
+                    subscriptions::ssr::unsubscribe(&state, user, django).await?;
+                }
+                subscriptions::ssr::subscribe(&state, user, django).await
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer
+            .await
+            .expect("writer task")
+            .expect("no write fails while the purge runs");
+    }
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = w
+            .with_conn(move |conn, _| Ok(rows_of_topic(conn, python)?))
+            .await
+            .expect("rows");
+        if left == (0, 0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "purge stalled at {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    purging.abort();
+    let counts: Vec<CountRow> = w
+        .with_conn(|conn, _| {
+            Ok(diesel::sql_query(
+                "SELECT t.name, t.subscriber_count AS stored,
+                        (SELECT count(*) FROM topic_subscribers s WHERE s.topic_id = t.id) AS actual
+                 FROM topics t ORDER BY t.name",
+            )
+            .load::<CountRow>(conn)?)
+        })
+        .await
+        .expect("counts");
+    for row in &counts {
+        assert_eq!(row.stored, row.actual, "{}", row.name);
+    }
+    assert!(counts
+        .iter()
+        .any(|row| row.name == "Django" && row.actual == 2));
+}
+
 #[derive(QueryableByName)]
 struct CountRow {
     #[diesel(sql_type = diesel::sql_types::Text)]
