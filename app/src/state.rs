@@ -57,9 +57,24 @@ impl AppState {
     where
         F: FnOnce(&mut Conn, &Signals) -> Result<(), AppError> + Send + 'static,
     {
+        self.mutate_returning(viewer, f)
+            .await
+            .map(|((), version)| version)
+    }
+
+    /// [`Self::mutate`] for a mutation whose outcome the caller acts on.
+    pub async fn mutate_returning<R, F>(
+        &self,
+        viewer: i64,
+        f: F,
+    ) -> Result<(R, ViewVersion), AppError>
+    where
+        F: FnOnce(&mut Conn, &Signals) -> Result<R, AppError> + Send + 'static,
+        R: Send + 'static,
+    {
         let signals = self.signals.clone();
-        self.db.run(move |conn| f(conn, &signals)).await?;
-        Ok(self.view_version(viewer))
+        let outcome = self.db.run(move |conn| f(conn, &signals)).await?;
+        Ok((outcome, self.view_version(viewer)))
     }
 
     /// The version of what `user_id` sees; it moves whenever a committed change touches it.

@@ -378,15 +378,15 @@ pub async fn delete(
     topic_id: i64,
 ) -> Result<ViewVersion, AppError> {
     let actor_row = actor.clone();
-    let signals = state.signals.clone();
-    let deletion = state
-        .db
-        .run(move |conn| delete_in(conn, &signals, &actor_row, topic_id))
+    let (deletion, version) = state
+        .mutate_returning(actor.id, move |conn, signals| {
+            delete_in(conn, signals, &actor_row, topic_id)
+        })
         .await?;
     if deletion == Deletion::Retired {
         state.purge.wake();
     }
-    Ok(state.view_version(actor.id))
+    Ok(version)
 }
 
 pub mod purge;
