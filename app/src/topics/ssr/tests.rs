@@ -642,23 +642,13 @@ async fn stored_counts_follow_every_way_a_subscription_ends() {
     })
     .await
     .expect("changes");
-    let counts: Vec<(String, i64, i64)> = w
-        .with_conn(|conn, _| {
-            Ok(diesel::sql_query(
-                "SELECT t.name, t.subscriber_count AS stored,
-                        (SELECT count(*) FROM topic_subscribers s WHERE s.topic_id = t.id) AS actual
-                 FROM topics t ORDER BY t.name",
-            )
-            .load::<CountRow>(conn)?
-            .into_iter()
-            .map(|row| (row.name, row.stored, row.actual))
-            .collect())
-        })
+    let counts = w
+        .with_conn(|conn, _| Ok(stored_and_actual_counts(conn)?))
         .await
         .expect("counts");
-    for (name, stored, actual) in &counts {
-        assert_eq!(stored, actual, "{name}");
-        assert_eq!(*actual, 0, "{name}");
+    for row in &counts {
+        assert_eq!(row.stored, row.actual, "{}", row.name);
+        assert_eq!(row.actual, 0, "{}", row.name);
     }
 }
 
@@ -872,15 +862,8 @@ async fn writers_keep_going_while_a_retired_topic_is_purged() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     purging.abort();
-    let counts: Vec<CountRow> = w
-        .with_conn(|conn, _| {
-            Ok(diesel::sql_query(
-                "SELECT t.name, t.subscriber_count AS stored,
-                        (SELECT count(*) FROM topic_subscribers s WHERE s.topic_id = t.id) AS actual
-                 FROM topics t ORDER BY t.name",
-            )
-            .load::<CountRow>(conn)?)
-        })
+    let counts = w
+        .with_conn(|conn, _| Ok(stored_and_actual_counts(conn)?))
         .await
         .expect("counts");
     for row in &counts {
@@ -889,6 +872,16 @@ async fn writers_keep_going_while_a_retired_topic_is_purged() {
     assert!(counts
         .iter()
         .any(|row| row.name == "Django" && row.actual == 2));
+}
+
+/// Each topic's stored subscriber count beside the count of its subscription rows.
+fn stored_and_actual_counts(conn: &mut Conn) -> QueryResult<Vec<CountRow>> {
+    diesel::sql_query(
+        "SELECT t.name, t.subscriber_count AS stored,
+                (SELECT count(*) FROM topic_subscribers s WHERE s.topic_id = t.id) AS actual
+         FROM topics t ORDER BY t.name",
+    )
+    .load(conn)
 }
 
 #[derive(QueryableByName)]
