@@ -166,12 +166,7 @@ async fn login_is_required_for_topics() {
     assert!(html.contains("value=\"/topics/\""), "{html}");
 
     // Server functions refuse anonymous callers too.
-    let api = client
-        .http
-        .post(server.url("/api/unsubscribe_all"))
-        .send()
-        .await
-        .expect("POST");
+    let api = client.post_form("/api/unsubscribe_all", &[]).await;
     assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
 }
 

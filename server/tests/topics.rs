@@ -338,37 +338,21 @@ async fn server_functions_answer_with_typed_errors_and_4xx() {
     let server = TestServer::start();
     let alice = member(&server, "alice").await;
     let created = alice
-        .http
-        .post(server.url("/api/create_topic"))
-        .form(&[("name", "Rust")])
-        .send()
-        .await
-        .expect("POST");
+        .post_form("/api/create_topic", &[("name", "Rust")])
+        .await;
     assert_eq!(created.status(), StatusCode::OK);
     let again = alice
-        .http
-        .post(server.url("/api/create_topic"))
-        .form(&[("name", "rust")])
-        .send()
-        .await
-        .expect("POST");
+        .post_form("/api/create_topic", &[("name", "rust")])
+        .await;
     assert_eq!(again.status(), StatusCode::CONFLICT);
     assert!(again.text().await.expect("body").contains("exists already"));
     let missing = alice
-        .http
-        .post(server.url("/api/subscribe"))
-        .form(&[("topic_id", "999999")])
-        .send()
-        .await
-        .expect("POST");
+        .post_form("/api/subscribe", &[("topic_id", "999999")])
+        .await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     let garbage = alice
-        .http
-        .post(server.url("/api/subscribe"))
-        .form(&[("topic_id", "abc")])
-        .send()
-        .await
-        .expect("POST");
+        .post_form("/api/subscribe", &[("topic_id", "abc")])
+        .await;
     assert!(garbage.status().is_client_error(), "{}", garbage.status());
 }
 
