@@ -52,6 +52,8 @@ pub enum ServeError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("cannot listen for shutdown signals: {0}")]
+    Signals(std::io::Error),
     #[error("the server stopped with an error: {0}")]
     Serve(std::io::Error),
 }
@@ -73,6 +75,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         source,
     })?;
 
+    let shutdown = shutdown_signal().map_err(ServeError::Signals)?;
     let sweeper = tokio::spawn(sweep_expired_sessions(DbSessionStore::new(db.clone())));
     let cache = TopicCache::new(config.cache_ttl, LiveHub::default());
     let state = AppState::with_cache(db, config.leptos.clone(), cache);
@@ -93,7 +96,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            shutdown_signal().await;
+            shutdown.await;
             // Open pages' event streams would otherwise keep the shutdown waiting forever.
             live.shut_down();
         })
@@ -218,31 +221,31 @@ async fn sweep_expired_sessions(store: DbSessionStore) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %err, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Registers the SIGTERM and Ctrl-C handlers now and returns the future that waits for
+/// either. Registering lazily (on the future's first poll) left a window after "listening on"
+/// in which a SIGTERM still killed the process outright instead of shutting it down.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, std::io::Error> {
     #[cfg(unix)]
-    let terminate = async {
+    {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = terminate.recv() => {},
+                _ = interrupt.recv() => {},
             }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
+            tracing::info!("shutting down: finishing open requests");
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            if let Err(err) = tokio::signal::ctrl_c().await {
+                tracing::error!(error = %err, "cannot listen for Ctrl-C");
                 std::future::pending::<()>().await;
             }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+            tracing::info!("shutting down: finishing open requests");
+        })
     }
-    tracing::info!("shutting down: finishing open requests");
 }

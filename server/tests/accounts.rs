@@ -252,6 +252,16 @@ async fn a_session_survives_a_restart() {
     drop(dir);
 }
 
+#[test]
+fn a_sigterm_as_soon_as_the_server_listens_is_a_clean_shutdown() {
+    // Process managers may stop a server the moment it is up; the handlers must already be
+    // in place when "listening on" is printed, or SIGTERM kills the process mid-start.
+    for _ in 0..5 {
+        let (_, dir) = TestServer::start().stop(); // asserts exit status 0
+        drop(dir);
+    }
+}
+
 #[tokio::test]
 async fn unknown_paths_get_the_styled_404() {
     let server = TestServer::start();
