@@ -2,9 +2,11 @@
 //! an in-memory cache in front so that a page view needs no SQL for its session.
 
 use async_trait::async_trait;
+use axum_login::tower_sessions::cookie::time::Duration;
 use axum_login::tower_sessions::cookie::time::OffsetDateTime;
-use axum_login::tower_sessions::session::{Id, Record};
+use axum_login::tower_sessions::session::{self, Id, Record};
 use axum_login::tower_sessions::session_store::{self, CachingSessionStore, SessionStore};
+use axum_login::tower_sessions::Session;
 use diesel::prelude::*;
 
 use crate::db::{Conn, Db, DbError};
@@ -16,6 +18,36 @@ const CREATE_ATTEMPTS: usize = 8;
 /// long another server instance may still honour a session ended elsewhere.
 const MEMORY_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 const MEMORY_CAPACITY: u64 = 100_000;
+
+/// The session key holding when the session's expiry was last pushed forward (unix seconds).
+const RENEWED_AT: &str = "renewed_at";
+/// How often a signed-in session's idle expiry is pushed forward. A session is only written
+/// when its data changes, so without renewal it would end a fixed time after login however
+/// often it is used; renewing at most daily keeps the idle limit honest while a page view
+/// still normally writes nothing.
+pub const RENEW_EVERY: Duration = Duration::days(1);
+
+/// Records that the session was just renewed: call when a user signs in.
+pub async fn mark_renewed(session: &Session) -> Result<(), session::Error> {
+    session
+        .insert(RENEWED_AT, OffsetDateTime::now_utc().unix_timestamp())
+        .await
+}
+
+/// Renews a signed-in session when its last renewal is `RENEW_EVERY` old or unknown; true
+/// when it did. Changing the data makes the session layer save the record with a fresh idle
+/// expiry and send the cookie again.
+pub async fn renew_if_due(session: &Session) -> Result<bool, session::Error> {
+    let now = OffsetDateTime::now_utc();
+    let last = session.get::<i64>(RENEWED_AT).await?;
+    let due = last
+        .and_then(|at| OffsetDateTime::from_unix_timestamp(at).ok())
+        .is_none_or(|at| now - at >= RENEW_EVERY);
+    if due {
+        session.insert(RENEWED_AT, now.unix_timestamp()).await?;
+    }
+    Ok(due)
+}
 
 /// The store the server uses: memory in front of the database.
 pub type Sessions = CachingSessionStore<MemorySessions, DbSessionStore>;
@@ -202,8 +234,8 @@ impl SessionStore for DbSessionStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum_login::tower_sessions::cookie::time::Duration;
     use std::collections::HashMap;
+    use std::sync::Arc;
 
     async fn store() -> (tempfile::TempDir, DbSessionStore) {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -288,5 +320,49 @@ mod tests {
         assert_eq!(store.load(&old.id).await.expect("load"), None);
         assert_eq!(store.delete_expired().await.expect("sweep"), 1);
         assert!(store.load(&live.id).await.expect("load").is_some());
+    }
+
+    #[tokio::test]
+    async fn a_session_is_renewed_at_most_once_per_interval() {
+        let (_dir, store) = store().await;
+        let store = Arc::new(store);
+        let session = Session::new(None, store.clone(), None);
+        assert!(
+            renew_if_due(&session).await.expect("renew"),
+            "a session from before renewal existed is due at once"
+        );
+        assert!(session.is_modified());
+        session.save().await.expect("save");
+
+        let loaded = Session::new(session.id(), store.clone(), None);
+        assert!(!renew_if_due(&loaded).await.expect("renew"), "just renewed");
+        assert!(!loaded.is_modified(), "a page view writes nothing");
+
+        let almost = OffsetDateTime::now_utc() - RENEW_EVERY + Duration::minutes(5);
+        loaded
+            .insert(RENEWED_AT, almost.unix_timestamp())
+            .await
+            .expect("insert");
+        assert!(!renew_if_due(&loaded).await.expect("renew"));
+
+        let stale = OffsetDateTime::now_utc() - RENEW_EVERY - Duration::seconds(1);
+        loaded
+            .insert(RENEWED_AT, stale.unix_timestamp())
+            .await
+            .expect("insert");
+        assert!(renew_if_due(&loaded).await.expect("renew"));
+        let renewed: i64 = loaded
+            .get(RENEWED_AT)
+            .await
+            .expect("get")
+            .expect("renewed_at");
+        assert!(renewed > stale.unix_timestamp());
+
+        let fresh = Session::new(None, store, None);
+        mark_renewed(&fresh).await.expect("mark");
+        assert!(
+            !renew_if_due(&fresh).await.expect("renew"),
+            "signed in just now"
+        );
     }
 }

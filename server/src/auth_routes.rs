@@ -10,7 +10,9 @@ use serde::Deserialize;
 use app::error::AppError;
 use app::feedback::FormFeedback;
 use app::state::AppState;
-use app::users::ssr::{create_user, logged_out, AuthSession, Credentials, Password, Username};
+use app::users::ssr::{
+    create_user, logged_out, AuthSession, Credentials, Password, User, Username,
+};
 
 use crate::render::page_with_feedback;
 use crate::security::{encode_query_value, safe_next};
@@ -43,9 +45,7 @@ pub async fn signup(
         let username = Username::parse(&form.username)?;
         let password = Password::parse(&form.password)?;
         let user = create_user(&state.db, username, password, false).await?;
-        auth.login(&user)
-            .await
-            .map_err(|e| AppError::internal("could not start the session", &e))?;
+        start_session(&mut auth, &user).await?;
         Ok::<_, AppError>(())
     }
     .await;
@@ -76,9 +76,7 @@ pub async fn login(
             .await
             .map_err(|e| AppError::internal("could not check the credentials", &e))?
             .ok_or_else(|| AppError::Unauthorized("Wrong username or password.".into()))?;
-        auth.login(&user)
-            .await
-            .map_err(|e| AppError::internal("could not start the session", &e))?;
+        start_session(&mut auth, &user).await?;
         Ok::<_, AppError>(())
     }
     .await;
@@ -95,6 +93,16 @@ pub async fn login(
             page_with_feedback(&state, &parts, &uri, feedback, err.status()).await
         }
     }
+}
+
+/// Signs the user in on this session (a new session id) and counts that as a renewal.
+async fn start_session(auth: &mut AuthSession, user: &User) -> Result<(), AppError> {
+    auth.login(user)
+        .await
+        .map_err(|e| AppError::internal("could not start the session", &e))?;
+    app::sessions::mark_renewed(&auth.session)
+        .await
+        .map_err(|e| AppError::internal("could not start the session", &e))
 }
 
 pub async fn logout(State(state): State<AppState>, mut auth: AuthSession) -> Response {

@@ -35,6 +35,7 @@ mod page_cache;
 mod render;
 mod security;
 mod server_fn_errors;
+mod session_renewal;
 mod topic_routes;
 
 pub use config::Config;
@@ -163,6 +164,7 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
             server_fn_errors::client_errors_are_4xx,
         ))
         .layer(axum::middleware::from_fn(security::require_login))
+        .layer(axum::middleware::from_fn(session_renewal::renew_when_due))
         .layer(auth_layer)
         .layer(axum::middleware::from_fn(security::same_origin_only))
         .with_state(state);

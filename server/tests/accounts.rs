@@ -2,8 +2,11 @@
 
 mod support;
 
+use reqwest::header::SET_COOKIE;
 use reqwest::StatusCode;
-use support::{expect_redirect, location, topic_names, TestServer, PASSWORD};
+use support::{
+    count_sql, execute_sql, expect_redirect, location, topic_names, TestServer, PASSWORD,
+};
 
 #[tokio::test]
 async fn healthz_answers_without_a_session() {
@@ -248,6 +251,67 @@ async fn a_session_survives_a_restart() {
         "still logged in after the restart"
     );
     assert!(page.text().await.expect("body").contains("heidi"));
+    drop(restarted);
+    drop(dir);
+}
+
+#[tokio::test]
+async fn a_used_session_is_renewed_at_most_daily_and_an_idle_limit_counts_from_the_last_visit() {
+    let server = TestServer::start();
+    let client = server.client();
+    expect_redirect(client.signup("ivan").await, "/topics/").await;
+    let page = client.get("/topics/").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.headers().get(SET_COOKIE).is_none(),
+        "signing in counts as a renewal: the next page view writes nothing"
+    );
+
+    // The session as it stands after more than a day of use without a renewal, with an
+    // hour left of its idle limit. Restarting empties the server's session memory.
+    let (db_path, dir) = server.stop();
+    execute_sql(
+        &db_path,
+        "UPDATE sessions
+            SET data = CAST(json_set(CAST(data AS TEXT), '$.data.renewed_at', 0) AS BLOB),
+                expiry_date = unixepoch() + 3600",
+    )
+    .await;
+    let restarted = TestServer::start_on(&db_path);
+    let page = client
+        .http
+        .get(restarted.url("/topics/"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(page.status(), StatusCode::OK);
+    let cookie = page
+        .headers()
+        .get(SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        cookie.contains("Max-Age=1209600"),
+        "the cookie is sent again with the full 14 days: {cookie:?}"
+    );
+    assert!(page.text().await.expect("body").contains("ivan"));
+    assert_eq!(
+        count_sql(
+            &db_path,
+            "SELECT count(*) AS n FROM sessions WHERE expiry_date > unixepoch() + 13 * 86400"
+        )
+        .await,
+        1,
+        "the stored expiry moved 14 days past this visit"
+    );
+    let again = client
+        .http
+        .get(restarted.url("/topics/"))
+        .send()
+        .await
+        .expect("GET");
+    assert!(again.headers().get(SET_COOKIE).is_none(), "renewed once");
     drop(restarted);
     drop(dir);
 }
