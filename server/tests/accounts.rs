@@ -239,12 +239,7 @@ async fn a_session_survives_a_restart() {
     let (db_path, dir) = server.stop();
     let restarted = TestServer::start_on(&db_path);
     // Same cookie jar, new process on a new port: the cookie is sent to the same host.
-    let page = client
-        .http
-        .get(restarted.url("/topics/"))
-        .send()
-        .await
-        .expect("GET");
+    let page = client.against(&restarted).get("/topics/").await;
     assert_eq!(
         page.status(),
         StatusCode::OK,
@@ -278,12 +273,7 @@ async fn a_used_session_is_renewed_at_most_daily_and_an_idle_limit_counts_from_t
     )
     .await;
     let restarted = TestServer::start_on(&db_path);
-    let page = client
-        .http
-        .get(restarted.url("/topics/"))
-        .send()
-        .await
-        .expect("GET");
+    let page = client.against(&restarted).get("/topics/").await;
     assert_eq!(page.status(), StatusCode::OK);
     let cookie = page
         .headers()
@@ -305,12 +295,7 @@ async fn a_used_session_is_renewed_at_most_daily_and_an_idle_limit_counts_from_t
         1,
         "the stored expiry moved 14 days past this visit"
     );
-    let again = client
-        .http
-        .get(restarted.url("/topics/"))
-        .send()
-        .await
-        .expect("GET");
+    let again = client.against(&restarted).get("/topics/").await;
     assert!(again.headers().get(SET_COOKIE).is_none(), "renewed once");
     drop(restarted);
     drop(dir);

@@ -215,10 +215,7 @@ async fn shutdown_ends_streams_and_a_reconnect_catches_up() {
     assert_eq!(events.next(PATIENCE).await, Next::Ended);
 
     let restarted = TestServer::start_on(&db_path);
-    let client = TestClient {
-        http: alice.http.clone(),
-        base: restarted.base.clone(),
-    };
+    let client = alice.against(&restarted);
     let mut again = Events::open(&client).await;
     let after = again.version().await;
     assert!(

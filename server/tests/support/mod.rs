@@ -155,6 +155,14 @@ pub struct TestClient {
 }
 
 impl TestClient {
+    /// The same browser (cookie jar and all) pointed at another server, e.g. after a restart.
+    pub fn against(&self, server: &TestServer) -> TestClient {
+        TestClient {
+            http: self.http.clone(),
+            base: server.base.clone(),
+        }
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.http
             .get(format!("{}{}", self.base, path))
