@@ -18,6 +18,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
+use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 use app::cache::TopicCache;
 use app::db::{Db, OpenError};
@@ -164,9 +165,10 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
             server_fn_errors::client_errors_are_4xx,
         ))
         .layer(axum::middleware::from_fn(security::require_login))
-        .layer(axum::middleware::from_fn(session_renewal::renew_when_due))
         .layer(auth_layer)
-        .layer(axum::middleware::from_fn(security::same_origin_only))
+        .layer(ValidateRequestHeaderLayer::custom(
+            security::same_origin_only,
+        ))
         .with_state(state);
 
     let operations = Router::new()

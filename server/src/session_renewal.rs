@@ -1,21 +1,16 @@
 //! Keeps a signed-in user's session alive while it is used: the idle limit counts from the
 //! last visit, not from the login.
 
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
-
 use app::users::ssr::AuthSession;
 
 /// Renews the session of a signed-in visitor when due (at most daily, see
-/// `app::sessions::RENEW_EVERY`), before the handler runs so that a logout in the handler
-/// still ends the session for good.
-pub async fn renew_when_due(auth: AuthSession, request: Request, next: Next) -> Response {
+/// `app::sessions::RENEW_EVERY`). Call before the handler runs, so that a logout in the
+/// handler still ends the session for good.
+pub async fn renew_when_due(auth: &AuthSession) {
     if auth.user.is_some() {
         // A failed renewal costs nothing now: the session stays valid until its old expiry.
         if let Err(err) = app::sessions::renew_if_due(&auth.session).await {
             tracing::warn!(error = %err, "could not renew the session");
         }
     }
-    next.run(request).await
 }
