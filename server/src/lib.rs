@@ -161,9 +161,7 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
             (state.clone(), pages),
             page_cache::serve_stored_pages,
         ))
-        .layer(axum::middleware::from_fn(
-            server_fn_errors::client_errors_are_4xx,
-        ))
+        .layer(server_fn_errors::ClientErrorsAre4xxLayer)
         .layer(axum::middleware::from_fn(security::require_login))
         .layer(auth_layer)
         .layer(ValidateRequestHeaderLayer::custom(
