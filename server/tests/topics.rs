@@ -76,13 +76,7 @@ async fn unsubscribe_all_clears_every_subscription() {
     let server = TestServer::start();
     let alice = member(&server, "alice").await;
     for topic in alice.topics().await {
-        expect_redirect(
-            alice
-                .post_form(&format!("/topics/subscribe/{}/", topic.0), &[])
-                .await,
-            "/topics/",
-        )
-        .await;
+        alice.subscribe(topic.0).await;
     }
     assert!(alice.topics().await.iter().all(|t| t.3 && t.2 == 1));
     expect_redirect(
@@ -161,13 +155,7 @@ async fn rename_and_delete_are_for_staff_and_signal_their_activity() {
     let alice = member(&server, "alice").await;
     let root = staff(&server, "root").await;
     let django = alice.topic_id("Django").await;
-    expect_redirect(
-        alice
-            .post_form(&format!("/topics/subscribe/{django}/"), &[])
-            .await,
-        "/topics/",
-    )
-    .await;
+    alice.subscribe(django).await;
     alice.topics().await;
 
     let refused = alice
@@ -311,12 +299,7 @@ async fn repeated_loads_run_no_topic_sql_until_something_changes() {
     );
 
     let python = bob.topic_id("Python").await;
-    expect_redirect(
-        bob.post_form(&format!("/topics/subscribe/{python}/"), &[])
-            .await,
-        "/topics/",
-    )
-    .await;
+    bob.subscribe(python).await;
     assert!(alice
         .topics()
         .await
@@ -444,12 +427,7 @@ async fn stored_pages_are_replayed_only_while_nothing_changed() {
     assert!(bobs.contains("bob") && !bobs.contains(">alice<"));
 
     let python = bob.topic_id("Python").await;
-    expect_redirect(
-        bob.post_form(&format!("/topics/subscribe/{python}/"), &[])
-            .await,
-        "/topics/",
-    )
-    .await;
+    bob.subscribe(python).await;
     assert!(alice
         .topics()
         .await
@@ -469,13 +447,7 @@ async fn a_topic_with_thousands_of_subscribers_goes_at_once_and_is_purged_after(
     let alice = member(&server, "alice").await;
     let root = staff(&server, "root").await;
     let python = alice.topic_id("Python").await;
-    expect_redirect(
-        alice
-            .post_form(&format!("/topics/subscribe/{python}/"), &[])
-            .await,
-        "/topics/",
-    )
-    .await;
+    alice.subscribe(python).await;
     execute_sql(
         &server.db_path,
         MANY_SUBSCRIBE_TO.replace("TOPIC", "Python"),

@@ -345,6 +345,16 @@ impl TestClient {
         topics(&response.text().await.expect("body"))
     }
 
+    /// Subscribes through the plain form, which answers with a redirect to the list.
+    pub async fn subscribe(&self, topic_id: i64) {
+        expect_redirect(
+            self.post_form(&format!("/topics/subscribe/{topic_id}/"), &[])
+                .await,
+            "/topics/",
+        )
+        .await;
+    }
+
     pub async fn topic_id(&self, name: &str) -> i64 {
         self.topics()
             .await
