@@ -6,13 +6,14 @@ use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
+use crate::ids::TopicId;
 
 pub const PAGE_SIZE: i64 = 50;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivityView {
     pub id: i64,
-    pub topic_id: Option<i64>,
+    pub topic_id: Option<TopicId>,
     pub topic_name: String,
     pub action: String,
     /// UTC, `YYYY-MM-DD HH:MM:SS`.
@@ -28,18 +29,14 @@ pub struct ActivityPageData {
 
 #[server(endpoint = "list_activity")]
 pub async fn list_activity(page: i64) -> Result<ActivityPageData, AppError> {
-    crate::state::respond(
-        async {
-            crate::state::require_user().await?;
-            let state = crate::state::app_state()?;
-            let page = page.max(1);
-            state
-                .db
-                .run(move |conn| ssr::page(conn, page).map_err(AppError::from))
-                .await
-        }
-        .await,
-    )
+    crate::web::as_member(|_user, services| async move {
+        let page = page.max(1);
+        services
+            .db
+            .run(move |conn| ssr::page(conn, page).map_err(AppError::from))
+            .await
+    })
+    .await
 }
 
 #[component]
@@ -131,13 +128,14 @@ pub mod ssr {
 
     use super::{ActivityPageData, ActivityView, PAGE_SIZE};
     use crate::db::Conn;
+    use crate::ids::TopicId;
     use crate::schema::topic_activities;
     use crate::signals::{Receiving, TopicAction};
 
     /// Writes one activity row. Only receivers hold the token this takes.
     pub fn record(
         conn: &mut Conn,
-        topic_id: Option<i64>,
+        topic_id: Option<TopicId>,
         topic_name: &str,
         action: TopicAction,
         _: &Receiving,
@@ -155,7 +153,7 @@ pub mod ssr {
     /// Removes a topic's activity (not the tombstone of its deletion, which has no
     /// `topic_id`): what `ON DELETE CASCADE` does, for a topic whose row is kept a while
     /// after its deletion (see `topics::ssr::purge`).
-    pub fn forget_topic(conn: &mut Conn, topic_id: i64) -> QueryResult<usize> {
+    pub fn forget_topic(conn: &mut Conn, topic_id: TopicId) -> QueryResult<usize> {
         diesel::delete(topic_activities::table.filter(topic_activities::topic_id.eq(topic_id)))
             .execute(conn)
     }
@@ -163,7 +161,7 @@ pub mod ssr {
     /// One page of the feed, newest first.
     pub fn page(conn: &mut Conn, page: i64) -> QueryResult<ActivityPageData> {
         let offset = (page - 1).saturating_mul(PAGE_SIZE);
-        let mut rows: Vec<(i64, Option<i64>, String, String, NaiveDateTime)> =
+        let mut rows: Vec<(i64, Option<TopicId>, String, String, NaiveDateTime)> =
             topic_activities::table
                 .select((
                     topic_activities::id,

@@ -160,7 +160,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_small_profile_has_the_promised_size() {
-        let (_dir, db) = crate::signals::tests::test_db().await;
+        let (_dir, db) = crate::testing::test_db().await;
         let profile = Profile::named("small").expect("profile");
         let seeded = seed(&db, profile).await.expect("seed");
         assert_eq!(seeded.topics, 203);

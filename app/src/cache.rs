@@ -6,7 +6,8 @@
 //!   every user shares.
 //!
 //! The list handler is the only reader and filler. Invalidation takes a [`Receiving`] token,
-//! so only signal receivers can call it (after commit).
+//! so only signal receivers can call it (after commit); it reports the version bumps it made,
+//! which the receivers publish to open pages (`crate::live`).
 //!
 //! No stale fill: each key has a generation, bumped by every invalidation. A reader takes a
 //! [`Ticket`] (the generations) *before* it reads the database, and its fill is refused when
@@ -20,7 +21,8 @@ use std::time::Duration;
 
 use mini_moka::sync::Cache;
 
-use crate::live::{LiveEvent, LiveHub};
+use crate::ids::{TopicId, UserId};
+use crate::live::{LiveEvent, ViewVersion};
 use crate::signals::Receiving;
 
 pub const TTL: Duration = Duration::from_secs(60);
@@ -33,32 +35,42 @@ const ALL_USERS_KEY: &str = "user:*:topics";
 pub const MANY_USERS: usize = 1_000;
 
 /// The cache key of a user's topic list, as the specification names it.
-pub fn user_key(user_id: i64) -> String {
+pub fn user_key(user_id: UserId) -> String {
     format!("user:{user_id}:topics")
 }
 
 /// One topic as every user sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CatalogEntry {
-    pub id: i64,
+    pub id: TopicId,
     pub name: String,
     pub subscribers: i64,
 }
 
 pub type Catalog = Arc<Vec<CatalogEntry>>;
-pub type UserTopics = Arc<BTreeSet<i64>>;
+pub type UserTopics = Arc<BTreeSet<TopicId>>;
 
 /// The generations a reader saw before reading the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket {
     pub catalog: u64,
     pub user: u64,
-    user_id: i64,
+    user_id: UserId,
 }
 
 impl Ticket {
-    pub fn user_id(&self) -> i64 {
+    pub fn user_id(&self) -> UserId {
         self.user_id
+    }
+}
+
+/// The generations are the versions pages follow.
+impl From<Ticket> for ViewVersion {
+    fn from(ticket: Ticket) -> Self {
+        ViewVersion {
+            shared: ticket.catalog,
+            user: ticket.user,
+        }
     }
 }
 
@@ -83,8 +95,6 @@ struct Inner {
     /// Where generations start: the boot time in microseconds, so that versions keep growing
     /// across restarts and a page rendered before one never looks newer than the server.
     base: u64,
-    /// Generations are the versions pages follow; every bump is published here.
-    live: LiveHub,
     /// A zero time to live turns filling off (every load reads the database): for measuring.
     enabled: bool,
     stats: CacheStats,
@@ -92,12 +102,12 @@ struct Inner {
 
 impl Default for TopicCache {
     fn default() -> Self {
-        Self::new(TTL, LiveHub::default())
+        Self::new(TTL)
     }
 }
 
 impl TopicCache {
-    pub fn new(ttl: Duration, live: LiveHub) -> Self {
+    pub fn new(ttl: Duration) -> Self {
         let base = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|elapsed| u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX / 2))
@@ -111,7 +121,6 @@ impl TopicCache {
                 catalog: Cache::builder().max_capacity(1).time_to_live(ttl).build(),
                 generations: Mutex::new(HashMap::new()),
                 base,
-                live,
                 enabled: !ttl.is_zero(),
                 stats: CacheStats::default(),
             }),
@@ -121,10 +130,6 @@ impl TopicCache {
     /// False when configured with a zero time to live (measuring the uncached path).
     pub fn is_enabled(&self) -> bool {
         self.inner.enabled
-    }
-
-    pub fn live(&self) -> &LiveHub {
-        &self.inner.live
     }
 
     pub fn stats(&self) -> &CacheStats {
@@ -141,7 +146,7 @@ impl TopicCache {
     }
 
     /// Take this before reading the database for a fill.
-    pub fn ticket(&self, user_id: i64) -> Ticket {
+    pub fn ticket(&self, user_id: UserId) -> Ticket {
         let generations = self.generations();
         Ticket {
             catalog: self.generation(&generations, CATALOG_KEY),
@@ -152,7 +157,7 @@ impl TopicCache {
 
     /// A user's generation plus the epoch of all users (less the base, so both count from
     /// it): moves when either moves, and never back.
-    fn user_version(&self, generations: &HashMap<String, u64>, user_id: i64) -> u64 {
+    fn user_version(&self, generations: &HashMap<String, u64>, user_id: UserId) -> u64 {
         self.generation(generations, &user_key(user_id))
             + self.generation(generations, ALL_USERS_KEY)
             - self.inner.base
@@ -174,12 +179,12 @@ impl TopicCache {
         self.count(self.inner.catalog.get(&CATALOG_KEY))
     }
 
-    pub fn user_topics(&self, user_id: i64) -> Option<UserTopics> {
+    pub fn user_topics(&self, user_id: UserId) -> Option<UserTopics> {
         self.count(self.inner.users.get(&user_key(user_id)))
     }
 
     /// Whether the user's entry is cached right now (without counting a hit or miss).
-    pub fn has_user_topics(&self, user_id: i64) -> bool {
+    pub fn has_user_topics(&self, user_id: UserId) -> bool {
         self.inner.users.contains_key(&user_key(user_id))
     }
 
@@ -232,12 +237,13 @@ impl TopicCache {
         true
     }
 
-    /// Drops users' topic lists. Post-commit only: a handler cannot call it, because it cannot
-    /// make the [`Receiving`] token.
+    /// Drops users' topic lists and reports the version bumps, in order. Post-commit only: a
+    /// handler cannot call it, because it cannot make the [`Receiving`] token.
     ///
     /// ```compile_fail
     /// fn handler(cache: &app::cache::TopicCache) {
-    ///     cache.invalidate_users(&[1], &app::signals::Receiving { _private: () });
+    ///     let users = [app::ids::UserId(1)];
+    ///     cache.invalidate_users(&users, &app::signals::Receiving { _private: () });
     /// }
     /// ```
     ///
@@ -245,46 +251,46 @@ impl TopicCache {
     ///
     /// ```
     /// fn handler(cache: &app::cache::TopicCache) {
-    ///     let _ = cache.user_topics(1);
+    ///     let _ = cache.user_topics(app::ids::UserId(1));
     /// }
     /// ```
-    pub fn invalidate_users(&self, user_ids: &[i64], _: &Receiving) {
+    pub fn invalidate_users(&self, user_ids: &[UserId], _: &Receiving) -> Vec<LiveEvent> {
         let mut generations = self.generations();
         if user_ids.len() > MANY_USERS {
             self.inner.users.invalidate_all();
             let epoch = self.bump(&mut generations, ALL_USERS_KEY.to_owned());
-            self.inner.live.publish(LiveEvent::AllUsers(epoch));
             self.inner
                 .stats
                 .invalidations
                 .fetch_add(1, Ordering::Relaxed);
-            return;
+            return vec![LiveEvent::AllUsers(epoch)];
         }
+        let mut bumps = Vec::with_capacity(user_ids.len());
         for &user_id in user_ids {
             let key = user_key(user_id);
             self.inner.users.invalidate(&key);
             self.bump(&mut generations, key);
             let version = self.user_version(&generations, user_id);
-            self.inner
-                .live
-                .publish(LiveEvent::User { user_id, version });
+            bumps.push(LiveEvent::User { user_id, version });
             self.inner
                 .stats
                 .invalidations
                 .fetch_add(1, Ordering::Relaxed);
         }
+        bumps
     }
 
-    /// Drops the shared catalog (names, counts, which topics exist). Post-commit only.
-    pub fn invalidate_catalog(&self, _: &Receiving) {
+    /// Drops the shared catalog (names, counts, which topics exist) and reports the bump.
+    /// Post-commit only.
+    pub fn invalidate_catalog(&self, _: &Receiving) -> LiveEvent {
         let mut generations = self.generations();
         self.inner.catalog.invalidate(&CATALOG_KEY);
         let version = self.bump(&mut generations, CATALOG_KEY.to_owned());
-        self.inner.live.publish(LiveEvent::Shared(version));
         self.inner
             .stats
             .invalidations
             .fetch_add(1, Ordering::Relaxed);
+        LiveEvent::Shared(version)
     }
 }
 
@@ -298,7 +304,7 @@ pub(crate) mod tests {
                 .iter()
                 .enumerate()
                 .map(|(i, name)| CatalogEntry {
-                    id: i as i64 + 1,
+                    id: TopicId(i as i64 + 1),
                     name: (*name).to_owned(),
                     subscribers: 0,
                 })
@@ -308,20 +314,26 @@ pub(crate) mod tests {
 
     #[test]
     fn keys_follow_the_specification() {
-        assert_eq!(user_key(7), "user:7:topics");
+        assert_eq!(user_key(UserId(7)), "user:7:topics");
     }
 
     #[test]
     fn fill_then_hit_then_invalidate() {
         let cache = TopicCache::default();
-        assert!(cache.user_topics(1).is_none());
-        let ticket = cache.ticket(1);
-        assert!(cache.fill_user_topics(&ticket, Arc::new(BTreeSet::from([3]))));
-        assert_eq!(cache.user_topics(1).as_deref(), Some(&BTreeSet::from([3])));
-        assert!(cache.user_topics(2).is_none(), "entries are per user");
+        assert!(cache.user_topics(UserId(1)).is_none());
+        let ticket = cache.ticket(UserId(1));
+        assert!(cache.fill_user_topics(&ticket, Arc::new(BTreeSet::from([TopicId(3)]))));
+        assert_eq!(
+            cache.user_topics(UserId(1)).as_deref(),
+            Some(&BTreeSet::from([TopicId(3)]))
+        );
+        assert!(
+            cache.user_topics(UserId(2)).is_none(),
+            "entries are per user"
+        );
 
-        cache.invalidate_users(&[1], &crate::signals::tests::token());
-        assert!(cache.user_topics(1).is_none());
+        cache.invalidate_users(&[UserId(1)], &crate::testing::token());
+        assert!(cache.user_topics(UserId(1)).is_none());
         assert_eq!(cache.stats().hits.load(Ordering::Relaxed), 1);
         assert_eq!(cache.stats().invalidations.load(Ordering::Relaxed), 1);
     }
@@ -329,18 +341,18 @@ pub(crate) mod tests {
     #[test]
     fn a_fill_read_before_an_invalidation_is_refused() {
         let cache = TopicCache::default();
-        let token = crate::signals::tests::token();
-        let before = cache.ticket(1);
+        let token = crate::testing::token();
+        let before = cache.ticket(UserId(1));
         // ... the reader reads the database here; a writer commits and invalidates ...
-        cache.invalidate_users(&[1], &token);
+        cache.invalidate_users(&[UserId(1)], &token);
         cache.invalidate_catalog(&token);
         assert!(!cache.fill_user_topics(&before, Arc::new(BTreeSet::new())));
         assert!(!cache.fill_catalog(&before, catalog(&["Old"])));
-        assert!(cache.user_topics(1).is_none());
+        assert!(cache.user_topics(UserId(1)).is_none());
         assert!(cache.catalog().is_none());
 
         // A reader that started after the invalidation may fill.
-        let after = cache.ticket(1);
+        let after = cache.ticket(UserId(1));
         assert!(cache.fill_catalog(&after, catalog(&["New"])));
         assert_eq!(
             cache.catalog().map(|c| c[0].name.clone()),
@@ -351,73 +363,65 @@ pub(crate) mod tests {
     #[test]
     fn another_users_invalidation_does_not_refuse_a_fill() {
         let cache = TopicCache::default();
-        let ticket = cache.ticket(1);
-        cache.invalidate_users(&[2], &crate::signals::tests::token());
+        let ticket = cache.ticket(UserId(1));
+        cache.invalidate_users(&[UserId(2)], &crate::testing::token());
         assert!(cache.fill_user_topics(&ticket, Arc::new(BTreeSet::new())));
     }
 
     #[test]
-    fn every_bump_is_published_in_order() {
+    fn every_bump_is_reported_in_order() {
         let cache = TopicCache::default();
-        let mut events = cache.live().subscribe();
-        let token = crate::signals::tests::token();
-        let start = cache.ticket(5);
-        cache.invalidate_users(&[5], &token);
-        cache.invalidate_catalog(&token);
-        cache.invalidate_catalog(&token);
+        let token = crate::testing::token();
+        let start = cache.ticket(UserId(5));
+        let mut reported = cache.invalidate_users(&[UserId(5)], &token);
+        reported.push(cache.invalidate_catalog(&token));
+        reported.push(cache.invalidate_catalog(&token));
+        let mut events = reported.into_iter();
         assert_eq!(
-            events.try_recv().ok(),
+            events.next(),
             Some(LiveEvent::User {
-                user_id: 5,
+                user_id: UserId(5),
                 version: start.user + 1
             })
         );
-        assert_eq!(
-            events.try_recv().ok(),
-            Some(LiveEvent::Shared(start.catalog + 1))
-        );
-        assert_eq!(
-            events.try_recv().ok(),
-            Some(LiveEvent::Shared(start.catalog + 2))
-        );
-        assert!(events.try_recv().is_err());
+        assert_eq!(events.next(), Some(LiveEvent::Shared(start.catalog + 1)));
+        assert_eq!(events.next(), Some(LiveEvent::Shared(start.catalog + 2)));
+        assert!(events.next().is_none());
     }
 
     #[test]
     fn versions_start_above_those_of_an_earlier_process() {
         let earlier = TopicCache::default();
-        let token = crate::signals::tests::token();
+        let token = crate::testing::token();
         for _ in 0..1000 {
             earlier.invalidate_catalog(&token);
         }
-        let seen = earlier.ticket(1);
+        let seen = earlier.ticket(UserId(1));
         std::thread::sleep(Duration::from_millis(5));
         let restarted = TopicCache::default();
-        assert!(restarted.ticket(1).catalog > seen.catalog);
-        assert!(restarted.ticket(1).user > seen.user);
+        assert!(restarted.ticket(UserId(1)).catalog > seen.catalog);
+        assert!(restarted.ticket(UserId(1)).user > seen.user);
     }
 
     #[test]
     fn many_users_are_invalidated_by_one_epoch_bump() {
         let cache = TopicCache::default();
-        let token = crate::signals::tests::token();
-        let mut events = cache.live().subscribe();
-        let before: Vec<Ticket> = (1..=3).map(|id| cache.ticket(id)).collect();
+        let token = crate::testing::token();
+        let before: Vec<Ticket> = (1..=3).map(|id| cache.ticket(UserId(id))).collect();
         for ticket in &before {
             assert!(cache.fill_user_topics(ticket, Arc::new(BTreeSet::new())));
         }
-        let stale = cache.ticket(3);
-        let everyone: Vec<i64> = (1..=(MANY_USERS as i64 + 1)).collect();
-        cache.invalidate_users(&everyone, &token);
+        let stale = cache.ticket(UserId(3));
+        let everyone: Vec<UserId> = (1..=(MANY_USERS as i64 + 1)).map(UserId).collect();
+        let reported = cache.invalidate_users(&everyone, &token);
 
         assert_eq!(
             cache.stats().invalidations.load(Ordering::Relaxed),
             1,
             "one operation"
         );
-        assert!(matches!(events.try_recv(), Ok(LiveEvent::AllUsers(_))));
-        assert!(events.try_recv().is_err());
-        for (id, ticket) in (1..=3).zip(&before) {
+        assert!(matches!(reported.as_slice(), [LiveEvent::AllUsers(_)]));
+        for (id, ticket) in (1..=3).map(UserId).zip(&before) {
             assert!(cache.user_topics(id).is_none(), "user {id} was dropped");
             assert!(
                 cache.ticket(id).user > ticket.user,
@@ -426,25 +430,25 @@ pub(crate) mod tests {
         }
         assert!(!cache.fill_user_topics(&stale, Arc::new(BTreeSet::new())));
         // Per-user bumps after the epoch still move versions forward.
-        let after_epoch = cache.ticket(1);
-        cache.invalidate_users(&[1], &token);
-        assert!(cache.ticket(1).user > after_epoch.user);
+        let after_epoch = cache.ticket(UserId(1));
+        cache.invalidate_users(&[UserId(1)], &token);
+        assert!(cache.ticket(UserId(1)).user > after_epoch.user);
     }
 
     #[test]
     fn a_zero_time_to_live_turns_the_cache_off() {
-        let cache = TopicCache::new(Duration::ZERO, LiveHub::default());
-        let ticket = cache.ticket(1);
+        let cache = TopicCache::new(Duration::ZERO);
+        let ticket = cache.ticket(UserId(1));
         assert!(!cache.fill_catalog(&ticket, catalog(&["A"])));
         assert!(!cache.fill_user_topics(&ticket, Arc::new(BTreeSet::new())));
         assert!(cache.catalog().is_none());
-        assert!(cache.user_topics(1).is_none());
+        assert!(cache.user_topics(UserId(1)).is_none());
     }
 
     #[test]
     fn entries_expire_after_their_time_to_live() {
-        let cache = TopicCache::new(Duration::from_millis(50), LiveHub::default());
-        let ticket = cache.ticket(1);
+        let cache = TopicCache::new(Duration::from_millis(50));
+        let ticket = cache.ticket(UserId(1));
         assert!(cache.fill_catalog(&ticket, catalog(&["A"])));
         assert!(cache.catalog().is_some());
         std::thread::sleep(Duration::from_millis(120));

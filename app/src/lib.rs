@@ -9,9 +9,12 @@ use leptos_router::{path, SsrMode};
 pub mod activity;
 pub mod error;
 pub mod feedback;
+pub mod ids;
 pub mod layout;
+pub mod live;
 pub mod subscriptions;
 pub mod topics;
+pub mod url;
 pub mod users;
 
 #[cfg(feature = "ssr")]
@@ -21,15 +24,18 @@ pub mod cache;
 #[cfg(feature = "ssr")]
 pub mod db;
 #[cfg(feature = "ssr")]
-pub mod live;
-#[cfg(feature = "ssr")]
 pub mod schema;
+#[cfg(feature = "ssr")]
+pub mod services;
 #[cfg(feature = "ssr")]
 pub mod sessions;
 #[cfg(feature = "ssr")]
 pub mod signals;
 #[cfg(feature = "ssr")]
-pub mod state;
+pub mod web;
+
+#[cfg(test)]
+mod testing;
 
 use activity::ActivityPage;
 use layout::{Layout, NotFound};

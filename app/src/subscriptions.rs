@@ -3,42 +3,31 @@
 use leptos::prelude::*;
 
 use crate::error::AppError;
-use crate::topics::ViewVersion;
+use crate::ids::TopicId;
+use crate::live::ViewVersion;
 
 #[server(endpoint = "subscribe")]
-pub async fn subscribe(topic_id: i64) -> Result<ViewVersion, AppError> {
-    crate::state::respond(
-        async {
-            let user = crate::state::require_user().await?;
-            let state = crate::state::app_state()?;
-            ssr::subscribe(&state, user.id, topic_id).await
-        }
-        .await,
-    )
+pub async fn subscribe(topic_id: TopicId) -> Result<ViewVersion, AppError> {
+    crate::web::as_member(|user, services| async move {
+        ssr::subscribe(&services, user.id, topic_id).await
+    })
+    .await
 }
 
 #[server(endpoint = "unsubscribe")]
-pub async fn unsubscribe(topic_id: i64) -> Result<ViewVersion, AppError> {
-    crate::state::respond(
-        async {
-            let user = crate::state::require_user().await?;
-            let state = crate::state::app_state()?;
-            ssr::unsubscribe(&state, user.id, topic_id).await
-        }
-        .await,
-    )
+pub async fn unsubscribe(topic_id: TopicId) -> Result<ViewVersion, AppError> {
+    crate::web::as_member(|user, services| async move {
+        ssr::unsubscribe(&services, user.id, topic_id).await
+    })
+    .await
 }
 
 #[server(endpoint = "unsubscribe_all")]
 pub async fn unsubscribe_all() -> Result<ViewVersion, AppError> {
-    crate::state::respond(
-        async {
-            let user = crate::state::require_user().await?;
-            let state = crate::state::app_state()?;
-            ssr::unsubscribe_all(&state, user.id).await
-        }
-        .await,
+    crate::web::as_member(
+        |user, services| async move { ssr::unsubscribe_all(&services, user.id).await },
     )
+    .await
 }
 
 #[cfg(feature = "ssr")]
@@ -47,14 +36,20 @@ pub mod ssr {
 
     use crate::db::Conn;
     use crate::error::AppError;
+    use crate::ids::{TopicId, UserId};
+    use crate::live::ViewVersion;
     use crate::schema::topic_subscribers;
+    use crate::services::Services;
     use crate::signals::{self, M2mAction, M2mChanged, M2mSide, Signals};
-    use crate::state::AppState;
-    use crate::topics::{self, ViewVersion};
+    use crate::topics;
 
     /// The topic's subscribers, at most `limit` of them (callers that only need to know
     /// "more than N" need not read a hundred thousand ids).
-    pub fn subscriber_ids(conn: &mut Conn, topic_id: i64, limit: usize) -> QueryResult<Vec<i64>> {
+    pub fn subscriber_ids(
+        conn: &mut Conn,
+        topic_id: TopicId,
+        limit: usize,
+    ) -> QueryResult<Vec<UserId>> {
         topic_subscribers::table
             .filter(topic_subscribers::topic_id.eq(topic_id))
             .select(topic_subscribers::user_id)
@@ -62,7 +57,7 @@ pub mod ssr {
             .load(conn)
     }
 
-    pub fn topic_ids_of(conn: &mut Conn, user_id: i64) -> QueryResult<Vec<i64>> {
+    pub fn topic_ids_of(conn: &mut Conn, user_id: UserId) -> QueryResult<Vec<TopicId>> {
         topic_subscribers::table
             .filter(topic_subscribers::user_id.eq(user_id))
             .select(topic_subscribers::topic_id)
@@ -72,8 +67,12 @@ pub mod ssr {
 
     /// Removes up to `limit` of a retired topic's subscriptions. No signal: like the cascade
     /// of a delete, whose subscribers were captured when the topic was retired.
-    pub fn remove_batch_of_topic(conn: &mut Conn, topic_id: i64, limit: i64) -> QueryResult<usize> {
-        let batch: Vec<i64> = topic_subscribers::table
+    pub fn remove_batch_of_topic(
+        conn: &mut Conn,
+        topic_id: TopicId,
+        limit: i64,
+    ) -> QueryResult<usize> {
+        let batch: Vec<UserId> = topic_subscribers::table
             .filter(topic_subscribers::topic_id.eq(topic_id))
             .select(topic_subscribers::user_id)
             .order(topic_subscribers::user_id)
@@ -87,7 +86,7 @@ pub mod ssr {
         .execute(conn)
     }
 
-    fn is_subscribed(conn: &mut Conn, user_id: i64, topic_id: i64) -> QueryResult<bool> {
+    fn is_subscribed(conn: &mut Conn, user_id: UserId, topic_id: TopicId) -> QueryResult<bool> {
         diesel::select(diesel::dsl::exists(
             topic_subscribers::table
                 .filter(topic_subscribers::topic_id.eq(topic_id))
@@ -96,12 +95,13 @@ pub mod ssr {
         .get_result(conn)
     }
 
-    fn change(action: M2mAction, topic_id: i64, user_id: i64) -> M2mChanged {
+    fn change(action: M2mAction, topic_id: TopicId, user_id: UserId) -> M2mChanged {
         M2mChanged {
             action,
-            side: M2mSide::TopicSubscribers,
-            instance_id: topic_id,
-            pk_set: vec![user_id],
+            side: M2mSide::TopicSubscribers {
+                topic: topic_id,
+                users: vec![user_id],
+            },
         }
     }
 
@@ -109,8 +109,8 @@ pub mod ssr {
     pub fn subscribe_in(
         conn: &mut Conn,
         signals: &Signals,
-        user_id: i64,
-        topic_id: i64,
+        user_id: UserId,
+        topic_id: TopicId,
     ) -> Result<(), AppError> {
         signals::write(conn, signals, |tx| {
             topics::ssr::find(tx.conn(), topic_id)?;
@@ -132,8 +132,8 @@ pub mod ssr {
     pub fn unsubscribe_in(
         conn: &mut Conn,
         signals: &Signals,
-        user_id: i64,
-        topic_id: i64,
+        user_id: UserId,
+        topic_id: TopicId,
     ) -> Result<(), AppError> {
         signals::write(conn, signals, |tx| {
             topics::ssr::find(tx.conn(), topic_id)?;
@@ -156,7 +156,7 @@ pub mod ssr {
     pub fn unsubscribe_all_in(
         conn: &mut Conn,
         signals: &Signals,
-        user_id: i64,
+        user_id: UserId,
     ) -> Result<(), AppError> {
         signals::write(conn, signals, |tx| {
             let topic_ids = topic_ids_of(tx.conn(), user_id)?;
@@ -165,9 +165,10 @@ pub mod ssr {
             }
             let clear = |action| M2mChanged {
                 action,
-                side: M2mSide::UserTopics,
-                instance_id: user_id,
-                pk_set: topic_ids.clone(),
+                side: M2mSide::UserTopics {
+                    user: user_id,
+                    topics: topic_ids.clone(),
+                },
             };
             tx.send(&clear(M2mAction::PreClear))?;
             diesel::delete(topic_subscribers::table.filter(topic_subscribers::user_id.eq(user_id)))
@@ -177,11 +178,11 @@ pub mod ssr {
     }
 
     pub async fn subscribe(
-        state: &AppState,
-        user_id: i64,
-        topic_id: i64,
+        services: &Services,
+        user_id: UserId,
+        topic_id: TopicId,
     ) -> Result<ViewVersion, AppError> {
-        state
+        services
             .mutate(user_id, move |conn, signals| {
                 subscribe_in(conn, signals, user_id, topic_id)
             })
@@ -189,19 +190,22 @@ pub mod ssr {
     }
 
     pub async fn unsubscribe(
-        state: &AppState,
-        user_id: i64,
-        topic_id: i64,
+        services: &Services,
+        user_id: UserId,
+        topic_id: TopicId,
     ) -> Result<ViewVersion, AppError> {
-        state
+        services
             .mutate(user_id, move |conn, signals| {
                 unsubscribe_in(conn, signals, user_id, topic_id)
             })
             .await
     }
 
-    pub async fn unsubscribe_all(state: &AppState, user_id: i64) -> Result<ViewVersion, AppError> {
-        state
+    pub async fn unsubscribe_all(
+        services: &Services,
+        user_id: UserId,
+    ) -> Result<ViewVersion, AppError> {
+        services
             .mutate(user_id, move |conn, signals| {
                 unsubscribe_all_in(conn, signals, user_id)
             })

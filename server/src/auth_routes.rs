@@ -8,14 +8,14 @@ use axum::Form;
 use serde::Deserialize;
 
 use app::error::AppError;
-use app::feedback::FormFeedback;
-use app::state::AppState;
+use app::feedback::{FormFeedback, FormId};
 use app::users::ssr::{
     create_user, logged_out, AuthSession, Credentials, Password, User, Username,
 };
+use app::web::AppState;
 
 use crate::render::page_with_feedback;
-use crate::security::{encode_query_value, safe_next};
+use crate::security::{login_url, safe_next};
 
 #[derive(Deserialize)]
 pub struct SignupForm {
@@ -44,7 +44,7 @@ pub async fn signup(
     let result = async {
         let username = Username::parse(&form.username)?;
         let password = Password::parse(&form.password)?;
-        let user = create_user(&state.db, username, password, false).await?;
+        let user = create_user(&state.services.db, username, password, false).await?;
         start_session(&mut auth, &user).await?;
         Ok::<_, AppError>(())
     }
@@ -52,8 +52,8 @@ pub async fn signup(
     match result {
         Ok(()) => Redirect::to("/topics/").into_response(),
         Err(err) => {
-            let feedback =
-                FormFeedback::new("signup", err.to_string()).with_value("username", &form.username);
+            let feedback = FormFeedback::new(FormId::Signup, err.to_string())
+                .with_value("username", &form.username);
             page_with_feedback(&state, &parts, "/signup", feedback, err.status()).await
         }
     }
@@ -83,12 +83,12 @@ pub async fn login(
     match result {
         Ok(()) => Redirect::to(&next).into_response(),
         Err(err) => {
-            let feedback =
-                FormFeedback::new("login", err.to_string()).with_value("username", &form.username);
+            let feedback = FormFeedback::new(FormId::Login, err.to_string())
+                .with_value("username", &form.username);
             let uri = if form.next.is_empty() {
                 "/login".to_owned()
             } else {
-                format!("/login?next={}", encode_query_value(&next))
+                login_url(&next)
             };
             page_with_feedback(&state, &parts, &uri, feedback, err.status()).await
         }
@@ -115,7 +115,7 @@ pub async fn logout(State(state): State<AppState>, mut auth: AuthSession) -> Res
     };
     if let Some(user) = user {
         // The session is gone either way; a failed signal only costs a cache entry its TTL.
-        if let Err(err) = logged_out(&state, user.id).await {
+        if let Err(err) = logged_out(&state.services, user.id).await {
             tracing::warn!(error = %err, "user_logged_out could not be sent");
         }
     }

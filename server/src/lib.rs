@@ -20,12 +20,11 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
-use app::cache::TopicCache;
 use app::db::{Db, OpenError};
-use app::live::LiveHub;
+use app::services::Services;
 use app::sessions::DbSessionStore;
-use app::state::AppState;
 use app::users::ssr::Backend;
+use app::web::AppState;
 
 mod auth_routes;
 pub mod cli;
@@ -79,13 +78,17 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 
     let shutdown = shutdown_signal().map_err(ServeError::Signals)?;
     let sweeper = tokio::spawn(sweep_expired_sessions(DbSessionStore::new(db.clone())));
-    let cache = TopicCache::new(config.cache_ttl, LiveHub::default());
-    let state = AppState::with_cache(db, config.leptos.clone(), cache);
-    let live = state.cache.live().clone();
+    // The composition root: the domain's services, then the web layer around them.
+    let services = Services::new(db, config.cache_ttl);
+    let live = services.live.clone();
     let purge = tokio::spawn(app::topics::ssr::purge::run(
-        state.db.clone(),
-        state.purge.clone(),
+        services.db.clone(),
+        services.purge.clone(),
     ));
+    let state = AppState {
+        services,
+        leptos_options: config.leptos.clone(),
+    };
     let app = router(state, config.secure_cookies);
 
     tracing::info!("listening on http://{local}");
@@ -118,16 +121,18 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
     let metrics_state = (state.clone(), pages.clone());
     let (pkg_route, static_files) = static_files(&state.leptos_options);
 
-    let session_layer = SessionManagerLayer::new(app::sessions::sessions(state.db.clone()))
-        .with_name(SESSION_COOKIE)
-        .with_http_only(true)
-        .with_same_site(SameSite::Lax)
-        .with_secure(secure_cookies)
-        .with_expiry(Expiry::OnInactivity(time::Duration::days(
-            SESSION_IDLE_DAYS,
-        )));
+    let session_layer =
+        SessionManagerLayer::new(app::sessions::sessions(state.services.db.clone()))
+            .with_name(SESSION_COOKIE)
+            .with_http_only(true)
+            .with_same_site(SameSite::Lax)
+            .with_secure(secure_cookies)
+            .with_expiry(Expiry::OnInactivity(time::Duration::days(
+                SESSION_IDLE_DAYS,
+            )));
     let auth_layer =
-        AuthManagerLayerBuilder::new(Backend::new(state.db.clone()), session_layer).build();
+        AuthManagerLayerBuilder::new(Backend::new(state.services.db.clone()), session_layer)
+            .build();
 
     let context = {
         let state = state.clone();

@@ -13,9 +13,10 @@ use futures::stream::{self, Stream};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
-use app::live::{LiveEvent, StreamGuard};
-use app::state::AppState;
-use app::topics::ViewVersion;
+use app::ids::UserId;
+use app::live::{LiveEvent, StreamGuard, ViewVersion};
+use app::services::Services;
+use app::web::AppState;
 
 use crate::security::Member;
 
@@ -25,7 +26,7 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 const RECONNECT: Duration = Duration::from_secs(1);
 
 pub async fn events(State(state): State<AppState>, Member(user): Member) -> Response {
-    let hub = state.cache.live().clone();
+    let hub = state.services.live.clone();
     let Some(guard) = hub.open_stream(user.id) else {
         return (
             StatusCode::TOO_MANY_REQUESTS,
@@ -37,7 +38,7 @@ pub async fn events(State(state): State<AppState>, Member(user): Member) -> Resp
     let follower = Follower {
         events: hub.subscribe(),
         shutdown: hub.shutdown_signal(),
-        state,
+        services: state.services,
         user_id: user.id,
         last: None,
         _guard: guard,
@@ -50,8 +51,8 @@ pub async fn events(State(state): State<AppState>, Member(user): Member) -> Resp
 struct Follower {
     events: broadcast::Receiver<LiveEvent>,
     shutdown: watch::Receiver<bool>,
-    state: AppState,
-    user_id: i64,
+    services: Services,
+    user_id: UserId,
     last: Option<ViewVersion>,
     _guard: StreamGuard,
 }
@@ -59,7 +60,7 @@ struct Follower {
 impl Follower {
     /// The current version if it moved since the last one sent (versions only grow).
     fn moved(&mut self) -> Option<ViewVersion> {
-        let now = self.state.view_version(self.user_id);
+        let now = self.services.view_version(self.user_id);
         (self.last != Some(now)).then(|| {
             self.last = Some(now);
             now

@@ -7,13 +7,13 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use app::state::AppState;
+use app::web::AppState;
 
 use crate::page_cache::PageCache;
 
 pub async fn render(State((state, pages)): State<(AppState, PageCache)>) -> impl IntoResponse {
-    let sql = state.db.sql_stats();
-    let cache = state.cache.stats();
+    let sql = state.services.db.sql_stats();
+    let cache = state.services.cache.stats();
     let counters = [
         (
             "sql_statements_total",
@@ -63,7 +63,7 @@ pub async fn render(State((state, pages)): State<(AppState, PageCache)>) -> impl
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
         );
     }
-    let streams = state.cache.live().open_streams();
+    let streams = state.services.live.open_streams();
     let _ = writeln!(
         body,
         "# HELP live_streams Open live-update streams (pages following changes).\n\

@@ -15,9 +15,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use mini_moka::sync::Cache;
 
-use app::state::AppState;
-use app::topics::ViewVersion;
+use app::ids::UserId;
+use app::live::ViewVersion;
 use app::users::ssr::AuthSession;
+use app::web::AppState;
 
 /// Only the topic list is hot enough to be worth it.
 const CACHED_PATH: &str = "/topics/";
@@ -31,7 +32,7 @@ const TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct PageKey {
-    user_id: i64,
+    user_id: UserId,
     uri: String,
     version: ViewVersion,
 }
@@ -74,7 +75,7 @@ pub async fn serve_stored_pages(
     // A disabled topic cache (TOPIC_CACHE_TTL_SECONDS=0) means: measure real renders.
     let (Some(user_id), true) = (
         user_id,
-        state.cache.is_enabled()
+        state.services.cache.is_enabled()
             && request.method() == Method::GET
             && request.uri().path() == CACHED_PATH,
     ) else {
@@ -83,7 +84,7 @@ pub async fn serve_stored_pages(
     let key = PageKey {
         user_id,
         uri: request.uri().to_string(),
-        version: state.view_version(user_id),
+        version: state.services.view_version(user_id),
     };
     if let Some(page) = cache.pages.get(&key) {
         cache.hits.fetch_add(1, Ordering::Relaxed);

@@ -8,7 +8,7 @@ use axum::response::Response;
 use leptos::prelude::provide_context;
 
 use app::feedback::FormFeedback;
-use app::state::AppState;
+use app::web::AppState;
 
 /// The page at `uri`, as a GET by the same visitor would show it, plus `feedback`.
 pub async fn page_with_feedback(

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
+use app::url::encode_query_value;
 use app::users::ssr::{AuthSession, User};
 
 /// Pages under these prefixes need a logged-in user.
@@ -112,18 +113,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Member {
 /// `/login?next=<target>`, with the target percent-encoded except for its slashes.
 pub fn login_url(target: &str) -> String {
     format!("/login?next={}", encode_query_value(target))
-}
-
-pub fn encode_query_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || b"/-_.~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 /// Where to go after login: the requested local path, or the topic list. Anything that could

@@ -1,4 +1,4 @@
-//! The topic form routes (SPEC.md §3), for pages without JavaScript. Each one is a thin door:
+//! The topic form routes (the README's routes table), for pages without JavaScript. Each one is a thin door:
 //! parse the path, make one domain call, answer 303 to `/topics/` or the page again with the
 //! message next to the form that failed.
 
@@ -11,11 +11,12 @@ use serde::Deserialize;
 use crate::render::page_with_feedback;
 use crate::security::Member;
 use app::error::AppError;
-use app::feedback::FormFeedback;
-use app::state::AppState;
+use app::feedback::{FormFeedback, FormId, RowAction};
+use app::ids::TopicId;
+use app::live::ViewVersion;
 use app::subscriptions::ssr as subscriptions;
 use app::topics::ssr as topics;
-use app::topics::ViewVersion;
+use app::web::AppState;
 
 #[derive(Deserialize)]
 pub struct NameForm {
@@ -23,42 +24,39 @@ pub struct NameForm {
     name: String,
 }
 
-/// A path id that is not a number names no topic.
-fn topic_id(raw: &str) -> Result<i64, AppError> {
-    raw.parse().map_err(|_| AppError::NotFound)
-}
-
-/// Parses the id, makes the call, answers for the form named `{action}-{raw id}`.
+/// Parses the path id, makes the call, answers for the row's form. A path id that is not a
+/// number names no topic (404, reported for the list as a whole).
 async fn on_topic<F, Fut>(
     state: &AppState,
     parts: &Parts,
-    action: &str,
+    action: RowAction,
     raw: &str,
+    typed_name: Option<&str>,
     call: F,
 ) -> Response
 where
-    F: FnOnce(i64) -> Fut,
+    F: FnOnce(TopicId) -> Fut,
     Fut: std::future::Future<Output = Result<ViewVersion, AppError>>,
 {
-    let result = match topic_id(raw) {
-        Ok(id) => call(id).await,
-        Err(err) => Err(err),
+    let (form, result) = match raw.parse::<TopicId>() {
+        Ok(topic) => (FormId::Row { topic, action }, call(topic).await),
+        Err(_) => (FormId::TopicList, Err(AppError::NotFound)),
     };
-    answer(state, parts, format!("{action}-{raw}"), None, result).await
+    answer(state, parts, form, typed_name, result).await
 }
 
 /// 303 to the list on success; otherwise the list again, with the message by `form`.
 async fn answer(
     state: &AppState,
     parts: &Parts,
-    form: String,
+    form: FormId,
     typed_name: Option<&str>,
     result: Result<ViewVersion, AppError>,
 ) -> Response {
     match result {
         Ok(_) => Redirect::to("/topics/").into_response(),
         Err(err) => {
-            let mut feedback = FormFeedback::new(&form, err.to_string());
+            let mut feedback = FormFeedback::new(form, err.to_string());
             if let Some(name) = typed_name {
                 feedback = feedback.with_value("name", name);
             }
@@ -73,8 +71,8 @@ pub async fn subscribe(
     parts: Parts,
     Path(raw): Path<String>,
 ) -> Response {
-    on_topic(&state, &parts, "subscribe", &raw, |id| {
-        subscriptions::subscribe(&state, user.id, id)
+    on_topic(&state, &parts, RowAction::Subscribe, &raw, None, |topic| {
+        subscriptions::subscribe(&state.services, user.id, topic)
     })
     .await
 }
@@ -85,9 +83,14 @@ pub async fn unsubscribe(
     parts: Parts,
     Path(raw): Path<String>,
 ) -> Response {
-    on_topic(&state, &parts, "unsubscribe", &raw, |id| {
-        subscriptions::unsubscribe(&state, user.id, id)
-    })
+    on_topic(
+        &state,
+        &parts,
+        RowAction::Unsubscribe,
+        &raw,
+        None,
+        |topic| subscriptions::unsubscribe(&state.services, user.id, topic),
+    )
     .await
 }
 
@@ -96,8 +99,8 @@ pub async fn unsubscribe_all(
     Member(user): Member,
     parts: Parts,
 ) -> Response {
-    let result = subscriptions::unsubscribe_all(&state, user.id).await;
-    answer(&state, &parts, "unsubscribe-all".into(), None, result).await
+    let result = subscriptions::unsubscribe_all(&state.services, user.id).await;
+    answer(&state, &parts, FormId::UnsubscribeAll, None, result).await
 }
 
 pub async fn create(
@@ -106,8 +109,15 @@ pub async fn create(
     parts: Parts,
     Form(form): Form<NameForm>,
 ) -> Response {
-    let result = topics::create(&state, &user, &form.name).await;
-    answer(&state, &parts, "create".into(), Some(&form.name), result).await
+    let result = topics::create(&state.services, &user, &form.name).await;
+    answer(
+        &state,
+        &parts,
+        FormId::CreateTopic,
+        Some(&form.name),
+        result,
+    )
+    .await
 }
 
 pub async fn rename(
@@ -117,16 +127,13 @@ pub async fn rename(
     Path(raw): Path<String>,
     Form(form): Form<NameForm>,
 ) -> Response {
-    let result = match topic_id(&raw) {
-        Ok(id) => topics::rename(&state, &user, id, &form.name).await,
-        Err(err) => Err(err),
-    };
-    answer(
+    on_topic(
         &state,
         &parts,
-        format!("rename-{raw}"),
+        RowAction::Rename,
+        &raw,
         Some(&form.name),
-        result,
+        |topic| topics::rename(&state.services, &user, topic, &form.name),
     )
     .await
 }
@@ -137,8 +144,8 @@ pub async fn delete(
     parts: Parts,
     Path(raw): Path<String>,
 ) -> Response {
-    on_topic(&state, &parts, "delete", &raw, |id| {
-        topics::delete(&state, &user, id)
+    on_topic(&state, &parts, RowAction::Delete, &raw, None, |topic| {
+        topics::delete(&state.services, &user, topic)
     })
     .await
 }

@@ -21,6 +21,8 @@ use std::fmt;
 use crate::cache::TopicCache;
 use crate::db::{self, Conn};
 use crate::error::AppError;
+use crate::ids::{TopicId, UserId};
+use crate::live::LiveHub;
 
 pub mod receivers;
 
@@ -34,12 +36,18 @@ impl Receiving {
     fn new() -> Self {
         Receiving { _private: () }
     }
+
+    /// Lets tests in this crate act as a receiver would (see `crate::testing`).
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Self {
+        Receiving::new()
+    }
 }
 
 /// A topic as signals carry it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicRecord {
-    pub id: i64,
+    pub id: TopicId,
     pub name: String,
 }
 
@@ -72,13 +80,14 @@ pub enum M2mAction {
     PostClear,
 }
 
-/// Which end of the topic–subscriber relation the change was made from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which end of the topic–subscriber relation the change was made from: Django's `instance`
+/// and `pk_set`, typed. For `PostClear` the ids are those captured at `PreClear`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum M2mSide {
-    /// `topic.subscribers`: `instance_id` is a topic, `pk_set` holds user ids.
-    TopicSubscribers,
-    /// `user.topics`: `instance_id` is a user, `pk_set` holds topic ids.
-    UserTopics,
+    /// `topic.subscribers`: the topic, and the users that changed.
+    TopicSubscribers { topic: TopicId, users: Vec<UserId> },
+    /// `user.topics`: the user, and the topics that changed.
+    UserTopics { user: UserId, topics: Vec<TopicId> },
 }
 
 /// A change of the topic–subscriber relation.
@@ -86,25 +95,22 @@ pub enum M2mSide {
 pub struct M2mChanged {
     pub action: M2mAction,
     pub side: M2mSide,
-    pub instance_id: i64,
-    /// The ids on the other side that changed. For `PostClear`, those captured at `PreClear`.
-    pub pk_set: Vec<i64>,
 }
 
 impl M2mChanged {
     /// The users whose own topic lists this change touches, whichever side started it.
-    pub fn affected_users(&self) -> Vec<i64> {
-        match self.side {
-            M2mSide::TopicSubscribers => self.pk_set.clone(),
-            M2mSide::UserTopics => vec![self.instance_id],
+    pub fn affected_users(&self) -> Vec<UserId> {
+        match &self.side {
+            M2mSide::TopicSubscribers { users, .. } => users.clone(),
+            M2mSide::UserTopics { user, .. } => vec![*user],
         }
     }
 
     /// The topics whose subscriber counts this change touches.
-    pub fn affected_topics(&self) -> Vec<i64> {
-        match self.side {
-            M2mSide::TopicSubscribers => vec![self.instance_id],
-            M2mSide::UserTopics => self.pk_set.clone(),
+    pub fn affected_topics(&self) -> Vec<TopicId> {
+        match &self.side {
+            M2mSide::TopicSubscribers { topic, .. } => vec![*topic],
+            M2mSide::UserTopics { topics, .. } => topics.clone(),
         }
     }
 }
@@ -135,14 +141,14 @@ impl fmt::Display for TopicAction {
 /// Our custom signal, sent by the `post_save` and `post_delete` receivers.
 #[derive(Debug, Clone)]
 pub struct TopicChanged {
-    pub topic_id: i64,
+    pub topic_id: TopicId,
     pub action: TopicAction,
 }
 
 /// Sent when a user logs out.
 #[derive(Debug, Clone)]
 pub struct UserLoggedOut {
-    pub user_id: i64,
+    pub user_id: UserId,
 }
 
 /// A receiver function. It runs inside the transaction of the change that sent the signal;
@@ -223,9 +229,34 @@ signal_slot!(
     UserLoggedOut => user_logged_out,
 );
 
-/// What post-commit work may touch.
+/// What post-commit work acts on: the cache, and the live hub that tells open pages about
+/// every version the cache moved.
 pub struct Effects {
-    pub cache: TopicCache,
+    cache: TopicCache,
+    live: LiveHub,
+}
+
+impl Effects {
+    pub fn new(cache: TopicCache, live: LiveHub) -> Self {
+        Effects { cache, live }
+    }
+
+    /// Drops the users' cached lists and tells their open pages.
+    pub fn invalidate_users(&self, user_ids: &[UserId], token: &Receiving) {
+        for bump in self.cache.invalidate_users(user_ids, token) {
+            self.live.publish(bump);
+        }
+    }
+
+    /// Drops the shared catalog and tells every open page.
+    pub fn invalidate_catalog(&self, token: &Receiving) {
+        self.live.publish(self.cache.invalidate_catalog(token));
+    }
+
+    /// Ends the open pages' streams of a user who logged out.
+    pub fn end_user_streams(&self, user_id: UserId, token: &Receiving) {
+        self.live.end_user_streams(user_id, token);
+    }
 }
 
 type AfterCommit = Box<dyn FnOnce(&Effects, &Receiving)>;
@@ -237,11 +268,8 @@ pub struct Signals {
 }
 
 impl Signals {
-    pub fn new(registry: Registry, cache: TopicCache) -> Self {
-        Signals {
-            registry,
-            effects: Effects { cache },
-        }
+    pub fn new(registry: Registry, effects: Effects) -> Self {
+        Signals { registry, effects }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -256,7 +284,7 @@ pub struct Tx<'c> {
     registry: &'c Registry,
     after_commit: Vec<AfterCommit>,
     /// Subscriber ids of topics about to be deleted, captured at `pre_delete`.
-    captured_subscribers: HashMap<i64, Vec<i64>>,
+    captured_subscribers: HashMap<TopicId, Vec<UserId>>,
 }
 
 impl<'c> Tx<'c> {
@@ -285,11 +313,11 @@ impl<'c> Tx<'c> {
         self.after_commit.push(Box::new(work));
     }
 
-    pub(crate) fn capture_subscribers(&mut self, topic_id: i64, user_ids: Vec<i64>) {
+    pub(crate) fn capture_subscribers(&mut self, topic_id: TopicId, user_ids: Vec<UserId>) {
         self.captured_subscribers.insert(topic_id, user_ids);
     }
 
-    pub(crate) fn captured_subscribers(&mut self, topic_id: i64) -> Option<Vec<i64>> {
+    pub(crate) fn captured_subscribers(&mut self, topic_id: TopicId) -> Option<Vec<UserId>> {
         self.captured_subscribers.remove(&topic_id)
     }
 
@@ -357,4 +385,4 @@ fn run_after_commit(signals: &Signals, work: Vec<AfterCommit>) {
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;

@@ -9,6 +9,7 @@ use super::{
 use crate::activity;
 use crate::cache::MANY_USERS;
 use crate::error::AppError;
+use crate::ids::{TopicId, UserId};
 use crate::signals::Receiving;
 use crate::subscriptions;
 
@@ -72,7 +73,7 @@ fn capture_subscribers(
 
 /// The subscribers whose lists a topic change touches. Past `MANY_USERS` the cache bumps
 /// one epoch for everyone, so reading more ids than that would be wasted work.
-fn affected_subscribers(tx: &mut Tx<'_>, topic_id: i64) -> Result<Vec<i64>, AppError> {
+fn affected_subscribers(tx: &mut Tx<'_>, topic_id: TopicId) -> Result<Vec<UserId>, AppError> {
     Ok(subscriptions::ssr::subscriber_ids(
         tx.conn(),
         topic_id,
@@ -109,8 +110,8 @@ fn topic_changed(
     let TopicChanged { topic_id, action } = signal.clone();
     tx.on_commit(move |effects, token| {
         info!("Topic {topic_id} changed: {action}");
-        effects.cache.invalidate_users(&subscribers, token);
-        effects.cache.invalidate_catalog(token);
+        effects.invalidate_users(&subscribers, token);
+        effects.invalidate_catalog(token);
     });
     Ok(())
 }
@@ -130,8 +131,8 @@ fn subscriptions_changed(
     }
     let users = signal.affected_users();
     tx.on_commit(move |effects, token| {
-        effects.cache.invalidate_users(&users, token);
-        effects.cache.invalidate_catalog(token);
+        effects.invalidate_users(&users, token);
+        effects.invalidate_catalog(token);
     });
     Ok(())
 }
@@ -145,8 +146,8 @@ fn user_logged_out(
     let user_id = signal.user_id;
     tx.on_commit(move |effects, token| {
         // Streams end first: they must not push a version the logged-out page cannot fetch.
-        effects.cache.live().end_user_streams(user_id, token);
-        effects.cache.invalidate_users(&[user_id], token);
+        effects.end_user_streams(user_id, token);
+        effects.invalidate_users(&[user_id], token);
     });
     Ok(())
 }

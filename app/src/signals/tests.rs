@@ -6,20 +6,13 @@ use diesel::prelude::*;
 
 use super::*;
 use crate::cache::TopicCache;
-use crate::db::Db;
+use crate::live::LiveHub;
 use crate::schema::{topic_activities, topics};
+use crate::testing::test_db;
 
-/// Lets tests in this crate act as a receiver would.
-pub(crate) fn token() -> Receiving {
-    Receiving::new()
-}
-
-pub(crate) async fn test_db() -> (tempfile::TempDir, Db) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = Db::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
-        .await
-        .expect("db");
-    (dir, db)
+/// Post-commit effects on `cache` (and a hub nobody listens to).
+fn effects(cache: &TopicCache) -> Effects {
+    Effects::new(cache.clone(), LiveHub::default())
 }
 
 fn noop(_: &mut Tx<'_>, _: &PostSave, _: &Receiving) -> Result<(), AppError> {
@@ -28,7 +21,7 @@ fn noop(_: &mut Tx<'_>, _: &PostSave, _: &Receiving) -> Result<(), AppError> {
 
 /// Schedules post-commit work that marks user 42's cache entry as invalidated.
 fn schedule_mark(tx: &mut Tx<'_>, _: &PostSave, _: &Receiving) -> Result<(), AppError> {
-    tx.on_commit(|effects, token| effects.cache.invalidate_users(&[42], token));
+    tx.on_commit(|effects, token| effects.invalidate_users(&[UserId(42)], token));
     Ok(())
 }
 
@@ -50,7 +43,7 @@ fn record_activity(tx: &mut Tx<'_>, signal: &PostSave, token: &Receiving) -> Res
 }
 
 fn insert_topic(tx: &mut Tx<'_>, name: &str) -> Result<TopicRecord, AppError> {
-    let id: i64 = diesel::insert_into(topics::table)
+    let id: TopicId = diesel::insert_into(topics::table)
         .values(topics::name.eq(name))
         .returning(topics::id)
         .get_result(tx.conn())?;
@@ -119,20 +112,22 @@ fn ready_connects_every_signal_once() {
 fn m2m_changes_name_the_affected_users_from_either_side() {
     let from_topic = M2mChanged {
         action: M2mAction::PostAdd,
-        side: M2mSide::TopicSubscribers,
-        instance_id: 7,
-        pk_set: vec![1, 2],
+        side: M2mSide::TopicSubscribers {
+            topic: TopicId(7),
+            users: vec![UserId(1), UserId(2)],
+        },
     };
-    assert_eq!(from_topic.affected_users(), vec![1, 2]);
-    assert_eq!(from_topic.affected_topics(), vec![7]);
+    assert_eq!(from_topic.affected_users(), vec![UserId(1), UserId(2)]);
+    assert_eq!(from_topic.affected_topics(), vec![TopicId(7)]);
     let from_user = M2mChanged {
         action: M2mAction::PostClear,
-        side: M2mSide::UserTopics,
-        instance_id: 1,
-        pk_set: vec![7, 8],
+        side: M2mSide::UserTopics {
+            user: UserId(1),
+            topics: vec![TopicId(7), TopicId(8)],
+        },
     };
-    assert_eq!(from_user.affected_users(), vec![1]);
-    assert_eq!(from_user.affected_topics(), vec![7, 8]);
+    assert_eq!(from_user.affected_users(), vec![UserId(1)]);
+    assert_eq!(from_user.affected_topics(), vec![TopicId(7), TopicId(8)]);
 }
 
 #[tokio::test]
@@ -140,7 +135,7 @@ async fn receivers_write_inside_the_transaction_and_commit_with_it() {
     let (_dir, db) = test_db().await;
     let mut registry = Registry::default();
     registry.post_save.connect("test.activity", record_activity);
-    let signals = Signals::new(registry, TopicCache::default());
+    let signals = Signals::new(registry, effects(&TopicCache::default()));
     db.run(move |conn| {
         write(conn, &signals, |tx| {
             let topic = insert_topic(tx, "Committed")?;
@@ -174,7 +169,7 @@ async fn post_commit_work_runs_once_after_commit_and_never_after_rollback() {
     let cache = TopicCache::default();
     let mut registry = Registry::default();
     registry.post_save.connect("test.mark", schedule_mark);
-    let signals = Signals::new(registry, cache.clone());
+    let signals = Signals::new(registry, effects(&cache));
     let observed = cache.clone();
     db.run(move |conn| {
         write(conn, &signals, |tx| {
@@ -203,7 +198,7 @@ async fn nested_savepoints_keep_or_drop_their_post_commit_work() {
     let cache = TopicCache::default();
     let mut registry = Registry::default();
     registry.post_save.connect("test.mark", schedule_mark);
-    let signals = Signals::new(registry, cache.clone());
+    let signals = Signals::new(registry, effects(&cache));
     let observed = cache.clone();
     db.run(move |conn| {
         // Inner savepoint fails, outer commits: only the outer work runs.
@@ -261,7 +256,7 @@ async fn a_failing_receiver_rolls_the_change_back_with_its_error() {
     registry.post_save.connect("test.activity", record_activity);
     registry.post_save.connect("test.mark", schedule_mark);
     registry.post_save.connect("test.fail", fail);
-    let signals = Signals::new(registry, cache.clone());
+    let signals = Signals::new(registry, effects(&cache));
     let observed = cache.clone();
     db.run(move |conn| {
         let result = write(conn, &signals, |tx| {

@@ -7,13 +7,15 @@ use std::sync::Arc;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
-use super::{PageRequest, TopicListing, TopicView, ViewVersion, PAGE_SIZE};
+use super::{PageRequest, TopicListing, TopicView, PAGE_SIZE};
 use crate::cache::{Catalog, CatalogEntry, Ticket, TopicCache, UserTopics};
 use crate::db::{self, Conn};
 use crate::error::AppError;
+use crate::ids::{TopicId, UserId};
+use crate::live::ViewVersion;
 use crate::schema::topics;
+use crate::services::Services;
 use crate::signals::{self, PostDelete, PostSave, PreDelete, Signals, TopicRecord};
-use crate::state::AppState;
 use crate::subscriptions;
 use crate::users::ssr::User;
 
@@ -57,18 +59,18 @@ fn name_error(err: diesel::result::Error, name: &TopicName) -> AppError {
 }
 
 /// A live topic (a retired one is gone as far as anyone can tell), or 404.
-pub(crate) fn find(conn: &mut Conn, topic_id: i64) -> Result<TopicRecord, AppError> {
+pub(crate) fn find(conn: &mut Conn, topic_id: TopicId) -> Result<TopicRecord, AppError> {
     topics::table
         .find(topic_id)
         .filter(topics::deleted_at.is_null())
         .select((topics::id, topics::name))
-        .first::<(i64, String)>(conn)
+        .first::<(TopicId, String)>(conn)
         .optional()?
         .map(|(id, name)| TopicRecord { id, name })
         .ok_or(AppError::NotFound)
 }
 
-fn subscriber_count(conn: &mut Conn, topic_id: i64) -> QueryResult<i64> {
+fn subscriber_count(conn: &mut Conn, topic_id: TopicId) -> QueryResult<i64> {
     topics::table
         .find(topic_id)
         .select(topics::subscriber_count)
@@ -84,9 +86,13 @@ fn require_staff(user: &User) -> Result<(), AppError> {
 }
 
 /// Creates a topic; `post_save(created)` follows in the same transaction.
-pub fn create_in(conn: &mut Conn, signals: &Signals, name: &TopicName) -> Result<i64, AppError> {
+pub fn create_in(
+    conn: &mut Conn,
+    signals: &Signals,
+    name: &TopicName,
+) -> Result<TopicId, AppError> {
     signals::write(conn, signals, |tx| {
-        let id: i64 = diesel::insert_into(topics::table)
+        let id: TopicId = diesel::insert_into(topics::table)
             .values(topics::name.eq(name.as_str()))
             .returning(topics::id)
             .get_result(tx.conn())
@@ -107,7 +113,7 @@ pub fn rename_in(
     conn: &mut Conn,
     signals: &Signals,
     actor: &User,
-    topic_id: i64,
+    topic_id: TopicId,
     name: &TopicName,
 ) -> Result<(), AppError> {
     require_staff(actor)?;
@@ -147,7 +153,7 @@ pub fn delete_in(
     conn: &mut Conn,
     signals: &Signals,
     actor: &User,
-    topic_id: i64,
+    topic_id: TopicId,
 ) -> Result<Deletion, AppError> {
     require_staff(actor)?;
     signals::write(conn, signals, |tx| {
@@ -170,7 +176,7 @@ pub fn delete_in(
 #[derive(QueryableByName)]
 struct CatalogRow {
     #[diesel(sql_type = BigInt)]
-    id: i64,
+    id: TopicId,
     #[diesel(sql_type = Text)]
     name: String,
     #[diesel(sql_type = BigInt)]
@@ -201,16 +207,16 @@ fn load_catalog(conn: &mut Conn) -> QueryResult<Vec<CatalogEntry>> {
 /// database; a miss reads the missing parts in one read transaction and fills the cache
 /// unless a change committed since the read began.
 pub async fn list(
-    state: &AppState,
-    user_id: i64,
+    services: &Services,
+    user_id: UserId,
     request: PageRequest,
 ) -> Result<TopicListing, AppError> {
-    let lookup = Lookup::new(&state.cache, user_id);
+    let lookup = Lookup::new(&services.cache, user_id);
     if let (Some(catalog), Some(mine)) = (&lookup.catalog, &lookup.mine) {
         return Ok(merge(lookup.ticket, catalog, mine, &request));
     }
-    let cache = state.cache.clone();
-    state
+    let cache = services.cache.clone();
+    services
         .db
         .run(move |conn| {
             lookup
@@ -224,7 +230,7 @@ pub async fn list(
 pub fn list_in(
     conn: &mut Conn,
     cache: &TopicCache,
-    user_id: i64,
+    user_id: UserId,
 ) -> Result<TopicListing, AppError> {
     list_pausing_before_fill(conn, cache, user_id, || {})
 }
@@ -234,7 +240,7 @@ pub fn list_in(
 pub fn list_pausing_before_fill(
     conn: &mut Conn,
     cache: &TopicCache,
-    user_id: i64,
+    user_id: UserId,
     before_fill: impl FnOnce(),
 ) -> Result<TopicListing, AppError> {
     let (ticket, catalog, mine) = Lookup::new(cache, user_id).complete(conn, cache, before_fill)?;
@@ -249,7 +255,7 @@ struct Lookup {
 }
 
 impl Lookup {
-    fn new(cache: &TopicCache, user_id: i64) -> Self {
+    fn new(cache: &TopicCache, user_id: UserId) -> Self {
         // The ticket comes first: whatever is read after it is at least as new as it.
         let ticket = cache.ticket(user_id);
         Lookup {
@@ -284,7 +290,7 @@ impl Lookup {
                 None => Arc::new(
                     subscriptions::ssr::topic_ids_of(conn, ticket.user_id())?
                         .into_iter()
-                        .collect::<BTreeSet<i64>>(),
+                        .collect::<BTreeSet<TopicId>>(),
                 ),
             };
             Ok::<_, diesel::result::Error>((catalog, mine))
@@ -321,10 +327,7 @@ fn merge(
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     let page = request.page.clamp(1, pages);
     TopicListing {
-        version: ViewVersion {
-            shared: ticket.catalog,
-            user: ticket.user,
-        },
+        version: ticket.into(),
         topics: matching
             .into_iter()
             .skip((page - 1) * PAGE_SIZE)
@@ -345,12 +348,12 @@ fn merge(
 
 /// Creates a topic named `raw_name` (trimmed); returns the creator's new view version.
 pub async fn create(
-    state: &AppState,
+    services: &Services,
     actor: &User,
     raw_name: &str,
 ) -> Result<ViewVersion, AppError> {
     let name = TopicName::parse(raw_name)?;
-    state
+    services
         .mutate(actor.id, move |conn, signals| {
             create_in(conn, signals, &name).map(|_| ())
         })
@@ -358,14 +361,14 @@ pub async fn create(
 }
 
 pub async fn rename(
-    state: &AppState,
+    services: &Services,
     actor: &User,
-    topic_id: i64,
+    topic_id: TopicId,
     raw_name: &str,
 ) -> Result<ViewVersion, AppError> {
     let name = TopicName::parse(raw_name)?;
     let actor_row = actor.clone();
-    state
+    services
         .mutate(actor.id, move |conn, signals| {
             rename_in(conn, signals, &actor_row, topic_id, &name)
         })
@@ -373,18 +376,18 @@ pub async fn rename(
 }
 
 pub async fn delete(
-    state: &AppState,
+    services: &Services,
     actor: &User,
-    topic_id: i64,
+    topic_id: TopicId,
 ) -> Result<ViewVersion, AppError> {
     let actor_row = actor.clone();
-    let (deletion, version) = state
+    let (deletion, version) = services
         .mutate_returning(actor.id, move |conn, signals| {
             delete_in(conn, signals, &actor_row, topic_id)
         })
         .await?;
     if deletion == Deletion::Retired {
-        state.purge.wake();
+        services.purge.wake();
     }
     Ok(version)
 }

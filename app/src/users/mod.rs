@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
-use crate::feedback::{use_form_feedback, FormError};
+use crate::feedback::{use_form_feedback, FormError, FormId};
 
 #[cfg(feature = "ssr")]
 mod hashing;
@@ -17,7 +17,7 @@ pub mod ssr;
 /// The logged-in user as pages see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CurrentUser {
-    pub id: i64,
+    pub id: crate::ids::UserId,
     pub username: String,
     pub is_staff: bool,
 }
@@ -47,7 +47,7 @@ fn request_user() -> Option<CurrentUser> {
 
 #[component]
 pub fn LoginPage() -> impl IntoView {
-    let feedback = use_form_feedback("login");
+    let feedback = use_form_feedback(FormId::Login);
     let query = use_query_map();
     let next = move || query.with(|q| q.get("next")).unwrap_or_default();
     let username = feedback
@@ -78,7 +78,7 @@ pub fn LoginPage() -> impl IntoView {
 
 #[component]
 pub fn SignupPage() -> impl IntoView {
-    let feedback = use_form_feedback("signup");
+    let feedback = use_form_feedback(FormId::Signup);
     let username = feedback
         .as_ref()
         .map(|f| f.value("username"))

@@ -2,15 +2,16 @@
 
 use std::sync::OnceLock;
 
-use axum_login::{AuthUser, AuthnBackend, UserId};
+use axum_login::{AuthUser, AuthnBackend};
 use diesel::prelude::*;
 
 use super::CurrentUser;
 use crate::db::{self, Conn, Db, DbError};
 use crate::error::AppError;
+use crate::ids::UserId;
 use crate::schema::users;
+use crate::services::Services;
 use crate::signals::{self, UserLoggedOut};
-use crate::state::AppState;
 
 const USERNAME_MAX: usize = 150;
 const PASSWORD_MIN: usize = 8;
@@ -78,7 +79,7 @@ impl std::fmt::Debug for Password {
 #[derive(Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
 pub struct User {
-    pub id: i64,
+    pub id: UserId,
     pub username: String,
     password_hash: String,
     pub is_staff: bool,
@@ -95,9 +96,9 @@ impl std::fmt::Debug for User {
 }
 
 impl AuthUser for User {
-    type Id = i64;
+    type Id = UserId;
 
-    fn id(&self) -> i64 {
+    fn id(&self) -> UserId {
         self.id
     }
 
@@ -163,7 +164,7 @@ fn find_by_username(conn: &mut Conn, name: &str) -> QueryResult<Option<User>> {
         .optional()
 }
 
-fn find_by_id(conn: &mut Conn, id: i64) -> QueryResult<Option<User>> {
+fn find_by_id(conn: &mut Conn, id: UserId) -> QueryResult<Option<User>> {
     users::table
         .find(id)
         .select(User::as_select())
@@ -194,9 +195,9 @@ fn dummy_hash() -> &'static str {
 }
 
 /// Tells the receivers that `user_id` logged out (their cached list goes).
-pub async fn logged_out(state: &AppState, user_id: i64) -> Result<(), AppError> {
-    let signals = state.signals.clone();
-    state
+pub async fn logged_out(services: &Services, user_id: UserId) -> Result<(), AppError> {
+    let signals = services.signals.clone();
+    services
         .db
         .run(move |conn| signals::read(conn, &signals, |tx| tx.send(&UserLoggedOut { user_id })))
         .await
@@ -226,7 +227,7 @@ const USER_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 #[derive(Clone)]
 pub struct Backend {
     db: Db,
-    users: mini_moka::sync::Cache<i64, User>,
+    users: mini_moka::sync::Cache<UserId, User>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -267,7 +268,7 @@ impl AuthnBackend for Backend {
         Ok(user.filter(|_| valid))
     }
 
-    async fn get_user(&self, user_id: &UserId<Self>) -> Result<Option<User>, AppError> {
+    async fn get_user(&self, user_id: &axum_login::UserId<Self>) -> Result<Option<User>, AppError> {
         let id = *user_id;
         if let Some(user) = self.users.get(&id) {
             return Ok(Some(user));

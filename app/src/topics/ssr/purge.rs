@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 
 use crate::activity;
 use crate::db::{self, Conn, Db, DbError};
+use crate::ids::TopicId;
 use crate::schema::topics;
 use crate::subscriptions;
 
@@ -40,7 +41,7 @@ impl PurgeQueue {
 
 /// Hides the topic and removes what a delete would have removed at once apart from the
 /// subscriptions: its earlier activity, which `ON DELETE CASCADE` would take with the row.
-pub(super) fn retire(conn: &mut Conn, topic_id: i64) -> QueryResult<()> {
+pub(super) fn retire(conn: &mut Conn, topic_id: TopicId) -> QueryResult<()> {
     diesel::update(topics::table.find(topic_id))
         .set(topics::deleted_at.eq(diesel::dsl::now.nullable()))
         .execute(conn)?;
@@ -51,7 +52,7 @@ pub(super) fn retire(conn: &mut Conn, topic_id: i64) -> QueryResult<()> {
 /// What one [`purge_batch`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Purged {
-    pub topic_id: i64,
+    pub topic_id: TopicId,
     pub subscriptions: usize,
     /// The topic row went too: nothing of it is left.
     pub finished: bool,
@@ -65,7 +66,7 @@ pub fn purge_batch(conn: &mut Conn) -> QueryResult<Option<Purged>> {
             .filter(topics::deleted_at.is_not_null())
             .select(topics::id)
             .order(topics::id)
-            .first::<i64>(conn)
+            .first::<TopicId>(conn)
             .optional()?
         else {
             return Ok(None);
@@ -111,7 +112,7 @@ async fn drain(db: &Db) {
                 removed += purged.subscriptions;
                 if purged.finished {
                     tracing::info!(
-                        topic_id = purged.topic_id,
+                        topic_id = purged.topic_id.0,
                         subscriptions = removed,
                         elapsed_ms = started.elapsed().as_millis(),
                         "retired topic purged"

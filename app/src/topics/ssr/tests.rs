@@ -10,26 +10,21 @@ use diesel::prelude::*;
 
 use super::*;
 use crate::schema::topic_activities;
-use crate::signals::tests::test_db;
 use crate::subscriptions::ssr::{subscribe_in, unsubscribe_all_in};
+use crate::testing::test_services;
 use crate::users::ssr::{create_user, Password, Username};
 
 struct World {
     _dir: tempfile::TempDir,
-    state: AppState,
+    services: Services,
     alice: User,
     bob: User,
     staff: User,
 }
 
 async fn world() -> World {
-    let (dir, db) = test_db().await;
-    let state = AppState::new(
-        db.clone(),
-        leptos::config::LeptosOptions::builder()
-            .output_name("t")
-            .build(),
-    );
+    let (dir, services) = test_services().await;
+    let db = services.db.clone();
     let mut users = Vec::new();
     for (name, staff) in [("alice", false), ("bob", false), ("root", true)] {
         users.push(
@@ -48,7 +43,7 @@ async fn world() -> World {
     let alice = users.pop().expect("alice");
     World {
         _dir: dir,
-        state,
+        services,
         alice,
         bob,
         staff,
@@ -57,9 +52,9 @@ async fn world() -> World {
 
 impl World {
     async fn list(&self, user: &User) -> TopicListing {
-        let cache = self.state.cache.clone();
+        let cache = self.services.cache.clone();
         let user_id = user.id;
-        self.state
+        self.services
             .db
             .run(move |conn| list_in(conn, &cache, user_id))
             .await
@@ -70,24 +65,24 @@ impl World {
         &self,
         f: impl FnOnce(&mut Conn, &Signals) -> Result<R, AppError> + Send + 'static,
     ) -> Result<R, AppError> {
-        let signals = self.state.signals.clone();
-        self.state.db.run(move |conn| f(conn, &signals)).await
+        let signals = self.services.signals.clone();
+        self.services.db.run(move |conn| f(conn, &signals)).await
     }
 
-    async fn topic_id(&self, name: &str) -> i64 {
+    async fn topic_id(&self, name: &str) -> TopicId {
         let name = name.to_owned();
         self.with_conn(move |conn, _| {
             Ok(topics::table
                 .filter(topics::name.eq(name))
                 .filter(topics::deleted_at.is_null())
                 .select(topics::id)
-                .first::<i64>(conn)?)
+                .first::<TopicId>(conn)?)
         })
         .await
         .expect("topic id")
     }
 
-    async fn activities(&self) -> Vec<(Option<i64>, String, String)> {
+    async fn activities(&self) -> Vec<(Option<TopicId>, String, String)> {
         self.with_conn(|conn, _| {
             Ok(topic_activities::table
                 .select((
@@ -103,7 +98,7 @@ impl World {
     }
 
     fn topic_statements(&self) -> u64 {
-        self.state
+        self.services
             .db
             .sql_stats()
             .topic_statements
@@ -138,7 +133,9 @@ async fn create_writes_a_created_activity_and_everyone_sees_the_topic() {
     assert_eq!(w.list(&w.alice).await.topics.len(), 3);
     assert_eq!(w.list(&w.bob).await.topics.len(), 3);
 
-    create(&w.state, &w.alice, "  Rust ").await.expect("create");
+    create(&w.services, &w.alice, "  Rust ")
+        .await
+        .expect("create");
     let id = w.topic_id("Rust").await;
     assert_eq!(
         w.activities().await,
@@ -149,7 +146,7 @@ async fn create_writes_a_created_activity_and_everyone_sees_the_topic() {
         "another user sees it at once"
     );
 
-    let again = create(&w.state, &w.bob, "rust").await;
+    let again = create(&w.services, &w.bob, "rust").await;
     assert!(matches!(again, Err(AppError::Conflict(_))), "{again:?}");
     assert_eq!(
         w.activities().await.len(),
@@ -157,7 +154,7 @@ async fn create_writes_a_created_activity_and_everyone_sees_the_topic() {
         "a refused create writes nothing"
     );
     assert!(matches!(
-        create(&w.state, &w.bob, " ").await,
+        create(&w.services, &w.bob, " ").await,
         Err(AppError::Invalid(_))
     ));
 }
@@ -168,22 +165,22 @@ async fn subscriptions_invalidate_the_affected_user_and_move_counts_for_everyone
     let python = w.topic_id("Python").await;
     w.list(&w.alice).await;
     w.list(&w.bob).await;
-    assert!(w.state.cache.has_user_topics(w.alice.id));
-    assert!(w.state.cache.has_user_topics(w.bob.id));
+    assert!(w.services.cache.has_user_topics(w.alice.id));
+    assert!(w.services.cache.has_user_topics(w.bob.id));
 
-    crate::subscriptions::ssr::subscribe(&w.state, w.alice.id, python)
+    crate::subscriptions::ssr::subscribe(&w.services, w.alice.id, python)
         .await
         .expect("subscribe");
     assert!(
-        !w.state.cache.has_user_topics(w.alice.id),
+        !w.services.cache.has_user_topics(w.alice.id),
         "post_add invalidated alice"
     );
     assert!(
-        w.state.cache.has_user_topics(w.bob.id),
+        w.services.cache.has_user_topics(w.bob.id),
         "bob's own list is untouched"
     );
     assert!(
-        !w.state.cache.has_catalog(),
+        !w.services.cache.has_catalog(),
         "the counts moved for everyone"
     );
 
@@ -195,27 +192,37 @@ async fn subscriptions_invalidate_the_affected_user_and_move_counts_for_everyone
     assert_eq!((seen.subscribers, seen.subscribed), (1, true));
 
     // A second subscribe is a no-op: no signal, nothing invalidated.
-    let before = w.state.cache.stats().invalidations.load(Ordering::Relaxed);
-    crate::subscriptions::ssr::subscribe(&w.state, w.alice.id, python)
+    let before = w
+        .services
+        .cache
+        .stats()
+        .invalidations
+        .load(Ordering::Relaxed);
+    crate::subscriptions::ssr::subscribe(&w.services, w.alice.id, python)
         .await
         .expect("subscribe again");
     assert_eq!(
-        w.state.cache.stats().invalidations.load(Ordering::Relaxed),
+        w.services
+            .cache
+            .stats()
+            .invalidations
+            .load(Ordering::Relaxed),
         before
     );
-    assert!(w.state.cache.has_user_topics(w.alice.id));
+    assert!(w.services.cache.has_user_topics(w.alice.id));
 
-    crate::subscriptions::ssr::unsubscribe(&w.state, w.alice.id, python)
+    crate::subscriptions::ssr::unsubscribe(&w.services, w.alice.id, python)
         .await
         .expect("unsubscribe");
     assert!(
-        !w.state.cache.has_user_topics(w.alice.id),
+        !w.services.cache.has_user_topics(w.alice.id),
         "post_remove invalidated alice"
     );
     let seen = w.list(&w.bob).await;
     assert_eq!(find(&seen, "Python").map(|t| t.subscribers), Some(0));
 
-    let missing = crate::subscriptions::ssr::subscribe(&w.state, w.alice.id, 999_999).await;
+    let missing =
+        crate::subscriptions::ssr::subscribe(&w.services, w.alice.id, TopicId(999_999)).await;
     assert_eq!(missing, Err(AppError::NotFound));
 }
 
@@ -240,13 +247,13 @@ async fn unsubscribe_all_clears_with_the_ids_captured_before() {
             .count(),
         2
     );
-    assert!(w.state.cache.has_user_topics(alice));
+    assert!(w.services.cache.has_user_topics(alice));
 
     w.with_conn(move |conn, signals| unsubscribe_all_in(conn, signals, alice))
         .await
         .expect("clear");
     assert!(
-        !w.state.cache.has_user_topics(alice),
+        !w.services.cache.has_user_topics(alice),
         "post_clear invalidated alice"
     );
     let view = w.list(&w.alice).await;
@@ -256,12 +263,21 @@ async fn unsubscribe_all_clears_with_the_ids_captured_before() {
         .all(|t| !t.subscribed && t.subscribers == 0));
 
     // Clearing nothing sends nothing.
-    let before = w.state.cache.stats().invalidations.load(Ordering::Relaxed);
+    let before = w
+        .services
+        .cache
+        .stats()
+        .invalidations
+        .load(Ordering::Relaxed);
     w.with_conn(move |conn, signals| unsubscribe_all_in(conn, signals, alice))
         .await
         .expect("clear again");
     assert_eq!(
-        w.state.cache.stats().invalidations.load(Ordering::Relaxed),
+        w.services
+            .cache
+            .stats()
+            .invalidations
+            .load(Ordering::Relaxed),
         before
     );
 }
@@ -278,15 +294,15 @@ async fn rename_is_staff_only_and_writes_updated() {
     w.list(&w.bob).await;
 
     assert_eq!(
-        rename(&w.state, &w.alice, django, "Flask").await,
+        rename(&w.services, &w.alice, django, "Flask").await,
         Err(AppError::Forbidden)
     );
     assert!(
-        w.state.cache.has_user_topics(alice),
+        w.services.cache.has_user_topics(alice),
         "a refused rename invalidates nothing"
     );
 
-    rename(&w.state, &w.staff, django, " Flask ")
+    rename(&w.services, &w.staff, django, " Flask ")
         .await
         .expect("rename");
     assert_eq!(
@@ -294,11 +310,11 @@ async fn rename_is_staff_only_and_writes_updated() {
         vec![(Some(django), "Flask".into(), "updated".into())]
     );
     assert!(
-        !w.state.cache.has_user_topics(alice),
+        !w.services.cache.has_user_topics(alice),
         "the subscriber's list was invalidated"
     );
     assert!(
-        w.state.cache.has_user_topics(w.bob.id),
+        w.services.cache.has_user_topics(w.bob.id),
         "non-subscribers keep their entry"
     );
     assert!(
@@ -307,11 +323,11 @@ async fn rename_is_staff_only_and_writes_updated() {
     );
 
     assert!(matches!(
-        rename(&w.state, &w.staff, django, "python").await,
+        rename(&w.services, &w.staff, django, "python").await,
         Err(AppError::Conflict(_))
     ));
     assert_eq!(
-        rename(&w.state, &w.staff, 999_999, "Nope").await,
+        rename(&w.services, &w.staff, TopicId(999_999), "Nope").await,
         Err(AppError::NotFound)
     );
 }
@@ -319,7 +335,7 @@ async fn rename_is_staff_only_and_writes_updated() {
 #[tokio::test]
 async fn delete_leaves_a_tombstone_and_invalidates_the_captured_subscribers() {
     let w = world().await;
-    create(&w.state, &w.alice, "Rust").await.expect("create");
+    create(&w.services, &w.alice, "Rust").await.expect("create");
     let rust = w.topic_id("Rust").await;
     let (alice, bob) = (w.alice.id, w.bob.id);
     w.with_conn(move |conn, signals| {
@@ -333,27 +349,27 @@ async fn delete_leaves_a_tombstone_and_invalidates_the_captured_subscribers() {
     w.list(&w.staff).await;
 
     assert_eq!(
-        delete(&w.state, &w.alice, rust).await,
+        delete(&w.services, &w.alice, rust).await,
         Err(AppError::Forbidden)
     );
-    delete(&w.state, &w.staff, rust).await.expect("delete");
+    delete(&w.services, &w.staff, rust).await.expect("delete");
 
     // The created row went with the topic (CASCADE); the tombstone stays, topic_id NULL.
     assert_eq!(
         w.activities().await,
         vec![(None, "Rust".into(), "deleted".into())]
     );
-    assert!(!w.state.cache.has_user_topics(alice));
-    assert!(!w.state.cache.has_user_topics(bob));
+    assert!(!w.services.cache.has_user_topics(alice));
+    assert!(!w.services.cache.has_user_topics(bob));
     assert!(
-        w.state.cache.has_user_topics(w.staff.id),
+        w.services.cache.has_user_topics(w.staff.id),
         "not a subscriber"
     );
     for user in [&w.alice, &w.bob, &w.staff] {
         assert!(find(&w.list(user).await, "Rust").is_none());
     }
     assert_eq!(
-        delete(&w.state, &w.staff, rust).await,
+        delete(&w.services, &w.staff, rust).await,
         Err(AppError::NotFound)
     );
 }
@@ -362,11 +378,11 @@ async fn delete_leaves_a_tombstone_and_invalidates_the_captured_subscribers() {
 async fn logging_out_drops_the_users_entry() {
     let w = world().await;
     w.list(&w.alice).await;
-    assert!(w.state.cache.has_user_topics(w.alice.id));
-    crate::users::ssr::logged_out(&w.state, w.alice.id)
+    assert!(w.services.cache.has_user_topics(w.alice.id));
+    crate::users::ssr::logged_out(&w.services, w.alice.id)
         .await
         .expect("signal");
-    assert!(!w.state.cache.has_user_topics(w.alice.id));
+    assert!(!w.services.cache.has_user_topics(w.alice.id));
 }
 
 #[tokio::test]
@@ -399,8 +415,8 @@ async fn a_reader_paused_before_its_fill_cannot_store_a_stale_list() {
     let (read_done_tx, read_done) = mpsc::channel::<()>();
     let (resume_tx, resume) = mpsc::channel::<()>();
 
-    let cache = w.state.cache.clone();
-    let reader_db = w.state.db.clone();
+    let cache = w.services.cache.clone();
+    let reader_db = w.services.db.clone();
     let reader = tokio::spawn(async move {
         reader_db
             .run(move |conn| {
@@ -415,7 +431,7 @@ async fn a_reader_paused_before_its_fill_cannot_store_a_stale_list() {
     read_done
         .recv_timeout(Duration::from_secs(10))
         .expect("the reader reached the fill");
-    crate::subscriptions::ssr::subscribe(&w.state, alice, python)
+    crate::subscriptions::ssr::subscribe(&w.services, alice, python)
         .await
         .expect("subscribe commits while the reader is paused");
     resume_tx.send(()).expect("resume the reader");
@@ -427,11 +443,18 @@ async fn a_reader_paused_before_its_fill_cannot_store_a_stale_list() {
         "the paused reader read before the commit"
     );
     assert!(
-        !w.state.cache.has_user_topics(alice),
+        !w.services.cache.has_user_topics(alice),
         "its stale fill was refused"
     );
-    assert!(!w.state.cache.has_catalog());
-    assert!(w.state.cache.stats().refused_fills.load(Ordering::Relaxed) >= 1);
+    assert!(!w.services.cache.has_catalog());
+    assert!(
+        w.services
+            .cache
+            .stats()
+            .refused_fills
+            .load(Ordering::Relaxed)
+            >= 1
+    );
 
     let fresh = w.list(&w.alice).await;
     let python_row = find(&fresh, "Python").expect("python");
@@ -468,20 +491,20 @@ async fn concurrent_mixed_operations_never_show_stale_state() {
                 let topic = topic_ids[(seed % 3) as usize];
                 match seed % 5 {
                     0 | 1 => {
-                        crate::subscriptions::ssr::subscribe(&w.state, user.id, topic)
+                        crate::subscriptions::ssr::subscribe(&w.services, user.id, topic)
                             .await
                             .expect("subscribe");
                         mine.insert(topic);
                     }
                     2 => {
-                        crate::subscriptions::ssr::unsubscribe(&w.state, user.id, topic)
+                        crate::subscriptions::ssr::unsubscribe(&w.services, user.id, topic)
                             .await
                             .expect("unsubscribe");
                         mine.remove(&topic);
                     }
                     3 => {
                         let name = format!("t{n}-{step}");
-                        create(&w.state, &user, &name).await.expect("create");
+                        create(&w.services, &user, &name).await.expect("create");
                         let listing = w.list(&user).await;
                         assert!(find(&listing, &name).is_some(), "own new topic visible");
                     }
@@ -505,7 +528,7 @@ async fn concurrent_mixed_operations_never_show_stale_state() {
         task.await.expect("client task");
     }
     // After the dust settles every user sees exactly the database.
-    let truth: Vec<(i64, i64)> = w
+    let truth: Vec<(TopicId, i64)> = w
         .with_conn(|conn, _| {
             Ok(crate::schema::topic_subscribers::table
                 .group_by(crate::schema::topic_subscribers::topic_id)
@@ -536,13 +559,13 @@ async fn concurrent_mixed_operations_never_show_stale_state() {
 async fn large_catalogs_come_in_pages_and_filter_by_name() {
     let w = world().await;
     crate::bench::seed(
-        &w.state.db,
+        &w.services.db,
         crate::bench::Profile::named("small").expect("small"),
     )
     .await
     .expect("seed");
     let page = |page: usize, query: &str| {
-        let state = w.state.clone();
+        let state = w.services.clone();
         let user_id = w.alice.id;
         let request = PageRequest {
             page,
@@ -588,7 +611,7 @@ async fn large_catalogs_come_in_pages_and_filter_by_name() {
 async fn deleting_a_topic_with_very_many_subscribers_bumps_one_epoch() {
     let w = world().await;
     crate::bench::seed(
-        &w.state.db,
+        &w.services.db,
         crate::bench::Profile::named("small").expect("small"),
     )
     .await
@@ -606,18 +629,29 @@ async fn deleting_a_topic_with_very_many_subscribers_bumps_one_epoch() {
     .await
     .expect("everyone subscribes");
     w.list(&w.alice).await;
-    let staff_before = w.state.cache.ticket(w.staff.id);
-    let invalidations = w.state.cache.stats().invalidations.load(Ordering::Relaxed);
+    let staff_before = w.services.cache.ticket(w.staff.id);
+    let invalidations = w
+        .services
+        .cache
+        .stats()
+        .invalidations
+        .load(Ordering::Relaxed);
 
-    delete(&w.state, &w.staff, python).await.expect("delete");
+    delete(&w.services, &w.staff, python).await.expect("delete");
 
-    let spent = w.state.cache.stats().invalidations.load(Ordering::Relaxed) - invalidations;
+    let spent = w
+        .services
+        .cache
+        .stats()
+        .invalidations
+        .load(Ordering::Relaxed)
+        - invalidations;
     assert_eq!(
         spent, 2,
         "one epoch for the 1,003 subscribers, one for the catalog"
     );
-    assert!(!w.state.cache.has_user_topics(w.alice.id));
-    assert!(w.state.cache.ticket(w.staff.id).user > staff_before.user);
+    assert!(!w.services.cache.has_user_topics(w.alice.id));
+    assert!(w.services.cache.ticket(w.staff.id).user > staff_before.user);
     assert!(find(&w.list(&w.alice).await, "Python").is_none());
     assert_eq!(
         w.activities().await.last(),
@@ -653,7 +687,7 @@ async fn stored_counts_follow_every_way_a_subscription_ends() {
 }
 
 /// `n` extra accounts (named `many1`…), subscribed to the topic `topic_id`.
-fn subscribe_many(conn: &mut Conn, topic_id: i64, n: i64) -> QueryResult<()> {
+fn subscribe_many(conn: &mut Conn, topic_id: TopicId, n: i64) -> QueryResult<()> {
     diesel::sql_query(
         "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?)
          INSERT INTO users (username, password_hash)
@@ -672,7 +706,7 @@ fn subscribe_many(conn: &mut Conn, topic_id: i64, n: i64) -> QueryResult<()> {
     Ok(())
 }
 
-fn rows_of_topic(conn: &mut Conn, topic_id: i64) -> QueryResult<(i64, i64)> {
+fn rows_of_topic(conn: &mut Conn, topic_id: TopicId) -> QueryResult<(i64, i64)> {
     use crate::schema::topic_subscribers;
     let topic_rows = topics::table.find(topic_id).count().get_result(conn)?;
     let subscriptions = topic_subscribers::table
@@ -729,7 +763,7 @@ async fn a_larger_topic_is_retired_at_once_and_purged_afterwards() {
 
     // Gone for every reader and every operation, although the rows are still there.
     assert!(
-        !w.state.cache.has_user_topics(alice),
+        !w.services.cache.has_user_topics(alice),
         "subscribers invalidated"
     );
     let listing = w.list(&w.alice).await;
@@ -748,11 +782,11 @@ async fn a_larger_topic_is_retired_at_once_and_purged_afterwards() {
         Err(AppError::NotFound)
     );
     assert_eq!(
-        rename(&w.state, &w.staff, python, "Viper").await,
+        rename(&w.services, &w.staff, python, "Viper").await,
         Err(AppError::NotFound)
     );
     assert_eq!(
-        delete(&w.state, &w.staff, python).await,
+        delete(&w.services, &w.staff, python).await,
         Err(AppError::NotFound)
     );
     // Its history went as with CASCADE (the `updated` row); the tombstone stays.
@@ -761,11 +795,11 @@ async fn a_larger_topic_is_retired_at_once_and_purged_afterwards() {
         vec![(None, "Snake".into(), "deleted".into())]
     );
     // The name is free at once, still case-insensitively unique among live topics.
-    create(&w.state, &w.bob, "Snake")
+    create(&w.services, &w.bob, "Snake")
         .await
         .expect("name free again");
     assert_eq!(
-        create(&w.state, &w.bob, "SNAKE").await,
+        create(&w.services, &w.bob, "SNAKE").await,
         Err(AppError::Conflict(
             "A topic named “SNAKE” exists already.".into()
         ))
@@ -820,12 +854,12 @@ async fn writers_keep_going_while_a_retired_topic_is_purged() {
         .await
         .expect("delete");
     assert_eq!(deletion, Deletion::Retired);
-    let purging = tokio::spawn(purge::run(w.state.db.clone(), w.state.purge.clone()));
+    let purging = tokio::spawn(purge::run(w.services.db.clone(), w.services.purge.clone()));
 
     let writers: Vec<_> = [w.alice.id, w.bob.id]
         .into_iter()
         .map(|user| {
-            let state = w.state.clone();
+            let state = w.services.clone();
             tokio::spawn(async move {
                 for _ in 0..25 {
                     subscriptions::ssr::subscribe(&state, user, django).await?;

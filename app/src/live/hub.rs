@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, watch};
 
+use crate::ids::UserId;
 use crate::signals::Receiving;
 
 /// How many pages one user may follow at once.
@@ -21,11 +22,11 @@ pub enum LiveEvent {
     /// Something every user sees changed (a topic, a name, a count).
     Shared(u64),
     /// One user's own view changed.
-    User { user_id: i64, version: u64 },
+    User { user_id: UserId, version: u64 },
     /// Every user's own view changed (one bump for a change that touched very many).
     AllUsers(u64),
     /// The user logged out: their streams end.
-    LoggedOut(i64),
+    LoggedOut(UserId),
 }
 
 #[derive(Clone)]
@@ -35,7 +36,7 @@ pub struct LiveHub {
 
 struct HubInner {
     events: broadcast::Sender<LiveEvent>,
-    per_user: Mutex<HashMap<i64, usize>>,
+    per_user: Mutex<HashMap<UserId, usize>>,
     open: AtomicUsize,
     shutdown: watch::Sender<bool>,
 }
@@ -63,7 +64,7 @@ impl LiveHub {
     }
 
     /// Ends the streams of a user who logged out. Receivers only.
-    pub fn end_user_streams(&self, user_id: i64, _: &Receiving) {
+    pub fn end_user_streams(&self, user_id: UserId, _: &Receiving) {
         self.publish(LiveEvent::LoggedOut(user_id));
     }
 
@@ -72,7 +73,7 @@ impl LiveHub {
     }
 
     /// Registers a stream for `user_id`, or `None` when the user has too many open.
-    pub fn open_stream(&self, user_id: i64) -> Option<StreamGuard> {
+    pub fn open_stream(&self, user_id: UserId) -> Option<StreamGuard> {
         let mut per_user = self.per_user();
         let count = per_user.entry(user_id).or_insert(0);
         if *count >= STREAMS_PER_USER {
@@ -100,7 +101,7 @@ impl LiveHub {
         self.inner.shutdown.subscribe()
     }
 
-    fn per_user(&self) -> MutexGuard<'_, HashMap<i64, usize>> {
+    fn per_user(&self) -> MutexGuard<'_, HashMap<UserId, usize>> {
         self.inner
             .per_user
             .lock()
@@ -111,7 +112,7 @@ impl LiveHub {
 /// Counts one open stream until dropped (the client went away or the stream ended).
 pub struct StreamGuard {
     hub: LiveHub,
-    user_id: i64,
+    user_id: UserId,
 }
 
 impl Drop for StreamGuard {
@@ -135,14 +136,16 @@ mod tests {
     fn streams_are_bounded_per_user_and_counted_until_dropped() {
         let hub = LiveHub::default();
         let guards: Vec<_> = (0..STREAMS_PER_USER)
-            .map(|_| hub.open_stream(1).expect("within the bound"))
+            .map(|_| hub.open_stream(UserId(1)).expect("within the bound"))
             .collect();
-        assert!(hub.open_stream(1).is_none(), "one more is refused");
-        let other = hub.open_stream(2).expect("other users are not affected");
+        assert!(hub.open_stream(UserId(1)).is_none(), "one more is refused");
+        let other = hub
+            .open_stream(UserId(2))
+            .expect("other users are not affected");
         assert_eq!(hub.open_streams(), STREAMS_PER_USER + 1);
         drop(guards);
         drop(other);
         assert_eq!(hub.open_streams(), 0);
-        assert!(hub.open_stream(1).is_some());
+        assert!(hub.open_stream(UserId(1)).is_some());
     }
 }

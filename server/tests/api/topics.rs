@@ -1,19 +1,17 @@
 //! The topic routes and every signal effect, over HTTP against the real server binary.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{count_sql, execute_sql, expect_redirect, location, TestServer, PASSWORD};
 use reqwest::StatusCode;
-use support::{count_sql, execute_sql, expect_redirect, location, TestServer, PASSWORD};
 
-async fn member(server: &TestServer, name: &str) -> support::TestClient {
+async fn member(server: &TestServer, name: &str) -> crate::support::TestClient {
     let client = server.client();
     expect_redirect(client.signup(name).await, "/topics/").await;
     client
 }
 
-async fn staff(server: &TestServer, name: &str) -> support::TestClient {
+async fn staff(server: &TestServer, name: &str) -> crate::support::TestClient {
     server.create_staff(name);
     let client = server.client();
     expect_redirect(client.login(name, PASSWORD, "").await, "/topics/").await;
@@ -379,7 +377,7 @@ async fn the_list_pages_and_filters_through_the_url() {
         .await;
     }
     let first = alice.get("/topics/").await.text().await.expect("body");
-    assert_eq!(support::topics(&first).len(), 100);
+    assert_eq!(crate::support::topics(&first).len(), 100);
     assert!(first.contains("Page 1 of 2"), "{first}");
     let second = alice
         .get("/topics/?page=2")
@@ -387,7 +385,10 @@ async fn the_list_pages_and_filters_through_the_url() {
         .text()
         .await
         .expect("body");
-    let names: Vec<String> = support::topics(&second).into_iter().map(|t| t.1).collect();
+    let names: Vec<String> = crate::support::topics(&second)
+        .into_iter()
+        .map(|t| t.1)
+        .collect();
     assert_eq!(
         names,
         [
@@ -405,7 +406,7 @@ async fn the_list_pages_and_filters_through_the_url() {
         .text()
         .await
         .expect("body");
-    let names: Vec<String> = support::topics(&filtered)
+    let names: Vec<String> = crate::support::topics(&filtered)
         .into_iter()
         .map(|t| t.1)
         .collect();

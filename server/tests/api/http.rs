@@ -1,10 +1,8 @@
 //! Transport details a browser depends on: compressed responses, static files with long-lived
 //! caching and no session work.
 
-mod support;
-
+use crate::support::{expect_redirect, TestServer};
 use reqwest::StatusCode;
-use support::{expect_redirect, TestServer};
 
 #[tokio::test]
 async fn static_files_are_precompressed_cacheable_and_sessionless() {

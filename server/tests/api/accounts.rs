@@ -1,12 +1,10 @@
 //! Accounts, sessions and request guards, over HTTP against the real server binary.
 
-mod support;
-
-use reqwest::header::SET_COOKIE;
-use reqwest::StatusCode;
-use support::{
+use crate::support::{
     count_sql, execute_sql, expect_redirect, location, topic_names, TestServer, PASSWORD,
 };
+use reqwest::header::SET_COOKIE;
+use reqwest::StatusCode;
 
 #[tokio::test]
 async fn healthz_answers_without_a_session() {

@@ -1,8 +1,6 @@
 //! Starts the real server binary on port 0 with a temporary database file, and talks to it
 //! over HTTP like a browser would (cookies kept, redirects not followed).
 
-#![allow(dead_code)] // each test binary uses a different part of the helpers
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -272,7 +270,7 @@ impl TestServer {
             .expect("activity");
         page.items
             .into_iter()
-            .map(|item| (item.topic_id, item.topic_name, item.action))
+            .map(|item| (item.topic_id.map(|id| id.0), item.topic_name, item.action))
             .collect()
     }
 }

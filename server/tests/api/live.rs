@@ -1,12 +1,10 @@
 //! The live stream (`/topics/events/`) over HTTP against the real server binary.
 
-mod support;
-
 use std::time::Duration;
 
-use app::topics::ViewVersion;
+use crate::support::{expect_redirect, TestClient, TestServer};
+use app::live::ViewVersion;
 use reqwest::StatusCode;
-use support::{expect_redirect, TestClient, TestServer};
 
 /// How long an expected event may take: a debug build on a loaded CI machine. Waits return
 /// as soon as the event arrives, so this only lengthens a failing run.

@@ -1,12 +1,10 @@
 //! Many clients at once over HTTP, mixed operations; every page read is checked against what
 //! was committed before that request started (and what could have committed while it ran).
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use support::{expect_redirect, TestClient, TestServer};
+use crate::support::{expect_redirect, TestClient, TestServer};
 
 const CLIENTS: usize = 6;
 const STEPS: usize = 40;

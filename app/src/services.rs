@@ -1,0 +1,84 @@
+//! What the domain works with, built once at start-up: the database, the signal registry with
+//! its receivers, the topic cache, the live hub beside it, and the purge queue.
+//!
+//! Domain calls take `&Services`; the web layer (`crate::web`) wraps it with what only pages
+//! need. Nothing here knows about HTTP or Leptos.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::TopicCache;
+use crate::db::{Conn, Db};
+use crate::error::AppError;
+use crate::ids::UserId;
+use crate::live::{LiveHub, ViewVersion};
+use crate::signals::{receivers, Effects, Signals};
+use crate::topics::ssr::purge::PurgeQueue;
+
+#[derive(Clone)]
+pub struct Services {
+    pub db: Db,
+    /// Read side of the cache (the list handler); invalidation belongs to the receivers.
+    pub cache: TopicCache,
+    /// Open pages' event streams listen here; the receivers publish.
+    pub live: LiveHub,
+    pub signals: Arc<Signals>,
+    /// Wakes the background purge of retired topics.
+    pub purge: PurgeQueue,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Services {
+    /// Connects the signal receivers (our `ready()`) to a cache whose entries live
+    /// `cache_ttl` (zero turns caching off, for measuring) and to the live hub.
+    pub fn new(db: Db, cache_ttl: Duration) -> Self {
+        let cache = TopicCache::new(cache_ttl);
+        let live = LiveHub::default();
+        let effects = Effects::new(cache.clone(), live.clone());
+        Services {
+            db,
+            signals: Arc::new(Signals::new(receivers::ready(), effects)),
+            cache,
+            live,
+            purge: PurgeQueue::default(),
+        }
+    }
+
+    /// Runs a domain mutation on a pooled connection (signals and post-commit work included)
+    /// and returns the acting user's new view version.
+    pub async fn mutate<F>(&self, viewer: UserId, f: F) -> Result<ViewVersion, AppError>
+    where
+        F: FnOnce(&mut Conn, &Signals) -> Result<(), AppError> + Send + 'static,
+    {
+        self.mutate_returning(viewer, f)
+            .await
+            .map(|((), version)| version)
+    }
+
+    /// [`Self::mutate`] for a mutation whose outcome the caller acts on.
+    pub async fn mutate_returning<R, F>(
+        &self,
+        viewer: UserId,
+        f: F,
+    ) -> Result<(R, ViewVersion), AppError>
+    where
+        F: FnOnce(&mut Conn, &Signals) -> Result<R, AppError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let signals = self.signals.clone();
+        let outcome = self.db.run(move |conn| f(conn, &signals)).await?;
+        Ok((outcome, self.view_version(viewer)))
+    }
+
+    /// The version of what `user_id` sees; it moves whenever a committed change touches it.
+    pub fn view_version(&self, user_id: UserId) -> ViewVersion {
+        self.cache.ticket(user_id).into()
+    }
+}

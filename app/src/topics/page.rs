@@ -1,0 +1,247 @@
+//! The topic list page: the create form, the filter, the list with its pager, and "unsubscribe
+//! from all". The page follows live versions and refetches its list when what it shows is
+//! older than what an action or the server reports.
+
+use leptos::html;
+use leptos::prelude::*;
+use leptos_router::components::Form;
+use leptos_router::hooks::use_query_map;
+
+use super::api::{list_topics, CreateTopic, PageRequest, TopicListing, TopicView};
+use super::row::{Rows, TopicRow};
+use crate::error::AppError;
+use crate::feedback::{use_page_feedback, FormError, FormFeedback, FormId};
+use crate::live::ViewVersion;
+use crate::subscriptions::UnsubscribeAll;
+use crate::users::use_current_user;
+
+#[component]
+pub fn TopicsPage() -> impl IntoView {
+    let is_staff = use_current_user().is_some_and(|u| u.is_staff);
+    let feedback = use_page_feedback();
+    let refresh = RwSignal::new(0u64);
+    let query = use_query_map();
+    let request = move || {
+        query.with(|q| PageRequest {
+            page: q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1),
+            query: q.get("q").unwrap_or_default(),
+        })
+    };
+    let listing = Resource::new(
+        move || (refresh.get(), request()),
+        |(_, request)| list_topics(request),
+    );
+    let shown_version = move || {
+        listing
+            .get_untracked()
+            .and_then(|l| l.ok())
+            .map(|l| l.version)
+    };
+
+    // Refetch when an action reports a version other than the one on screen, or fails (what
+    // it acted on may have changed under it).
+    let on_result = Callback::new(move |result: Result<ViewVersion, AppError>| {
+        if result.map_or(true, |version| shown_version() != Some(version)) {
+            refresh.update(|n| *n += 1);
+        }
+    });
+    let rows = Rows::new(feedback.as_ref(), on_result, is_staff);
+    let create = ServerAction::<CreateTopic>::new();
+    let unsubscribe_all = ServerAction::<UnsubscribeAll>::new();
+    Effect::new(move |_| {
+        if let Some(result) = create.value().get() {
+            on_result.run(result);
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(result) = unsubscribe_all.value().get() {
+            on_result.run(result);
+        }
+    });
+
+    // Other users' changes arrive as pushed versions; refetch when one is newer than what
+    // is on screen. (Effects run only in the browser.)
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        crate::live::follow::follow_versions(move |pushed| {
+            if shown_version().is_none_or(|shown| pushed.is_newer_than(&shown)) {
+                refresh.update(|n| *n += 1);
+            }
+        });
+    });
+
+    let list_feedback = feedback.clone();
+    view! {
+        <section class="card">
+            <div class="page-head">
+                <h1>"Topics"</h1>
+                <a href="/topics/activity/">"Activity"</a>
+            </div>
+            <CreateForm create feedback=feedback.clone()/>
+            <Form method="GET" action="/topics/" attr:class="filter" attr:data-form="filter">
+                <input
+                    type="search"
+                    name="q"
+                    aria-label="Filter topics by name"
+                    placeholder="Filter by name"
+                    prop:value=move || request().query
+                />
+                <button type="submit" class="secondary">"Filter"</button>
+            </Form>
+            <Transition fallback=|| view! { <p>"Loading topics…"</p> }>
+                {move || {
+                    let feedback = list_feedback.clone();
+                    Suspend::new(async move {
+                        match listing.await {
+                            Ok(listing) => {
+                                let unplaced = Signal::stored(unplaced_error(feedback, &listing));
+                                let pager = pager(&listing);
+                                view! {
+                                    <FormError message=unplaced/>
+                                    <TopicList topics=listing.topics rows/>
+                                    {pager}
+                                }
+                                    .into_any()
+                            }
+                            Err(err) => {
+                                view! { <p class="form-error" role="alert">{err.to_string()}</p> }
+                                    .into_any()
+                            }
+                        }
+                    })
+                }}
+            </Transition>
+            <UnsubscribeAllForm action=unsubscribe_all feedback/>
+        </section>
+    }
+}
+
+/// A failed form's message that has no row to stand beside: the list as a whole failed, or
+/// the topic is not (or no longer) on this page.
+fn unplaced_error(feedback: Option<FormFeedback>, listing: &TopicListing) -> Option<String> {
+    let feedback = feedback?;
+    match feedback.form {
+        FormId::TopicList => Some(feedback.error),
+        FormId::Row { topic, .. } if !listing.topics.iter().any(|t| t.id == topic) => {
+            Some(feedback.error)
+        }
+        _ => None,
+    }
+}
+
+/// The message for `form` from the server's answer to a plain POST, until the form's own
+/// action (with JavaScript) reports a result.
+fn form_error(
+    form: FormId,
+    feedback: Option<&FormFeedback>,
+    result: impl Fn() -> Option<Result<ViewVersion, AppError>> + Send + Sync + 'static,
+) -> Signal<Option<String>> {
+    let ssr_error = feedback.filter(|f| f.form == form).map(|f| f.error.clone());
+    Signal::derive(move || {
+        result()
+            .and_then(Result::err)
+            .map(|e| e.to_string())
+            .or_else(|| ssr_error.clone())
+    })
+}
+
+#[component]
+fn CreateForm(create: ServerAction<CreateTopic>, feedback: Option<FormFeedback>) -> impl IntoView {
+    let input: NodeRef<html::Input> = NodeRef::new();
+    let error = form_error(FormId::CreateTopic, feedback.as_ref(), move || {
+        create.value().get()
+    });
+    let typed = feedback
+        .filter(|f| f.form == FormId::CreateTopic)
+        .map(|f| f.value("name"))
+        .unwrap_or_default();
+    Effect::new(move |_| {
+        if let (Some(Ok(_)), Some(field)) = (create.value().get(), input.get_untracked()) {
+            field.set_value("");
+        }
+    });
+    view! {
+        <form
+            method="post"
+            action="/topics/create/"
+            class="create"
+            data-form="create"
+            on:submit=move |ev| {
+                ev.prevent_default();
+                let name = input.get().map(|field| field.value()).unwrap_or_default();
+                create.dispatch(CreateTopic { name });
+            }
+        >
+            <FormError message=error/>
+            <label>
+                "New topic"
+                <input node_ref=input name="name" maxlength="100" required value=typed placeholder="e.g. Rust"/>
+            </label>
+            <button type="submit">"Create"</button>
+        </form>
+    }
+}
+
+#[component]
+fn UnsubscribeAllForm(
+    action: ServerAction<UnsubscribeAll>,
+    feedback: Option<FormFeedback>,
+) -> impl IntoView {
+    let error = form_error(FormId::UnsubscribeAll, feedback.as_ref(), move || {
+        action.value().get()
+    });
+    view! {
+        <form
+            method="post"
+            action="/topics/unsubscribe-all/"
+            class="unsubscribe-all"
+            data-form="unsubscribe-all"
+            on:submit=move |ev| {
+                ev.prevent_default();
+                action.dispatch(UnsubscribeAll {});
+            }
+        >
+            <FormError message=error/>
+            <button type="submit" class="secondary">"Unsubscribe from all"</button>
+        </form>
+    }
+}
+
+#[component]
+fn TopicList(topics: Vec<TopicView>, rows: Rows) -> impl IntoView {
+    if topics.is_empty() {
+        return view! { <p class="empty">"No topics yet. Create the first one above."</p> }
+            .into_any();
+    }
+    view! {
+        <ul class="topics">
+            {topics
+                .into_iter()
+                .map(|topic| view! { <TopicRow topic rows/> })
+                .collect_view()}
+        </ul>
+    }
+    .into_any()
+}
+
+/// Links to the neighbouring pages, keeping the filter.
+fn pager(listing: &TopicListing) -> impl IntoView {
+    let link = |page: usize| {
+        let mut href = format!("/topics/?page={page}");
+        if !listing.query.is_empty() {
+            href.push_str("&q=");
+            href.push_str(&crate::url::encode_query_value(&listing.query));
+        }
+        href
+    };
+    let (page, pages) = (listing.page, listing.pages);
+    (pages > 1).then(|| {
+        view! {
+            <nav class="pager" data-pages=pages data-page=page>
+                {(page > 1).then(|| view! { <a rel="prev" href=link(page - 1)>"← Previous"</a> })}
+                <span>{format!("Page {page} of {pages}")}</span>
+                {(page < pages).then(|| view! { <a rel="next" href=link(page + 1)>"Next →"</a> })}
+            </nav>
+        }
+    })
+}

@@ -1,0 +1,173 @@
+//! One topic's row: its forms, what they do with JavaScript, and where their errors show.
+
+use std::collections::HashMap;
+
+use leptos::html;
+use leptos::prelude::*;
+
+use super::api::{delete_topic, rename_topic, TopicView};
+use crate::error::AppError;
+use crate::feedback::{FormError, FormFeedback, FormId, RowAction};
+use crate::ids::TopicId;
+use crate::live::ViewVersion;
+use crate::subscriptions::{subscribe, unsubscribe};
+
+/// What the rows of one page share. Rows are built again whenever the list refetches, so what
+/// must outlive a refetch lives here: each row's last error, keyed by its topic, and what the
+/// page does with an action's result. Every dispatch carries its own topic id, so results that
+/// arrive in any order land in their own row.
+#[derive(Clone, Copy)]
+pub(super) struct Rows {
+    errors: RwSignal<HashMap<TopicId, String>>,
+    on_result: Callback<Result<ViewVersion, AppError>>,
+    is_staff: bool,
+}
+
+impl Rows {
+    /// `feedback` is the server's answer to a failed plain POST of a row's form, if any.
+    pub(super) fn new(
+        feedback: Option<&FormFeedback>,
+        on_result: Callback<Result<ViewVersion, AppError>>,
+        is_staff: bool,
+    ) -> Self {
+        let mut errors = HashMap::new();
+        if let Some(FormFeedback {
+            form: FormId::Row { topic, .. },
+            error,
+            ..
+        }) = feedback
+        {
+            errors.insert(*topic, error.clone());
+        }
+        Rows {
+            errors: RwSignal::new(errors),
+            on_result,
+            is_staff,
+        }
+    }
+
+    /// Runs a row's action through its server function (in the browser).
+    fn dispatch(self, topic: TopicId, action: RowAction, name: String) {
+        leptos::task::spawn_local(async move {
+            let result = match action {
+                RowAction::Subscribe => subscribe(topic).await,
+                RowAction::Unsubscribe => unsubscribe(topic).await,
+                RowAction::Rename => rename_topic(topic, name).await,
+                RowAction::Delete => delete_topic(topic).await,
+            };
+            self.settle(topic, result);
+        });
+    }
+
+    /// The row's error is its last action's; the page decides whether to refetch. (The page
+    /// may be gone by now: nothing to update then.)
+    fn settle(self, topic: TopicId, result: Result<ViewVersion, AppError>) {
+        self.errors.try_update(|errors| match &result {
+            Ok(_) => {
+                errors.remove(&topic);
+            }
+            Err(err) => {
+                errors.insert(topic, err.to_string());
+            }
+        });
+        self.on_result.try_run(result);
+    }
+}
+
+#[component]
+pub(super) fn TopicRow(topic: TopicView, rows: Rows) -> impl IntoView {
+    let id = topic.id;
+    let error = Signal::derive(move || rows.errors.with(|errors| errors.get(&id).cloned()));
+    let toggle = if topic.subscribed {
+        view! {
+            <RowForm topic=id action=RowAction::Unsubscribe rows>
+                <button type="submit" class="secondary">"Unsubscribe"</button>
+            </RowForm>
+        }
+        .into_any()
+    } else {
+        view! {
+            <RowForm topic=id action=RowAction::Subscribe rows>
+                <button type="submit">"Subscribe"</button>
+            </RowForm>
+        }
+        .into_any()
+    };
+    let name = topic.name.clone();
+    let staff_forms = rows.is_staff.then(move || {
+        let rename_input: NodeRef<html::Input> = NodeRef::new();
+        view! {
+            <RowForm topic=id action=RowAction::Rename rows class="inline rename" name_input=rename_input>
+                <input
+                    node_ref=rename_input
+                    name="name"
+                    maxlength="100"
+                    required
+                    aria-label=format!("New name for {name}")
+                    value=name
+                />
+                <button type="submit" class="secondary">"Rename"</button>
+            </RowForm>
+            <RowForm topic=id action=RowAction::Delete rows>
+                <button type="submit" class="danger">"Delete"</button>
+            </RowForm>
+        }
+    });
+    view! {
+        <li
+            class="topic"
+            data-topic-id=id.to_string()
+            data-topic-name=topic.name.clone()
+            data-subscribers=topic.subscribers
+            data-subscribed=topic.subscribed.to_string()
+        >
+            <div class="topic-main">
+                <span class="topic-name">{topic.name.clone()}</span>
+                <span class="topic-count">{subscriber_label(topic.subscribers)}</span>
+                {topic.subscribed.then(|| view! { <span class="badge">"subscribed"</span> })}
+            </div>
+            <div class="topic-actions">{toggle} {staff_forms}</div>
+            <FormError message=error/>
+        </li>
+    }
+}
+
+/// A row's form: a plain POST to the action's route without JavaScript, the action's server
+/// function with it.
+#[component]
+fn RowForm(
+    topic: TopicId,
+    action: RowAction,
+    rows: Rows,
+    #[prop(default = "inline")] class: &'static str,
+    /// The field whose value the action takes (rename's new name).
+    #[prop(optional)]
+    name_input: Option<NodeRef<html::Input>>,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <form
+            method="post"
+            action=action.route(topic)
+            class=class
+            data-form=action.name()
+            on:submit=move |ev| {
+                ev.prevent_default();
+                let name = name_input
+                    .and_then(|input| input.get())
+                    .map(|field| field.value())
+                    .unwrap_or_default();
+                rows.dispatch(topic, action, name);
+            }
+        >
+            {children()}
+        </form>
+    }
+}
+
+fn subscriber_label(count: i64) -> String {
+    match count {
+        1 => "1 subscriber".to_owned(),
+        n => format!("{n} subscribers"),
+    }
+}
