@@ -1,4 +1,5 @@
-//! Diesel's view of the tables. Names are part of the product's contract (SPEC.md §3).
+//! Diesel's view of the tables. Table and column names are part of the product's contract
+//! (the README's "Contract" section).
 
 diesel::table! {
     users (id) {

@@ -92,6 +92,40 @@ test.describe("with JavaScript, the page never reloads", () => {
     await expect(rows).toHaveAttribute("data-action", "deleted");
   });
 
+  test("two row actions in flight: each result lands in its own row", async ({ page }) => {
+    const staff = uniqueName("rows");
+    createStaff(staff);
+    await logIn(page, staff);
+    await expect(page).toHaveURL(/\/topics\/$/);
+    await waitForHydration(page);
+    const clashing = uniqueName("Clash ");
+    await page.getByLabel("New topic").fill(clashing);
+    await page.getByRole("button", { name: "Create" }).click();
+    await expectRow(page, clashing, 0, false);
+    const other = uniqueName("Other ");
+    await page.getByLabel("New topic").fill(other);
+    await page.getByRole("button", { name: "Create" }).click();
+    await expectRow(page, other, 0, false);
+
+    // The rename (which fails: the name is taken) is answered only after the subscribe of
+    // another row, dispatched later, has been answered: the failure arrives last.
+    const subscribed = page.waitForResponse((r) => r.url().endsWith("/api/subscribe"));
+    await page.route("**/api/rename_topic", async (route) => {
+      await subscribed;
+      await route.continue();
+    });
+    await topicRow(page, clashing).getByRole("textbox").fill("python");
+    await topicRow(page, clashing).getByRole("button", { name: "Rename" }).click();
+    await topicRow(page, other).getByRole("button", { name: "Subscribe" }).click();
+
+    await expect(topicRow(page, clashing).locator("[data-form-error]")).toContainText(
+      "exists already",
+    );
+    await expectRow(page, other, 1, true);
+    await expect(topicRow(page, other).locator("[data-form-error]")).toHaveCount(0);
+    await expectRow(page, clashing, 0, false);
+  });
+
   test("members see no rename or delete", async ({ page }) => {
     await signUp(page, uniqueName("member"));
     await expect(topicRow(page, "Python").getByRole("button", { name: "Delete" })).toHaveCount(0);

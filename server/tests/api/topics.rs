@@ -204,6 +204,21 @@ async fn rename_and_delete_are_for_staff_and_signal_their_activity() {
 }
 
 #[tokio::test]
+async fn an_action_on_a_topic_that_is_not_listed_says_why_on_the_page() {
+    let server = TestServer::start();
+    let alice = member(&server, "alice").await;
+    for path in ["/topics/subscribe/999999/", "/topics/subscribe/abc/"] {
+        let response = alice.post_form(path, &[]).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        let body = response.text().await.expect("body");
+        assert!(
+            body.contains("data-form-error") && body.contains("That does not exist (any more)."),
+            "{path}: the message is shown above the list:\n{body}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn unknown_and_non_numeric_ids_are_404_and_get_is_405() {
     let server = TestServer::start();
     let alice = member(&server, "alice").await;
