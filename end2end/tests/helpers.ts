@@ -58,6 +58,22 @@ export function topicRow(page: Page, name: string) {
   return page.locator(`[data-topic-name="${name}"]`);
 }
 
+/** Logs a new staff account in, on a hydrated topic page. */
+export async function staffOnTopics(page: Page, prefix: string): Promise<void> {
+  const staff = uniqueName(prefix);
+  createStaff(staff);
+  await logIn(page, staff);
+  await expect(page).toHaveURL(/\/topics\/$/);
+  await waitForHydration(page);
+}
+
+/** Creates a topic through the hydrated page's form and waits for its row. */
+export async function createTopic(page: Page, name: string): Promise<void> {
+  await page.getByLabel("New topic").fill(name);
+  await page.getByRole("button", { name: "Create" }).click();
+  await expect(topicRow(page, name)).toHaveAttribute("data-subscribers", "0");
+}
+
 /** Marks the current document; if the page reloads, the mark is gone. */
 export async function markDocument(page: Page): Promise<void> {
   await page.evaluate(() => {

@@ -1,10 +1,12 @@
 import { expect, test, type Page } from "@playwright/test";
 import {
   createStaff,
+  createTopic,
   expectNoReload,
   logIn,
   markDocument,
   signUp,
+  staffOnTopics,
   topicRow,
   uniqueName,
   waitForHydration,
@@ -93,19 +95,11 @@ test.describe("with JavaScript, the page never reloads", () => {
   });
 
   test("two row actions in flight: each result lands in its own row", async ({ page }) => {
-    const staff = uniqueName("rows");
-    createStaff(staff);
-    await logIn(page, staff);
-    await expect(page).toHaveURL(/\/topics\/$/);
-    await waitForHydration(page);
+    await staffOnTopics(page, "rows");
     const clashing = uniqueName("Clash ");
-    await page.getByLabel("New topic").fill(clashing);
-    await page.getByRole("button", { name: "Create" }).click();
-    await expectRow(page, clashing, 0, false);
+    await createTopic(page, clashing);
     const other = uniqueName("Other ");
-    await page.getByLabel("New topic").fill(other);
-    await page.getByRole("button", { name: "Create" }).click();
-    await expectRow(page, other, 0, false);
+    await createTopic(page, other);
 
     // The rename (which fails: the name is taken) is answered only after the subscribe of
     // another row, dispatched later, has been answered: the failure arrives last.

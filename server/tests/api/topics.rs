@@ -2,16 +2,18 @@
 
 use std::time::Duration;
 
-use crate::support::{count_sql, execute_sql, expect_redirect, location, TestServer, PASSWORD};
+use crate::support::{
+    self, count_sql, execute_sql, expect_redirect, location, TestServer, PASSWORD,
+};
 use reqwest::StatusCode;
 
-async fn member(server: &TestServer, name: &str) -> crate::support::TestClient {
+async fn member(server: &TestServer, name: &str) -> support::TestClient {
     let client = server.client();
     expect_redirect(client.signup(name).await, "/topics/").await;
     client
 }
 
-async fn staff(server: &TestServer, name: &str) -> crate::support::TestClient {
+async fn staff(server: &TestServer, name: &str) -> support::TestClient {
     server.create_staff(name);
     let client = server.client();
     expect_redirect(client.login(name, PASSWORD, "").await, "/topics/").await;
@@ -148,13 +150,11 @@ async fn create_rejects_bad_names_with_the_form_and_a_4xx() {
 }
 
 #[tokio::test]
-async fn rename_and_delete_are_for_staff_and_signal_their_activity() {
+async fn rename_and_delete_are_refused_to_members_and_not_offered_to_them() {
     let server = TestServer::start();
     let alice = member(&server, "alice").await;
     let root = staff(&server, "root").await;
     let django = alice.topic_id("Django").await;
-    alice.subscribe(django).await;
-    alice.topics().await;
 
     let refused = alice
         .post_form(&format!("/topics/rename/{django}/"), &[("name", "Flask")])
@@ -170,6 +170,20 @@ async fn rename_and_delete_are_for_staff_and_signal_their_activity() {
     assert!(staff_page.contains(&format!("/topics/delete/{django}/")));
     let member_page = alice.get("/topics/").await.text().await.expect("body");
     assert!(!member_page.contains(&format!("/topics/delete/{django}/")));
+    assert!(alice
+        .topics()
+        .await
+        .contains(&(django, "Django".into(), 0, false)));
+}
+
+#[tokio::test]
+async fn staff_rename_and_delete_signal_their_activity() {
+    let server = TestServer::start();
+    let alice = member(&server, "alice").await;
+    let root = staff(&server, "root").await;
+    let django = alice.topic_id("Django").await;
+    alice.subscribe(django).await;
+    alice.topics().await;
 
     expect_redirect(
         root.post_form(&format!("/topics/rename/{django}/"), &[("name", "Flask")])
@@ -392,7 +406,7 @@ async fn the_list_pages_and_filters_through_the_url() {
         .await;
     }
     let first = alice.get("/topics/").await.text().await.expect("body");
-    assert_eq!(crate::support::topics(&first).len(), 100);
+    assert_eq!(support::topics(&first).len(), 100);
     assert!(first.contains("Page 1 of 2"), "{first}");
     let second = alice
         .get("/topics/?page=2")
@@ -400,10 +414,7 @@ async fn the_list_pages_and_filters_through_the_url() {
         .text()
         .await
         .expect("body");
-    let names: Vec<String> = crate::support::topics(&second)
-        .into_iter()
-        .map(|t| t.1)
-        .collect();
+    let names: Vec<String> = support::topics(&second).into_iter().map(|t| t.1).collect();
     assert_eq!(
         names,
         [
@@ -421,7 +432,7 @@ async fn the_list_pages_and_filters_through_the_url() {
         .text()
         .await
         .expect("body");
-    let names: Vec<String> = crate::support::topics(&filtered)
+    let names: Vec<String> = support::topics(&filtered)
         .into_iter()
         .map(|t| t.1)
         .collect();

@@ -97,6 +97,15 @@ impl World {
         .expect("activities")
     }
 
+    /// Cache invalidations so far.
+    fn invalidations(&self) -> u64 {
+        self.services
+            .cache
+            .stats()
+            .invalidations
+            .load(Ordering::Relaxed)
+    }
+
     fn topic_statements(&self) -> u64 {
         self.services
             .db
@@ -192,23 +201,11 @@ async fn subscriptions_invalidate_the_affected_user_and_move_counts_for_everyone
     assert_eq!((seen.subscribers, seen.subscribed), (1, true));
 
     // A second subscribe is a no-op: no signal, nothing invalidated.
-    let before = w
-        .services
-        .cache
-        .stats()
-        .invalidations
-        .load(Ordering::Relaxed);
+    let before = w.invalidations();
     crate::subscriptions::ssr::subscribe(&w.services, w.alice.id, python)
         .await
         .expect("subscribe again");
-    assert_eq!(
-        w.services
-            .cache
-            .stats()
-            .invalidations
-            .load(Ordering::Relaxed),
-        before
-    );
+    assert_eq!(w.invalidations(), before);
     assert!(w.services.cache.has_user_topics(w.alice.id));
 
     crate::subscriptions::ssr::unsubscribe(&w.services, w.alice.id, python)
@@ -263,23 +260,11 @@ async fn unsubscribe_all_clears_with_the_ids_captured_before() {
         .all(|t| !t.subscribed && t.subscribers == 0));
 
     // Clearing nothing sends nothing.
-    let before = w
-        .services
-        .cache
-        .stats()
-        .invalidations
-        .load(Ordering::Relaxed);
+    let before = w.invalidations();
     w.with_conn(move |conn, signals| unsubscribe_all_in(conn, signals, alice))
         .await
         .expect("clear again");
-    assert_eq!(
-        w.services
-            .cache
-            .stats()
-            .invalidations
-            .load(Ordering::Relaxed),
-        before
-    );
+    assert_eq!(w.invalidations(), before);
 }
 
 #[tokio::test]
@@ -630,22 +615,11 @@ async fn deleting_a_topic_with_very_many_subscribers_bumps_one_epoch() {
     .expect("everyone subscribes");
     w.list(&w.alice).await;
     let staff_before = w.services.cache.ticket(w.staff.id);
-    let invalidations = w
-        .services
-        .cache
-        .stats()
-        .invalidations
-        .load(Ordering::Relaxed);
+    let invalidations = w.invalidations();
 
     delete(&w.services, &w.staff, python).await.expect("delete");
 
-    let spent = w
-        .services
-        .cache
-        .stats()
-        .invalidations
-        .load(Ordering::Relaxed)
-        - invalidations;
+    let spent = w.invalidations() - invalidations;
     assert_eq!(
         spent, 2,
         "one epoch for the 1,003 subscribers, one for the catalog"
@@ -737,9 +711,9 @@ async fn a_topic_up_to_one_batch_is_deleted_within_the_request() {
     );
 }
 
-#[tokio::test]
-async fn a_larger_topic_is_retired_at_once_and_purged_afterwards() {
-    let w = world().await;
+/// Python, renamed Snake, with more subscribers than one batch (Alice among them, and on
+/// Django), deleted by staff: retired. Returns its id.
+async fn retire_a_large_topic(w: &World) -> TopicId {
     let python = w.topic_id("Python").await;
     let django = w.topic_id("Django").await;
     let (alice, staff) = (w.alice.id, w.staff.clone());
@@ -754,12 +728,19 @@ async fn a_larger_topic_is_retired_at_once_and_purged_afterwards() {
     .expect("setup");
     w.list(&w.alice).await;
 
-    let deleter = staff.clone();
     let deletion = w
-        .with_conn(move |conn, signals| delete_in(conn, signals, &deleter, python))
+        .with_conn(move |conn, signals| delete_in(conn, signals, &staff, python))
         .await
         .expect("delete");
     assert_eq!(deletion, Deletion::Retired);
+    python
+}
+
+#[tokio::test]
+async fn a_retired_topic_is_gone_for_every_reader_and_operation_at_once() {
+    let w = world().await;
+    let python = retire_a_large_topic(&w).await;
+    let alice = w.alice.id;
 
     // Gone for every reader and every operation, although the rows are still there.
     assert!(
@@ -794,7 +775,12 @@ async fn a_larger_topic_is_retired_at_once_and_purged_afterwards() {
         w.activities().await,
         vec![(None, "Snake".into(), "deleted".into())]
     );
-    // The name is free at once, still case-insensitively unique among live topics.
+}
+
+#[tokio::test]
+async fn a_retired_topics_name_is_free_at_once_and_still_unique_among_live_topics() {
+    let w = world().await;
+    let python = retire_a_large_topic(&w).await;
     create(&w.services, &w.bob, "Snake")
         .await
         .expect("name free again");
@@ -804,8 +790,17 @@ async fn a_larger_topic_is_retired_at_once_and_purged_afterwards() {
             "A topic named “SNAKE” exists already.".into()
         ))
     );
+    assert_ne!(w.topic_id("Snake").await, python);
+}
+
+#[tokio::test]
+async fn a_retired_topic_is_purged_in_batches_then_its_row() {
+    let w = world().await;
+    let python = retire_a_large_topic(&w).await;
+    create(&w.services, &w.bob, "Snake")
+        .await
+        .expect("name free again");
     let snake = w.topic_id("Snake").await;
-    assert_ne!(snake, python);
 
     // Three batches: two full ones, then the rest with the row.
     let batches = w
