@@ -44,6 +44,8 @@ use users::{LoginPage, SignupPage};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    web::send_page_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">

@@ -43,6 +43,37 @@ where
     result
 }
 
+/// The Content-Security-Policy of a rendered page: scripts only from this site or inline with
+/// this response's nonce (Leptos puts it on its hydration and resource scripts), WebAssembly
+/// allowed to compile, nothing framed, no plugins, forms only to this site.
+pub fn page_security_policy(nonce: &str) -> String {
+    // `cargo leptos watch` reloads the page over a WebSocket from another port.
+    let live_reload = if std::env::var_os("LEPTOS_WATCH").is_some() {
+        " ws: wss:"
+    } else {
+        ""
+    };
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self'; img-src 'self' data:; connect-src 'self'{live_reload}; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// Sends [`page_security_policy`] with the page being rendered. Called from the shell, where
+/// the render's nonce is known.
+pub fn send_page_security_policy() {
+    let (Some(nonce), Some(response)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) else {
+        return;
+    };
+    if let Ok(value) = http::HeaderValue::from_str(&page_security_policy(&nonce.to_string())) {
+        response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
 fn services() -> Result<Services, AppError> {
     use_context::<AppState>()
         .map(|state| state.services)

@@ -179,10 +179,11 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
         .route("/metrics", get(metrics::render))
         .with_state(metrics_state);
 
-    Router::new()
+    let all = Router::new()
         .merge(operations)
         .nest_service(&pkg_route, static_files)
-        .merge(site)
+        .merge(site);
+    security::with_security_headers(all)
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
 }

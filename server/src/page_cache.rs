@@ -39,6 +39,9 @@ struct PageKey {
 
 struct Page {
     content_type: HeaderValue,
+    /// The page's Content-Security-Policy names the nonce of its inline scripts: a stored
+    /// page is served with its own.
+    security_policy: Option<HeaderValue>,
     body: Bytes,
 }
 
@@ -88,16 +91,26 @@ pub async fn serve_stored_pages(
     };
     if let Some(page) = cache.pages.get(&key) {
         cache.hits.fetch_add(1, Ordering::Relaxed);
-        return (
+        let mut response = (
             [(header::CONTENT_TYPE, page.content_type.clone())],
             page.body.clone(),
         )
             .into_response();
+        if let Some(policy) = &page.security_policy {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, policy.clone());
+        }
+        return response;
     }
     cache.misses.fetch_add(1, Ordering::Relaxed);
 
     let response = next.run(request).await;
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+    let security_policy = response
+        .headers()
+        .get(header::CONTENT_SECURITY_POLICY)
+        .cloned();
     let html = content_type
         .as_ref()
         .and_then(|v| v.to_str().ok())
@@ -122,6 +135,7 @@ pub async fn serve_stored_pages(
             key,
             Arc::new(Page {
                 content_type,
+                security_policy,
                 body: body.clone(),
             }),
         );

@@ -101,3 +101,61 @@ async fn pages_are_compressed_when_asked_and_streams_never() {
     let first = events.chunk().await.expect("chunk").expect("data");
     assert!(String::from_utf8_lossy(&first).contains("event: version"));
 }
+
+/// The nonce on a page's inline scripts (Leptos puts one on each).
+fn script_nonce(html: &str) -> Option<String> {
+    let start = html.find("<script")?;
+    let tag = &html[start..start + html[start..].find('>')?];
+    let value = tag.split("nonce=\"").nth(1)?;
+    Some(value[..value.find('"')?].to_owned())
+}
+
+fn header<'r>(response: &'r reqwest::Response, name: &str) -> &'r str {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("{name} missing from {:?}", response.headers()))
+}
+
+#[tokio::test]
+async fn pages_carry_security_headers_and_a_policy_naming_their_own_nonce() {
+    let server = TestServer::start();
+    let alice = server.client();
+    expect_redirect(alice.signup("alice").await, "/topics/").await;
+    // The second load of the list is a stored page: it must bring its own policy along.
+    let mut nonces = Vec::new();
+    for path in ["/login", "/topics/", "/topics/", "/topics/activity/"] {
+        let response = alice.get(path).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(header(&response, "x-content-type-options"), "nosniff");
+        assert_eq!(header(&response, "x-frame-options"), "DENY");
+        assert_eq!(header(&response, "referrer-policy"), "same-origin");
+        let policy = header(&response, "content-security-policy").to_owned();
+        let html = response.text().await.expect("body");
+        let nonce = script_nonce(&html).unwrap_or_else(|| panic!("{path}: no nonce in {html}"));
+        assert!(
+            policy.contains(&format!("'nonce-{nonce}'")),
+            "{path}: {policy} names the scripts' nonce {nonce}"
+        );
+        for directive in [
+            "frame-ancestors 'none'",
+            "object-src 'none'",
+            "base-uri 'none'",
+        ] {
+            assert!(policy.contains(directive), "{path}: {policy}");
+        }
+        assert!(!policy.contains("unsafe-inline"), "{path}: {policy}");
+        nonces.push(nonce);
+    }
+    assert_ne!(nonces[0], nonces[1], "each render has its own nonce");
+    assert_eq!(
+        server.metric("page_cache_hits_total").await,
+        1,
+        "the second list was a stored page"
+    );
+
+    let health = reqwest::get(server.url("/healthz")).await.expect("GET");
+    assert_eq!(header(&health, "x-content-type-options"), "nosniff");
+    assert!(header(&health, "content-security-policy").starts_with("default-src 'none'"));
+}
