@@ -66,11 +66,8 @@ pub async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     let next = safe_next(&form.next).to_owned();
-    let credentials = Credentials {
-        username: form.username.clone(),
-        password: form.password,
-    };
     let result = async {
+        let credentials = Credentials::new(form.username.clone(), form.password)?;
         let user = auth
             .authenticate(credentials)
             .await
@@ -95,8 +92,14 @@ pub async fn login(
     }
 }
 
-/// Signs the user in on this session (a new session id) and counts that as a renewal.
+/// Signs the user in on this session with a new session id, and counts that as a renewal.
+/// axum-login cycles the id only for an anonymous session; an id planted while it was valid
+/// and logged in must not survive a login either.
 async fn start_session(auth: &mut AuthSession, user: &User) -> Result<(), AppError> {
+    auth.session
+        .cycle_id()
+        .await
+        .map_err(|e| AppError::internal("could not start the session", &e))?;
     auth.login(user)
         .await
         .map_err(|e| AppError::internal("could not start the session", &e))?;

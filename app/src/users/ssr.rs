@@ -16,7 +16,8 @@ use crate::signals::{self, UserLoggedOut};
 const USERNAME_MAX: usize = 150;
 const PASSWORD_MIN: usize = 8;
 /// Hashing is deliberately slow; an unbounded password would make it a denial of service.
-const PASSWORD_MAX: usize = 1024;
+/// Counted in bytes (what hashing costs), the same at signup and at login.
+const PASSWORD_MAX_BYTES: usize = 1024;
 
 /// A username that passed validation: 1–150 letters, digits or `@.+-_`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,13 +61,20 @@ impl Password {
                 "A password needs at least {PASSWORD_MIN} characters."
             )));
         }
-        if length > PASSWORD_MAX {
-            return Err(AppError::Invalid(format!(
-                "A password has at most {PASSWORD_MAX} characters."
-            )));
-        }
+        check_hashable(raw)?;
         Ok(Password(raw.to_owned()))
     }
+}
+
+/// Refuses a password too long to hash, before any hashing is done.
+fn check_hashable(raw: &str) -> Result<(), AppError> {
+    if raw.len() > PASSWORD_MAX_BYTES {
+        return Err(AppError::Invalid(format!(
+            "A password has at most {PASSWORD_MAX_BYTES} bytes (letters outside English \
+             take two to four)."
+        )));
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for Password {
@@ -206,8 +214,16 @@ pub async fn logged_out(services: &Services, user_id: UserId) -> Result<(), AppE
 /// What the login form submits.
 #[derive(Clone)]
 pub struct Credentials {
-    pub username: String,
-    pub password: String,
+    username: String,
+    password: String,
+}
+
+impl Credentials {
+    /// A password too long to hash is refused here, before the backend spends a hash on it.
+    pub fn new(username: String, password: String) -> Result<Self, AppError> {
+        check_hashable(&password)?;
+        Ok(Credentials { username, password })
+    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -304,11 +320,29 @@ mod tests {
     fn passwords_need_eight_characters() {
         assert!(Password::parse("1234567").is_err());
         assert!(Password::parse("12345678").is_ok());
-        assert!(Password::parse(&"p".repeat(PASSWORD_MAX + 1)).is_err());
+        assert!(Password::parse(&"p".repeat(PASSWORD_MAX_BYTES + 1)).is_err());
         assert_eq!(
             format!("{:?}", Password::parse("secret-password").ok()),
             "Some(Password(..))"
         );
+    }
+
+    fn credentials(username: &str, password: &str) -> Credentials {
+        Credentials::new(username.into(), password.into()).expect("short enough")
+    }
+
+    #[test]
+    fn passwords_are_bounded_in_bytes_at_signup_and_login_alike() {
+        let ascii = "p".repeat(PASSWORD_MAX_BYTES);
+        assert!(Password::parse(&ascii).is_ok());
+        assert!(Credentials::new("a".into(), ascii).is_ok());
+        // 513 two-byte letters: fewer than 1,024 characters, but 1,026 bytes.
+        let wide = "é".repeat(513);
+        assert!(Password::parse(&wide).is_err());
+        assert!(matches!(
+            Credentials::new("a".into(), wide),
+            Err(AppError::Invalid(_))
+        ));
     }
 
     #[tokio::test]
@@ -333,26 +367,17 @@ mod tests {
 
         let backend = Backend::new(db);
         let ok = backend
-            .authenticate(Credentials {
-                username: "Alice".into(),
-                password: "correct horse".into(),
-            })
+            .authenticate(credentials("Alice", "correct horse"))
             .await
             .expect("no error");
         assert_eq!(ok.map(|u| u.id), Some(user.id));
         let wrong = backend
-            .authenticate(Credentials {
-                username: "Alice".into(),
-                password: "wrong horse".into(),
-            })
+            .authenticate(credentials("Alice", "wrong horse"))
             .await
             .expect("no error");
         assert!(wrong.is_none());
         let nobody = backend
-            .authenticate(Credentials {
-                username: "nobody".into(),
-                password: "correct horse".into(),
-            })
+            .authenticate(credentials("nobody", "correct horse"))
             .await
             .expect("no error");
         assert!(nobody.is_none());

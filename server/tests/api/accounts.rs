@@ -131,6 +131,80 @@ async fn login_sets_a_fresh_http_only_session_cookie() {
 }
 
 #[tokio::test]
+async fn a_login_password_too_long_to_hash_is_refused_with_a_reason() {
+    let server = TestServer::start();
+    expect_redirect(server.client().signup("ivan").await, "/topics/").await;
+    let response = server.client().login("ivan", &"p".repeat(1025), "").await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body = response.text().await.expect("body");
+    assert!(body.contains("at most 1024 bytes"), "{body}");
+}
+
+/// The session cookie a response sets, as `name=value`.
+fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("subscriptions_session="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_login_over_a_valid_logged_in_session_still_gets_a_new_id() {
+    let server = TestServer::start();
+    expect_redirect(server.client().signup("gina").await, "/topics/").await;
+    expect_redirect(server.client().signup("hank").await, "/topics/").await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let login = |cookie: Option<String>, username: &'static str| {
+        let mut request = http.post(server.url("/login")).form(&[
+            ("username", username),
+            ("password", PASSWORD),
+            ("next", ""),
+        ]);
+        if let Some(cookie) = cookie {
+            request = request.header("Cookie", cookie);
+        }
+        request.send()
+    };
+    let visit = |cookie: String| {
+        http.get(server.url("/topics/"))
+            .header("Cookie", cookie)
+            .send()
+    };
+
+    // An id planted while it is valid and logged in (say, read off a shared machine).
+    let planted = session_cookie(&login(None, "gina").await.expect("POST")).expect("cookie");
+    assert_eq!(
+        visit(planted.clone()).await.expect("GET").status(),
+        StatusCode::OK,
+        "the planted id is a valid logged-in session"
+    );
+    for username in ["gina", "hank"] {
+        let response = login(Some(planted.clone()), username).await.expect("POST");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let fresh = session_cookie(&response).expect("login sets a session cookie");
+        assert_ne!(fresh, planted, "{username}: a new id is issued");
+        assert_eq!(
+            visit(fresh).await.expect("GET").status(),
+            StatusCode::OK,
+            "{username}: the new id works"
+        );
+    }
+    let old = visit(planted).await.expect("GET");
+    assert_eq!(
+        old.status(),
+        StatusCode::SEE_OTHER,
+        "the planted id is dead"
+    );
+}
+
+#[tokio::test]
 async fn next_is_honoured_only_for_local_paths() {
     let server = TestServer::start();
     expect_redirect(server.client().signup("frank").await, "/topics/").await;
