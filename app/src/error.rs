@@ -23,6 +23,9 @@ pub enum AppError {
     Forbidden,
     #[error("That does not exist (any more).")]
     NotFound,
+    /// Too much work is queued to take this request now; trying again shortly will work.
+    #[error("{0}")]
+    Busy(String),
     #[error("Something went wrong on our side. Please try again.")]
     Internal,
     /// The request never reached our code properly (network, encoding).
@@ -52,8 +55,17 @@ mod ssr {
                 AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
                 AppError::Forbidden => StatusCode::FORBIDDEN,
                 AppError::NotFound => StatusCode::NOT_FOUND,
+                AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
                 AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
                 AppError::Transport(_) => StatusCode::BAD_REQUEST,
+            }
+        }
+
+        /// How long the client should wait before trying again (`Retry-After`), if that helps.
+        pub fn retry_after_seconds(&self) -> Option<u64> {
+            match self {
+                AppError::Busy(_) => Some(1),
+                _ => None,
             }
         }
 

@@ -38,6 +38,9 @@ where
     if let Err(err) = &result {
         if let Some(options) = use_context::<leptos_axum::ResponseOptions>() {
             options.set_status(err.status());
+            if let Some(seconds) = err.retry_after_seconds() {
+                options.insert_header(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+            }
         }
     }
     result

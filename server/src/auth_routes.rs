@@ -54,7 +54,7 @@ pub async fn signup(
         Err(err) => {
             let feedback = FormFeedback::new(FormId::Signup, err.to_string())
                 .with_value("username", &form.username);
-            page_with_feedback(&state, &parts, "/signup", feedback, err.status()).await
+            page_with_feedback(&state, &parts, "/signup", feedback, &err).await
         }
     }
 }
@@ -71,7 +71,12 @@ pub async fn login(
         let user = auth
             .authenticate(credentials)
             .await
-            .map_err(|e| AppError::internal("could not check the credentials", &e))?
+            .map_err(|e| match e {
+                axum_login::Error::Backend(err) => err,
+                axum_login::Error::Session(e) => {
+                    AppError::internal("could not check the credentials", &e)
+                }
+            })?
             .ok_or_else(|| AppError::Unauthorized("Wrong username or password.".into()))?;
         start_session(&mut auth, &user).await?;
         Ok::<_, AppError>(())
@@ -87,7 +92,7 @@ pub async fn login(
             } else {
                 login_url(&next)
             };
-            page_with_feedback(&state, &parts, &uri, feedback, err.status()).await
+            page_with_feedback(&state, &parts, &uri, feedback, &err).await
         }
     }
 }

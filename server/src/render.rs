@@ -3,20 +3,22 @@
 
 use axum::body::Body;
 use axum::http::request::Parts;
-use axum::http::{header, Method, Request, StatusCode};
+use axum::http::{header, HeaderValue, Method, Request};
 use axum::response::Response;
 use leptos::prelude::provide_context;
 
+use app::error::AppError;
 use app::feedback::FormFeedback;
 use app::web::AppState;
 
-/// The page at `uri`, as a GET by the same visitor would show it, plus `feedback`.
+/// The page at `uri`, as a GET by the same visitor would show it, plus `feedback`, with the
+/// status (and `Retry-After`, where waiting helps) of `err`.
 pub async fn page_with_feedback(
     state: &AppState,
     original: &Parts,
     uri: &str,
     feedback: FormFeedback,
-    status: StatusCode,
+    err: &AppError,
 ) -> Response {
     let mut request = Request::new(Body::empty());
     *request.method_mut() = Method::GET;
@@ -36,6 +38,11 @@ pub async fn page_with_feedback(
         move || app::shell(options.clone()),
     );
     let mut response = render(request).await;
-    *response.status_mut() = status;
+    *response.status_mut() = err.status();
+    if let Some(seconds) = err.retry_after_seconds() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     response
 }

@@ -60,7 +60,7 @@ async fn answer(
             if let Some(name) = typed_name {
                 feedback = feedback.with_value("name", name);
             }
-            page_with_feedback(state, parts, "/topics/", feedback, err.status()).await
+            page_with_feedback(state, parts, "/topics/", feedback, &err).await
         }
     }
 }

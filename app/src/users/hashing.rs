@@ -1,12 +1,16 @@
-//! Password hashing on two dedicated threads.
+//! Password hashing on two dedicated threads, behind a bounded queue.
 //!
 //! Argon2 (as `password-auth` configures it) needs about 19 MiB per hash. On tokio's blocking
 //! pool every login may land on a different thread, and each thread's allocator arena keeps
 //! its 19 MiB afterwards: two hundred logins left the server at ~500 MiB. Two long-lived
 //! threads reuse their buffers, so hashing costs a bounded ~40 MiB, and at most two hashes
 //! run at once — which the two cores of a small machine could not exceed anyway.
+//!
+//! The queue in front of them is bounded too: a flood of anonymous logins must not pile up
+//! unbounded work (and memory). When it is full a request is refused at once with
+//! [`AppError::Busy`] instead of waiting, and a queued job whose client has gone is skipped.
 
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::oneshot;
@@ -14,15 +18,22 @@ use tokio::sync::oneshot;
 use crate::error::AppError;
 
 const THREADS: usize = 2;
+/// Jobs that may wait behind the running ones: about two seconds of work at ~0.1 s a hash on
+/// each of two threads.
+const QUEUE_DEPTH: usize = 32;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-fn queue() -> &'static Mutex<Sender<Job>> {
-    static QUEUE: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
-    QUEUE.get_or_init(|| {
-        let (sender, receiver) = mpsc::channel::<Job>();
+/// Hashing threads and the bounded queue that feeds them.
+pub(super) struct HashingQueue {
+    sender: SyncSender<Job>,
+}
+
+impl HashingQueue {
+    fn start(threads: usize, depth: usize) -> Self {
+        let (sender, receiver) = mpsc::sync_channel::<Job>(depth);
         let receiver = Arc::new(Mutex::new(receiver));
-        for n in 0..THREADS {
+        for n in 0..threads {
             let receiver = receiver.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("password-hash-{n}"))
@@ -31,8 +42,47 @@ fn queue() -> &'static Mutex<Sender<Job>> {
                 tracing::error!(error = %err, "cannot start a password hashing thread");
             }
         }
-        Mutex::new(sender)
-    })
+        HashingQueue { sender }
+    }
+
+    /// Runs `f` on a hashing thread and waits for it without blocking the async runtime;
+    /// refused at once when the queue is full. If the caller stops waiting (the client went
+    /// away), the job is skipped when its turn comes.
+    pub(super) async fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, AppError> {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            if !reply.is_closed() {
+                let _ = reply.send(f());
+            }
+        });
+        match self.sender.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                tracing::warn!("password hashing queue full: request refused");
+                return Err(AppError::Busy(
+                    "Too many sign-ins are being checked right now. Please try again in a moment."
+                        .into(),
+                ));
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                tracing::error!("the password hashing threads are gone");
+                return Err(AppError::Internal);
+            }
+        }
+        answer.await.map_err(|_| {
+            tracing::error!("a password hashing job ended without an answer");
+            AppError::Internal
+        })
+    }
+}
+
+/// The process's hashing queue.
+pub(super) fn queue() -> &'static HashingQueue {
+    static QUEUE: OnceLock<HashingQueue> = OnceLock::new();
+    QUEUE.get_or_init(|| HashingQueue::start(THREADS, QUEUE_DEPTH))
 }
 
 fn work(receiver: &Mutex<Receiver<Job>>) {
@@ -48,43 +98,82 @@ fn work(receiver: &Mutex<Receiver<Job>>) {
     }
 }
 
-/// Runs `f` on a hashing thread and waits for it without blocking the async runtime.
-pub async fn run<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Result<R, AppError> {
-    let (reply, answer) = oneshot::channel();
-    let job: Job = Box::new(move || {
-        let _ = reply.send(f());
-    });
-    let sent = match queue().lock() {
-        Ok(sender) => sender.send(job),
-        Err(poisoned) => poisoned.into_inner().send(job),
-    };
-    if sent.is_err() {
-        tracing::error!("the password hashing threads are gone");
-        return Err(AppError::Internal);
-    }
-    answer.await.map_err(|_| {
-        tracing::error!("a password hashing job ended without an answer");
-        AppError::Internal
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
     #[tokio::test]
     async fn jobs_run_off_the_runtime_and_answer() {
-        let name = super::run(|| std::thread::current().name().map(str::to_owned))
+        let name = queue()
+            .run(|| std::thread::current().name().map(str::to_owned))
             .await
             .expect("answer");
         assert!(name.is_some_and(|n| n.starts_with("password-hash-")));
-        let sums = futures_sum().await;
+        let mut sums = Vec::new();
+        for n in 0..10u64 {
+            sums.push(queue().run(move || n * 2).await.expect("answer"));
+        }
         assert_eq!(sums, (0..10).map(|n| n * 2).collect::<Vec<_>>());
     }
 
-    async fn futures_sum() -> Vec<u64> {
-        let mut out = Vec::new();
-        for n in 0..10u64 {
-            out.push(super::run(move || n * 2).await.expect("answer"));
+    /// A queue for one test, alive for the rest of the test run.
+    fn test_queue(threads: usize, depth: usize) -> &'static HashingQueue {
+        Box::leak(Box::new(HashingQueue::start(threads, depth)))
+    }
+
+    /// Queues `f` now (the queueing happens on the first poll).
+    fn spawn_job<R: Send + 'static>(
+        queue: &'static HashingQueue,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> tokio::task::JoinHandle<Result<R, AppError>> {
+        tokio::spawn(queue.run(f))
+    }
+
+    /// A job that holds the queue's one thread until `release` is dropped.
+    async fn occupy(queue: &'static HashingQueue) -> mpsc::Sender<()> {
+        let (release, held) = mpsc::channel::<()>();
+        spawn_job(queue, move || {
+            let _ = held.recv_timeout(Duration::from_secs(10));
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await; // the thread has taken it
+        release
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once() {
+        let queue = test_queue(1, 2);
+        let release = occupy(queue).await;
+        let waiting: Vec<_> = (0..2).map(|n| spawn_job(queue, move || n)).collect();
+        tokio::time::sleep(Duration::from_millis(50)).await; // both are queued
+        let refused = tokio::time::timeout(Duration::from_secs(1), queue.run(|| 99))
+            .await
+            .expect("answers without waiting for a thread");
+        assert!(matches!(refused, Err(AppError::Busy(_))), "{refused:?}");
+        drop(release);
+        for (n, job) in waiting.into_iter().enumerate() {
+            assert_eq!(
+                job.await.expect("task").ok(),
+                Some(n),
+                "queued jobs still run"
+            );
         }
-        out
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_caller_stopped_waiting_is_skipped() {
+        let queue = test_queue(1, 4);
+        let release = occupy(queue).await;
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        let abandoned = spawn_job(queue, move || flag.store(true, Ordering::SeqCst));
+        tokio::time::sleep(Duration::from_millis(50)).await; // it is queued
+        abandoned.abort(); // the client went away
+        let _ = abandoned.await;
+        drop(release);
+        assert_eq!(queue.run(|| 1).await.ok(), Some(1), "the thread goes on");
+        assert!(!ran.load(Ordering::SeqCst), "the abandoned job did not run");
     }
 }

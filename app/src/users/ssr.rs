@@ -181,20 +181,23 @@ fn find_by_id(conn: &mut Conn, id: UserId) -> QueryResult<Option<User>> {
 }
 
 async fn hash_password(password: Password) -> Result<String, AppError> {
-    super::hashing::run(move || password_auth::generate_hash(password.0)).await
+    super::hashing::queue()
+        .run(move || password_auth::generate_hash(password.0))
+        .await
 }
 
 /// Checks a password on a hashing thread. When the user does not exist, a dummy hash is still
 /// checked, so the response time does not tell which usernames exist.
 async fn verify_password(password: String, hash: Option<String>) -> Result<bool, AppError> {
-    super::hashing::run(move || match hash {
-        Some(hash) => password_auth::verify_password(password, &hash).is_ok(),
-        None => {
-            let _ = password_auth::verify_password(password, dummy_hash());
-            false
-        }
-    })
-    .await
+    super::hashing::queue()
+        .run(move || match hash {
+            Some(hash) => password_auth::verify_password(password, &hash).is_ok(),
+            None => {
+                let _ = password_auth::verify_password(password, dummy_hash());
+                false
+            }
+        })
+        .await
 }
 
 fn dummy_hash() -> &'static str {
