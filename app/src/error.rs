@@ -23,6 +23,13 @@ pub enum AppError {
     Forbidden,
     #[error("That does not exist (any more).")]
     NotFound,
+    /// Too many attempts of this kind (failed logins, signups) from this client or for this
+    /// account; the message says when to try again.
+    #[error("{message}")]
+    Throttled {
+        message: String,
+        retry_after_seconds: u64,
+    },
     /// Too much work is queued to take this request now; trying again shortly will work.
     #[error("{0}")]
     Busy(String),
@@ -55,6 +62,7 @@ mod ssr {
                 AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
                 AppError::Forbidden => StatusCode::FORBIDDEN,
                 AppError::NotFound => StatusCode::NOT_FOUND,
+                AppError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
                 AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
                 AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
                 AppError::Transport(_) => StatusCode::BAD_REQUEST,
@@ -64,6 +72,10 @@ mod ssr {
         /// How long the client should wait before trying again (`Retry-After`), if that helps.
         pub fn retry_after_seconds(&self) -> Option<u64> {
             match self {
+                AppError::Throttled {
+                    retry_after_seconds,
+                    ..
+                } => Some(*retry_after_seconds),
                 AppError::Busy(_) => Some(1),
                 _ => None,
             }

@@ -18,6 +18,7 @@ function startServer(database: string): Promise<ChildProcess> {
       LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
       LEPTOS_SITE_ROOT: path.join(root, "target/site"),
       RUST_LOG: "warn",
+      SIGNUPS_PER_IP_PER_HOUR: "10000",
     },
     stdio: "ignore",
   });

@@ -1,9 +1,12 @@
 //! The account form routes: POST /signup, /login and /logout. Each validates, makes one
 //! domain call, and answers with a redirect or the form again.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::Extension;
 use axum::Form;
 use serde::Deserialize;
 
@@ -16,6 +19,7 @@ use app::web::AppState;
 
 use crate::render::page_with_feedback;
 use crate::security::{login_url, safe_next};
+use crate::throttle::Throttle;
 
 #[derive(Deserialize)]
 pub struct SignupForm {
@@ -37,6 +41,7 @@ pub struct LoginForm {
 
 pub async fn signup(
     State(state): State<AppState>,
+    Extension(throttle): Extension<Arc<Throttle>>,
     mut auth: AuthSession,
     parts: Parts,
     Form(form): Form<SignupForm>,
@@ -44,6 +49,7 @@ pub async fn signup(
     let result = async {
         let username = Username::parse(&form.username)?;
         let password = Password::parse(&form.password)?;
+        throttle.signup_allowed(throttle.client.of(&parts))?;
         let user = create_user(&state.services.db, username, password, false).await?;
         start_session(&mut auth, &user).await?;
         Ok::<_, AppError>(())
@@ -61,13 +67,16 @@ pub async fn signup(
 
 pub async fn login(
     State(state): State<AppState>,
+    Extension(throttle): Extension<Arc<Throttle>>,
     mut auth: AuthSession,
     parts: Parts,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let next = safe_next(&form.next).to_owned();
+    let address = throttle.client.of(&parts);
     let result = async {
         let credentials = Credentials::new(form.username.clone(), form.password)?;
+        throttle.login_allowed(&form.username, address)?;
         let user = auth
             .authenticate(credentials)
             .await
@@ -77,7 +86,10 @@ pub async fn login(
                     AppError::internal("could not check the credentials", &e)
                 }
             })?
-            .ok_or_else(|| AppError::Unauthorized("Wrong username or password.".into()))?;
+            .ok_or_else(|| {
+                throttle.login_failed(&form.username, address);
+                AppError::Unauthorized("Wrong username or password.".into())
+            })?;
         start_session(&mut auth, &user).await?;
         Ok::<_, AppError>(())
     }

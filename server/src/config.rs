@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use axum::http::HeaderName;
 use leptos::config::LeptosOptions;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/app.db";
@@ -17,6 +18,11 @@ pub struct Config {
     /// `TOPIC_CACHE_TTL_SECONDS`: how long cached topic lists live (default 60; 0 turns the
     /// cache off, which only makes sense for measuring).
     pub cache_ttl: Duration,
+    /// `SIGNUPS_PER_IP_PER_HOUR`: accounts one client address may create an hour.
+    pub signups_per_ip_per_hour: u32,
+    /// `TRUSTED_PROXY_HEADER`: the header a reverse proxy in front of the server puts the
+    /// client's address in (e.g. `X-Forwarded-For`); unset, the connection's peer counts.
+    pub trusted_proxy_header: Option<HeaderName>,
     /// Site folder and address: `LEPTOS_SITE_ROOT`, `LEPTOS_SITE_ADDR` (as cargo-leptos sets them).
     pub leptos: LeptosOptions,
 }
@@ -29,6 +35,10 @@ pub enum ConfigError {
     NotABool { name: &'static str, value: String },
     #[error("{name} must be a whole number of seconds, not `{value}`")]
     NotSeconds { name: &'static str, value: String },
+    #[error("{name} must be a whole number above zero, not `{value}`")]
+    NotACount { name: &'static str, value: String },
+    #[error("{name} must be an HTTP header name, not `{value}`")]
+    NotAHeader { name: &'static str, value: String },
 }
 
 impl Config {
@@ -51,6 +61,11 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
             secure_cookies: env_bool("SECURE_COOKIES", false)?,
             cache_ttl: env_seconds("TOPIC_CACHE_TTL_SECONDS", app::cache::TTL)?,
+            signups_per_ip_per_hour: env_count(
+                "SIGNUPS_PER_IP_PER_HOUR",
+                crate::throttle::DEFAULT_SIGNUPS_PER_IP_PER_HOUR,
+            )?,
+            trusted_proxy_header: env_header("TRUSTED_PROXY_HEADER")?,
             leptos,
         })
     }
@@ -65,6 +80,29 @@ fn env_seconds(name: &'static str, default: Duration) -> Result<Duration, Config
             .parse::<u64>()
             .map(Duration::from_secs)
             .map_err(|_| ConfigError::NotSeconds { name, value }),
+    }
+}
+
+fn env_count(name: &'static str, default: u32) -> Result<u32, ConfigError> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(value) if value.trim().is_empty() => Ok(default),
+        Ok(value) => value
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or(ConfigError::NotACount { name, value }),
+    }
+}
+
+fn env_header(name: &'static str) -> Result<Option<HeaderName>, ConfigError> {
+    match std::env::var(name) {
+        Err(_) => Ok(None),
+        Ok(value) if value.trim().is_empty() => Ok(None),
+        Ok(value) => HeaderName::try_from(value.trim().to_ascii_lowercase())
+            .map(Some)
+            .map_err(|_| ConfigError::NotAHeader { name, value }),
     }
 }
 

@@ -1,12 +1,14 @@
 //! The Subscriptions web server: configuration, the router with its middleware, and the
 //! serve loop with graceful shutdown.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{header, HeaderValue};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
-use axum::Router;
+use axum::{Extension, Router};
 use axum_login::tower_sessions::cookie::{time, SameSite};
 use axum_login::tower_sessions::{Expiry, SessionManagerLayer};
 use axum_login::AuthManagerLayerBuilder;
@@ -36,9 +38,11 @@ mod render;
 mod security;
 mod server_fn_errors;
 mod session_renewal;
+mod throttle;
 mod topic_routes;
 
 pub use config::Config;
+use throttle::{ClientAddress, Throttle};
 
 const SESSION_COOKIE: &str = "subscriptions_session";
 const SESSION_IDLE_DAYS: i64 = 14;
@@ -89,7 +93,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         services,
         leptos_options: config.leptos.clone(),
     };
-    let app = router(state, config.secure_cookies);
+    let throttle = Arc::new(Throttle::new(
+        ClientAddress::new(config.trusted_proxy_header.clone()),
+        config.signups_per_ip_per_hour,
+    ));
+    let forgetting = tokio::spawn(forget_idle_throttle_state(throttle.clone()));
+    let app = router(state, config.secure_cookies, throttle)
+        .into_make_service_with_connect_info::<SocketAddr>();
 
     tracing::info!("listening on http://{local}");
     // Small responses must leave at once: without NODELAY, Nagle's algorithm meets the
@@ -108,6 +118,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .await;
     sweeper.abort();
     purge.abort();
+    forgetting.abort();
     served.map_err(ServeError::Serve)?;
     tracing::info!("stopped");
     Ok(())
@@ -115,7 +126,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 
 /// Every route of the product. `/healthz` sits outside the session layer: it touches neither
 /// the session store nor the database.
-pub fn router(state: AppState, secure_cookies: bool) -> Router {
+pub fn router(state: AppState, secure_cookies: bool, throttle: Arc<Throttle>) -> Router {
     let routes = generate_route_list(app::App);
     let pages = page_cache::PageCache::default();
     let metrics_state = (state.clone(), pages.clone());
@@ -167,6 +178,7 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
             page_cache::serve_stored_pages,
         ))
         .layer(server_fn_errors::ClientErrorsAre4xxLayer)
+        .layer(Extension(throttle))
         .layer(axum::middleware::from_fn(security::require_login))
         .layer(auth_layer)
         .layer(ValidateRequestHeaderLayer::custom(
@@ -215,6 +227,14 @@ fn static_files(options: &LeptosOptions) -> (String, Router) {
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+async fn forget_idle_throttle_state(throttle: Arc<Throttle>) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        throttle.forget_idle();
+    }
 }
 
 async fn sweep_expired_sessions(store: DbSessionStore) {

@@ -140,6 +140,93 @@ async fn a_login_password_too_long_to_hash_is_refused_with_a_reason() {
     assert!(body.contains("at most 1024 bytes"), "{body}");
 }
 
+fn retry_after(response: &reqwest::Response) -> u64 {
+    response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After in seconds")
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_account_before_any_hashing() {
+    let server = TestServer::start();
+    expect_redirect(server.client().signup("judy").await, "/topics/").await;
+    let guesser = server.client();
+    for n in 0..5 {
+        let response = guesser
+            .login("judy", &format!("guess number {n}"), "")
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "guess {n}");
+    }
+    let refused = guesser.login("JUDY", "guess number 6", "").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait = retry_after(&refused);
+    assert!((1..=60).contains(&wait), "{wait}");
+    let body = refused.text().await.expect("body");
+    assert!(body.contains("Too many failed logins"), "{body}");
+    assert!(body.contains("try again in"), "{body}");
+    // While refused, even the right password is not checked; another account is not held up.
+    let right = server.client().login("judy", PASSWORD, "").await;
+    assert_eq!(right.status(), StatusCode::TOO_MANY_REQUESTS);
+    expect_redirect(server.client().signup("kim").await, "/topics/").await;
+    expect_redirect(server.client().login("kim", PASSWORD, "").await, "/topics/").await;
+}
+
+#[tokio::test]
+async fn signups_are_throttled_per_client_address() {
+    let server = TestServer::start_with(&[("SIGNUPS_PER_IP_PER_HOUR", "2")]);
+    expect_redirect(server.client().signup("leo").await, "/topics/").await;
+    // Without a trusted proxy header configured, a forged one changes nothing.
+    let forged = server
+        .client()
+        .http
+        .post(server.url("/signup"))
+        .header("X-Forwarded-For", "203.0.113.50")
+        .form(&[("username", "mia"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(forged.status(), StatusCode::SEE_OTHER);
+    let refused = server.client().signup("ned").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(retry_after(&refused) > 60);
+    let body = refused.text().await.expect("body");
+    assert!(body.contains("Too many accounts"), "{body}");
+    assert_eq!(
+        count_sql(
+            &server.db_path,
+            "SELECT count(*) AS n FROM users WHERE username = 'ned'"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn behind_a_proxy_the_trusted_header_names_the_client() {
+    let server = TestServer::start_with(&[
+        ("SIGNUPS_PER_IP_PER_HOUR", "1"),
+        ("TRUSTED_PROXY_HEADER", "X-Forwarded-For"),
+    ]);
+    let signup = |name: &'static str, client: &'static str| {
+        server
+            .client()
+            .http
+            .post(server.url("/signup"))
+            .header("X-Forwarded-For", format!("198.51.100.1, {client}"))
+            .form(&[("username", name), ("password", PASSWORD)])
+            .send()
+    };
+    let first = signup("olga", "203.0.113.1").await.expect("POST");
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    let other_client = signup("pete", "203.0.113.2").await.expect("POST");
+    assert_eq!(other_client.status(), StatusCode::SEE_OTHER);
+    let same_client = signup("quin", "203.0.113.1").await.expect("POST");
+    assert_eq!(same_client.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
 /// The session cookie a response sets, as `name=value`.
 fn session_cookie(response: &reqwest::Response) -> Option<String> {
     response
