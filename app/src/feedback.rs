@@ -95,10 +95,14 @@ pub fn use_form_feedback(form: FormId) -> Option<FormFeedback> {
 }
 
 /// The message element shown beside a form; empty when there is nothing to say.
+///
+/// `message` is read inside the element's own effect rather than through a separate derived
+/// signal: a topic row is replaced when the list refetches, and a message that arrives just
+/// then would otherwise be read through a signal already disposed with the old row.
 #[component]
-pub fn FormError(#[prop(into)] message: Signal<Option<String>>) -> impl IntoView {
+pub fn FormError(message: impl Fn() -> Option<String> + Send + Sync + 'static) -> impl IntoView {
     move || {
-        message.get().map(|text| {
+        message().map(|text| {
             view! { <p class="form-error" role="alert" data-form-error="">{text}</p> }
         })
     }

@@ -31,12 +31,15 @@ pub fn TopicsPage() -> impl IntoView {
         move || (refresh.get(), request()),
         |(_, request)| list_topics(request),
     );
-    let shown_version = move || {
-        listing
-            .get_untracked()
-            .and_then(|l| l.ok())
-            .map(|l| l.version)
-    };
+    // The version on screen, kept by an effect: reading the resource outside a <Transition/>
+    // (in the callbacks below) would warn about hydration mismatches.
+    let shown = RwSignal::new(None::<ViewVersion>);
+    Effect::new(move |_| {
+        if let Some(Ok(listing)) = listing.get() {
+            shown.set(Some(listing.version));
+        }
+    });
+    let shown_version = move || shown.get_untracked();
 
     // Refetch when an action reports a version other than the one on screen, or fails (what
     // it acted on may have changed under it).
@@ -94,10 +97,10 @@ pub fn TopicsPage() -> impl IntoView {
                     Suspend::new(async move {
                         match listing.await {
                             Ok(listing) => {
-                                let unplaced = Signal::stored(unplaced_error(feedback, &listing));
+                                let unplaced = unplaced_error(feedback, &listing);
                                 let pager = pager(&listing);
                                 view! {
-                                    <FormError message=unplaced/>
+                                    <FormError message=move || unplaced.clone()/>
                                     <TopicList topics=listing.topics rows/>
                                     {pager}
                                 }
@@ -172,7 +175,7 @@ fn CreateForm(create: ServerAction<CreateTopic>, feedback: Option<FormFeedback>)
                 create.dispatch(CreateTopic { name });
             }
         >
-            <FormError message=error/>
+            <FormError message=move || error.get()/>
             <label>
                 "New topic"
                 <input node_ref=input name="name" maxlength="100" required value=typed placeholder="e.g. Rust"/>
@@ -201,7 +204,7 @@ fn UnsubscribeAllForm(
                 action.dispatch(UnsubscribeAll {});
             }
         >
-            <FormError message=error/>
+            <FormError message=move || error.get()/>
             <button type="submit" class="secondary">"Unsubscribe from all"</button>
         </form>
     }

@@ -46,6 +46,13 @@ impl Rows {
         }
     }
 
+    /// The row's last error, if its last action failed.
+    fn error_of(self, topic: TopicId) -> Option<String> {
+        self.errors
+            .try_with(|errors| errors.get(&topic).cloned())
+            .flatten()
+    }
+
     /// Runs a row's action through its server function (in the browser).
     fn dispatch(self, topic: TopicId, action: RowAction, name: String) {
         leptos::task::spawn_local(async move {
@@ -77,7 +84,6 @@ impl Rows {
 #[component]
 pub(super) fn TopicRow(topic: TopicView, rows: Rows) -> impl IntoView {
     let id = topic.id;
-    let error = Signal::derive(move || rows.errors.with(|errors| errors.get(&id).cloned()));
     let toggle = if topic.subscribed {
         view! {
             <RowForm topic=id action=RowAction::Unsubscribe rows>
@@ -127,7 +133,7 @@ pub(super) fn TopicRow(topic: TopicView, rows: Rows) -> impl IntoView {
                 {topic.subscribed.then(|| view! { <span class="badge">"subscribed"</span> })}
             </div>
             <div class="topic-actions">{toggle} {staff_forms}</div>
-            <FormError message=error/>
+            <FormError message=move || rows.error_of(id)/>
         </li>
     }
 }

@@ -59,7 +59,7 @@ pub fn LoginPage() -> impl IntoView {
         <section class="card narrow">
             <h1>"Log in"</h1>
             <form method="post" action="/login" data-form="login">
-                <FormError message=Signal::stored(error)/>
+                <FormError message=move || error.clone()/>
                 <label>
                     "Username"
                     <input name="username" autocomplete="username" required value=username/>
@@ -88,7 +88,7 @@ pub fn SignupPage() -> impl IntoView {
         <section class="card narrow">
             <h1>"Sign up"</h1>
             <form method="post" action="/signup" data-form="signup">
-                <FormError message=Signal::stored(error)/>
+                <FormError message=move || error.clone()/>
                 <label>
                     "Username"
                     <input
