@@ -48,8 +48,9 @@ impl ClientAddress {
                 .iter()
                 .filter_map(|value| value.to_str().ok())
                 .flat_map(|value| value.split(','))
-                .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
-                .last(),
+                // The proxy's own entry only: anything before it the client may have sent.
+                .next_back()
+                .and_then(|entry| entry.trim().parse::<IpAddr>().ok()),
             None => parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
