@@ -13,6 +13,7 @@ duration=${2:-10}
 port=${BENCH_PORT:-3400}
 base="http://127.0.0.1:$port"
 logins=${BENCH_USERS:-200}
+metrics_token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -51,7 +52,8 @@ echo "$seed_line" >&2
 start_server() {
   LEPTOS_SITE_ADDR="127.0.0.1:$port" LEPTOS_SITE_ROOT=target/site \
     RUST_LOG=warn,app::topics::ssr::purge=info \
-    TOPIC_CACHE_TTL_SECONDS="${1:-60}" target/release/server >"$work/server.log" 2>&1 &
+    TOPIC_CACHE_TTL_SECONDS="${1:-60}" METRICS_TOKEN="$metrics_token" \
+    target/release/server >"$work/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 100); do
     curl -fs "$base/healthz" >/dev/null 2>&1 && return 0
@@ -64,7 +66,10 @@ stop_server() {
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
 }
 
-metric() { curl -fs "$base/metrics" | awk -v name="$1" '$1 == name { print $2 }'; }
+metric() {
+  curl -fs -H "Authorization: Bearer $metrics_token" "$base/metrics" \
+    | awk -v name="$1" '$1 == name { print $2 }'
+}
 
 login_users() {
   : >"$work/cookies"

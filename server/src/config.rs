@@ -23,6 +23,8 @@ pub struct Config {
     /// `TRUSTED_PROXY_HEADER`: the header a reverse proxy in front of the server puts the
     /// client's address in (e.g. `X-Forwarded-For`); unset, the connection's peer counts.
     pub trusted_proxy_header: Option<HeaderName>,
+    /// `METRICS_TOKEN`: the bearer token `/metrics` asks for; unset, `/metrics` is not served.
+    pub metrics_token: Option<String>,
     /// Site folder and address: `LEPTOS_SITE_ROOT`, `LEPTOS_SITE_ADDR` (as cargo-leptos sets them).
     pub leptos: LeptosOptions,
 }
@@ -66,6 +68,9 @@ impl Config {
                 crate::throttle::DEFAULT_SIGNUPS_PER_IP_PER_HOUR,
             )?,
             trusted_proxy_header: env_header("TRUSTED_PROXY_HEADER")?,
+            metrics_token: std::env::var("METRICS_TOKEN")
+                .ok()
+                .filter(|token| !token.trim().is_empty()),
             leptos,
         })
     }

@@ -17,6 +17,7 @@ use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -98,8 +99,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config.signups_per_ip_per_hour,
     ));
     let forgetting = tokio::spawn(forget_idle_throttle_state(throttle.clone()));
-    let app = router(state, config.secure_cookies, throttle)
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let settings = RouterSettings {
+        secure_cookies: config.secure_cookies,
+        throttle,
+        metrics_token: config.metrics_token.clone(),
+    };
+    let app = router(state, settings).into_make_service_with_connect_info::<SocketAddr>();
 
     tracing::info!("listening on http://{local}");
     // Small responses must leave at once: without NODELAY, Nagle's algorithm meets the
@@ -124,12 +129,33 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// What the router needs besides the application state.
+pub struct RouterSettings {
+    pub secure_cookies: bool,
+    pub throttle: Arc<Throttle>,
+    /// `/metrics` answers only requests that present it (absent: not served at all).
+    pub metrics_token: Option<String>,
+}
+
+/// The most a request body may hold: forms and server-function calls are a few hundred
+/// bytes; anything far larger is refused with 413 before it is read.
+const MAX_REQUEST_BODY: usize = 64 * 1024;
+
 /// Every route of the product. `/healthz` sits outside the session layer: it touches neither
 /// the session store nor the database.
-pub fn router(state: AppState, secure_cookies: bool, throttle: Arc<Throttle>) -> Router {
+pub fn router(state: AppState, settings: RouterSettings) -> Router {
+    let RouterSettings {
+        secure_cookies,
+        throttle,
+        metrics_token,
+    } = settings;
     let routes = generate_route_list(app::App);
     let pages = page_cache::PageCache::default();
-    let metrics_state = (state.clone(), pages.clone());
+    let metrics_state = metrics::MetricsState {
+        app: state.clone(),
+        pages: pages.clone(),
+        token: metrics_token.map(Arc::from),
+    };
     let (pkg_route, static_files) = static_files(&state.leptos_options);
 
     let session_layer =
@@ -196,6 +222,7 @@ pub fn router(state: AppState, secure_cookies: bool, throttle: Arc<Throttle>) ->
         .nest_service(&pkg_route, static_files)
         .merge(site);
     security::with_security_headers(all)
+        .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BODY))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
 }

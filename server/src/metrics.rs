@@ -1,17 +1,46 @@
-//! `/metrics`: counters in the Prometheus text format.
+//! `/metrics`: counters in the Prometheus text format, for whoever presents the configured
+//! token (`METRICS_TOKEN`, as `Authorization: Bearer …`); without one configured the route is
+//! not served, so the public listener never shows it.
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
+use std::sync::Arc;
+
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 
 use app::web::AppState;
 
 use crate::page_cache::PageCache;
 
-pub async fn render(State((state, pages)): State<(AppState, PageCache)>) -> impl IntoResponse {
+#[derive(Clone)]
+pub struct MetricsState {
+    pub app: AppState,
+    pub pages: PageCache,
+    pub token: Option<Arc<str>>,
+}
+
+pub async fn render(State(metrics): State<MetricsState>, headers: HeaderMap) -> Response {
+    let Some(token) = &metrics.token else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !presented.is_some_and(|p| same_secret(p.as_bytes(), token.as_bytes())) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "The metrics need the operator's token.",
+        )
+            .into_response();
+    }
+    let MetricsState {
+        app: state, pages, ..
+    } = metrics;
     let sql = state.services.db.sql_stats();
     let cache = state.services.cache.stats();
     let counters = [
@@ -76,4 +105,15 @@ pub async fn render(State((state, pages)): State<(AppState, PageCache)>) -> impl
         )],
         body,
     )
+        .into_response()
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal the token.
+fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
+    presented.len() == expected.len()
+        && presented
+            .iter()
+            .zip(expected)
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
 }

@@ -159,3 +159,59 @@ async fn pages_carry_security_headers_and_a_policy_naming_their_own_nonce() {
     assert_eq!(header(&health, "x-content-type-options"), "nosniff");
     assert!(header(&health, "content-security-policy").starts_with("default-src 'none'"));
 }
+
+#[tokio::test]
+async fn metrics_are_for_the_operator_only() {
+    let server = TestServer::start();
+    let http = reqwest::Client::new();
+    let anonymous = http.get(server.url("/metrics")).send().await.expect("GET");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let wrong = http
+        .get(server.url("/metrics"))
+        .bearer_auth("not-the-token")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let operator = http
+        .get(server.url("/metrics"))
+        .bearer_auth(crate::support::METRICS_TOKEN)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(operator.status(), StatusCode::OK);
+    assert!(operator
+        .text()
+        .await
+        .expect("body")
+        .contains("sql_statements_total"));
+
+    // Without a token configured the route is not there at all.
+    let unconfigured = TestServer::start_with(&[("METRICS_TOKEN", "")]);
+    let response = http
+        .get(unconfigured.url("/metrics"))
+        .bearer_auth("")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_over_long_body_is_refused_before_it_is_read() {
+    let server = TestServer::start();
+    let alice = server.client();
+    expect_redirect(alice.signup("alice").await, "/topics/").await;
+    let huge = "x".repeat(200 * 1024);
+    for path in ["/topics/create/", "/api/create_topic", "/login"] {
+        let response = alice.post_form(path, &[("name", huge.as_str())]).await;
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+    }
+    assert!(!alice
+        .get("/topics/")
+        .await
+        .text()
+        .await
+        .expect("body")
+        .contains("xxxxxxxx"));
+}

@@ -13,6 +13,9 @@ use reqwest::{Client, Response, StatusCode};
 
 pub const PASSWORD: &str = "correct horse battery";
 
+/// The operator's token for `/metrics` on test servers.
+pub const METRICS_TOKEN: &str = "test-metrics-token";
+
 /// A running server process. Dropping it kills the process.
 pub struct TestServer {
     child: Option<Child>,
@@ -49,6 +52,7 @@ impl TestServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
             // Tests sign many people up from one address; a test of the limit sets its own.
             .env("SIGNUPS_PER_IP_PER_HOUR", "10000")
+            .env("METRICS_TOKEN", METRICS_TOKEN)
             .envs(vars.iter().copied())
             .env("DATABASE_URL", format!("sqlite://{}", db_path.display()))
             .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
@@ -249,7 +253,10 @@ impl TestServer {
 
     /// A counter from `/metrics`.
     pub async fn metric(&self, name: &str) -> u64 {
-        let body = reqwest::get(self.url("/metrics"))
+        let body = reqwest::Client::new()
+            .get(self.url("/metrics"))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
             .await
             .expect("GET /metrics")
             .text()
