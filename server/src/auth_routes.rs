@@ -48,7 +48,7 @@ pub async fn signup(
 ) -> Response {
     let result = async {
         let username = Username::parse(&form.username)?;
-        let password = Password::parse(&form.password)?;
+        let password = Password::parse(&form.password, &username)?;
         throttle.signup_allowed(throttle.client.of(&parts))?;
         let user = create_user(&state.services.db, username, password, false).await?;
         start_session(&mut auth, &user).await?;

@@ -82,7 +82,8 @@ pub async fn create_user_command(
         }
     };
     let username = Username::parse(username).map_err(|e| CliError::Rejected(e.to_string()))?;
-    let password = Password::parse(&raw_password).map_err(|e| CliError::Rejected(e.to_string()))?;
+    let password =
+        Password::parse(&raw_password, &username).map_err(|e| CliError::Rejected(e.to_string()))?;
     let db = Db::open(&config.database_url).await?;
     let user = create_user(&db, username, password, staff)
         .await

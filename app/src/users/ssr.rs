@@ -50,11 +50,19 @@ impl Username {
     }
 }
 
-/// A password long enough to accept. Never printed.
+/// A password its user may choose: 8 characters to 1,024 bytes, not only digits, not close
+/// to the username, not common or easy to guess (zxcvbn's estimate, the username counted as
+/// known to an attacker). Never printed.
 pub struct Password(String);
 
+/// At this similarity (0 to 1, Damerau–Levenshtein) a password is a variant of the username.
+const CLOSE_TO_USERNAME: f64 = 0.7;
+/// The estimate looks at this many characters: it grows fast with length, and a longer
+/// password that starts this well is not weak.
+const STRENGTH_CHECKED_CHARS: usize = 64;
+
 impl Password {
-    pub fn parse(raw: &str) -> Result<Self, AppError> {
+    pub fn parse(raw: &str, username: &Username) -> Result<Self, AppError> {
         let length = raw.chars().count();
         if length < PASSWORD_MIN {
             return Err(AppError::Invalid(format!(
@@ -62,8 +70,33 @@ impl Password {
             )));
         }
         check_hashable(raw)?;
+        if raw.chars().all(|c| c.is_ascii_digit()) {
+            return Err(AppError::Invalid(
+                "A password cannot be only digits: add letters or words.".into(),
+            ));
+        }
+        if is_close(raw, username.as_str()) {
+            return Err(AppError::Invalid(
+                "A password cannot be close to your username.".into(),
+            ));
+        }
+        let checked: String = raw.chars().take(STRENGTH_CHECKED_CHARS).collect();
+        if zxcvbn::zxcvbn(&checked, &[username.as_str()]).score() <= zxcvbn::Score::One {
+            return Err(AppError::Invalid(
+                "This password is too common or too easy to guess. A few unrelated words make \
+                 a good one."
+                    .into(),
+            ));
+        }
         Ok(Password(raw.to_owned()))
     }
+}
+
+fn is_close(password: &str, username: &str) -> bool {
+    let (password, username) = (password.to_lowercase(), username.to_lowercase());
+    let contains = username.chars().count() >= 3
+        && (password.contains(&username) || username.contains(&password));
+    contains || strsim::normalized_damerau_levenshtein(&password, &username) >= CLOSE_TO_USERNAME
 }
 
 /// Refuses a password too long to hash, before any hashing is done.
@@ -321,11 +354,12 @@ mod tests {
 
     #[test]
     fn passwords_need_eight_characters() {
-        assert!(Password::parse("1234567").is_err());
-        assert!(Password::parse("12345678").is_ok());
-        assert!(Password::parse(&"p".repeat(PASSWORD_MAX_BYTES + 1)).is_err());
+        let alice = Username::parse("alice").expect("name");
+        assert!(Password::parse("kq8#Lm2", &alice).is_err());
+        assert!(Password::parse("kq8#Lm2x", &alice).is_ok());
+        assert!(Password::parse(&"p".repeat(PASSWORD_MAX_BYTES + 1), &alice).is_err());
         assert_eq!(
-            format!("{:?}", Password::parse("secret-password").ok()),
+            format!("{:?}", Password::parse("secret walrus ledger", &alice).ok()),
             "Some(Password(..))"
         );
     }
@@ -335,13 +369,52 @@ mod tests {
     }
 
     #[test]
+    fn digits_look_alikes_of_the_username_and_common_passwords_are_refused_with_a_reason() {
+        let alice = Username::parse("Alice.Smith").expect("name");
+        let reason = |raw: &str| match Password::parse(raw, &alice) {
+            Err(AppError::Invalid(reason)) => reason,
+            other => panic!("{raw} should be refused, got {other:?}"),
+        };
+        assert!(reason("12345678901").contains("only digits"));
+        assert!(reason("alice.smith").contains("close to your username"));
+        assert!(reason("ALICE.SMITH!").contains("close to your username"));
+        assert!(reason("xx-alice.smith-xx").contains("close to your username"));
+        assert!(reason("Alice.Smyth").contains("close to your username"));
+        for common in [
+            "password",
+            "password1",
+            "qwertyuiop",
+            "iloveyou",
+            "letmein123",
+        ] {
+            assert!(reason(common).contains("too common"), "{common}");
+        }
+        for fine in [
+            "correct horse battery",
+            "long enough password",
+            "Tr0ub4dor&3x!",
+            "walrus ledger quince",
+        ] {
+            assert!(Password::parse(fine, &alice).is_ok(), "{fine}");
+        }
+    }
+
+    #[test]
     fn passwords_are_bounded_in_bytes_at_signup_and_login_alike() {
-        let ascii = "p".repeat(PASSWORD_MAX_BYTES);
-        assert!(Password::parse(&ascii).is_ok());
+        let alice = Username::parse("alice").expect("name");
+        // Exactly the limit, and no pattern a guesser would try first.
+        let mut seed = 12_345_u32;
+        let ascii: String = (0..PASSWORD_MAX_BYTES)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[(seed >> 16) as usize % 36])
+            })
+            .collect();
+        assert!(Password::parse(&ascii, &alice).is_ok());
         assert!(Credentials::new("a".into(), ascii).is_ok());
         // 513 two-byte letters: fewer than 1,024 characters, but 1,026 bytes.
         let wide = "é".repeat(513);
-        assert!(Password::parse(&wide).is_err());
+        assert!(Password::parse(&wide, &alice).is_err());
         assert!(matches!(
             Credentials::new("a".into(), wide),
             Err(AppError::Invalid(_))
@@ -355,14 +428,18 @@ mod tests {
             .await
             .expect("db");
         let name = Username::parse("Alice").expect("valid");
-        let pass = Password::parse("correct horse").expect("valid");
+        let pass = Password::parse("correct horse", &name).expect("valid");
         let user = create_user(&db, name, pass, false).await.expect("created");
         assert!(!user.is_staff);
 
         let again = create_user(
             &db,
             Username::parse("alice").expect("valid"),
-            Password::parse("another password").expect("valid"),
+            Password::parse(
+                "another walrus ledger",
+                &Username::parse("alice").expect("valid"),
+            )
+            .expect("valid"),
             false,
         )
         .await;

@@ -140,6 +140,32 @@ async fn a_login_password_too_long_to_hash_is_refused_with_a_reason() {
     assert!(body.contains("at most 1024 bytes"), "{body}");
 }
 
+#[tokio::test]
+async fn weak_passwords_are_refused_at_signup_with_the_reason() {
+    let server = TestServer::start();
+    for (password, reason) in [
+        ("2718281828459", "only digits"),
+        ("rosalind.franklin", "close to your username"),
+        ("password123", "too common"),
+    ] {
+        let response = server
+            .client()
+            .post_form(
+                "/signup",
+                &[("username", "rosalind.franklin"), ("password", password)],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{password}");
+        let body = response.text().await.expect("body");
+        assert!(body.contains(reason), "{password}: {body}");
+    }
+    assert_eq!(
+        count_sql(&server.db_path, "SELECT count(*) AS n FROM users").await,
+        0,
+        "no account was made"
+    );
+}
+
 fn retry_after(response: &reqwest::Response) -> u64 {
     response
         .headers()

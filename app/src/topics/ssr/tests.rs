@@ -31,7 +31,11 @@ async fn world() -> World {
             create_user(
                 &db,
                 Username::parse(name).expect("name"),
-                Password::parse("long enough password").expect("password"),
+                Password::parse(
+                    "long enough password",
+                    &Username::parse(name).expect("name"),
+                )
+                .expect("password"),
                 staff,
             )
             .await
