@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 
 use crate::db::{self, Conn, Db, DbError};
+use crate::names;
 use crate::schema::{topic_subscribers, topics, users};
 
 /// Every benchmark user has this password.
@@ -76,7 +77,10 @@ fn load(conn: &mut Conn, profile: Profile, hash: &str) -> Result<(), DbError> {
         .saturating_sub(usize::try_from(existing).unwrap_or(0));
     let names: Vec<String> = (1..=extra).map(|n| format!("Topic {n:05}")).collect();
     for chunk in names.chunks(CHUNK) {
-        let rows: Vec<_> = chunk.iter().map(|name| topics::name.eq(name)).collect();
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|name| (topics::name.eq(name), topics::name_key.eq(names::key(name))))
+            .collect();
         diesel::insert_into(topics::table)
             .values(&rows)
             .execute(conn)?;
@@ -91,6 +95,7 @@ fn load(conn: &mut Conn, profile: Profile, hash: &str) -> Result<(), DbError> {
             .map(|name| {
                 (
                     users::username.eq(name),
+                    users::username_key.eq(names::key(name)),
                     users::password_hash.eq(hash),
                     users::is_staff.eq(false),
                 )
@@ -104,6 +109,7 @@ fn load(conn: &mut Conn, profile: Profile, hash: &str) -> Result<(), DbError> {
     diesel::insert_into(users::table)
         .values((
             users::username.eq(STAFF),
+            users::username_key.eq(names::key(STAFF)),
             users::password_hash.eq(hash),
             users::is_staff.eq(true),
         ))

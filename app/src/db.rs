@@ -11,7 +11,7 @@ use std::time::Duration;
 use deadpool_diesel::sqlite::{Hook, HookError, Manager, Pool, Runtime};
 use deadpool_diesel::{ManagerConfig, RecyclingMethod};
 use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
-use diesel::Connection;
+use diesel::prelude::*;
 use diesel::SqliteConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
@@ -146,6 +146,9 @@ impl Db {
             MigrateFailure::Connect(reason) => OpenError::Open { path, reason },
             MigrateFailure::Migrate(reason) => OpenError::Migrate(reason),
         })?;
+        db.run(|conn| fill_missing_name_keys(conn).map_err(DbError::from))
+            .await
+            .map_err(|e| OpenError::Migrate(e.to_string()))?;
         Ok(db)
     }
 
@@ -205,6 +208,50 @@ where
     conn.immediate_transaction(f)
 }
 
+/// Computes the comparison keys (`crate::names::key`) of rows written before keys existed
+/// (migration 000007, and the seeded topics): a key is made in Rust, so SQL alone cannot
+/// fill it. Two old names with the same key keep the first; the other stays without a key
+/// (findable by its exact name) and is logged.
+fn fill_missing_name_keys(conn: &mut Conn) -> QueryResult<usize> {
+    // (table, name column, key column): fixed names, never input.
+    const KEYED: [(&str, &str, &str); 2] = [
+        ("users", "username", "username_key"),
+        ("topics", "name", "name_key"),
+    ];
+    #[derive(QueryableByName)]
+    struct Unkeyed {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let mut filled = 0;
+    for (table, name, key) in KEYED {
+        let unkeyed: Vec<Unkeyed> = diesel::sql_query(format!(
+            "SELECT id, {name} AS name FROM {table} WHERE {key} IS NULL ORDER BY id"
+        ))
+        .load(conn)?;
+        for row in unkeyed {
+            let updated = diesel::sql_query(format!("UPDATE {table} SET {key} = ? WHERE id = ?"))
+                .bind::<diesel::sql_types::Text, _>(crate::names::key(&row.name))
+                .bind::<diesel::sql_types::BigInt, _>(row.id)
+                .execute(conn);
+            match updated {
+                Ok(n) => filled += n,
+                Err(err) if is_unique_violation(&err) => {
+                    tracing::warn!(
+                        table,
+                        id = row.id,
+                        "name clashes with another by key; left unkeyed"
+                    );
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    Ok(filled)
+}
+
 /// Whether `err` is a unique-constraint violation (a taken name).
 pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
     matches!(
@@ -227,7 +274,6 @@ fn sqlite_path(url: &str) -> Result<String, OpenError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use diesel::prelude::*;
 
     #[test]
     fn sqlite_urls_name_files() {

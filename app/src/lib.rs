@@ -24,6 +24,8 @@ pub mod cache;
 #[cfg(feature = "ssr")]
 pub mod db;
 #[cfg(feature = "ssr")]
+pub mod names;
+#[cfg(feature = "ssr")]
 pub mod schema;
 #[cfg(feature = "ssr")]
 pub mod services;

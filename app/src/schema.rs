@@ -8,6 +8,8 @@ diesel::table! {
         password_hash -> Text,
         is_staff -> Bool,
         created_at -> Timestamp,
+        /// NFKC, case-folded: what uniqueness compares (000007; `crate::names::key`).
+        username_key -> Nullable<Text>,
     }
 }
 
@@ -19,6 +21,8 @@ diesel::table! {
         subscriber_count -> BigInt,
         /// Set when a topic is retired: hidden at once, purged in the background (000006).
         deleted_at -> Nullable<Timestamp>,
+        /// NFKC, case-folded: what uniqueness among live topics compares (000007).
+        name_key -> Nullable<Text>,
     }
 }
 

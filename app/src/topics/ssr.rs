@@ -13,6 +13,7 @@ use crate::db::{self, Conn};
 use crate::error::AppError;
 use crate::ids::{TopicId, UserId};
 use crate::live::ViewVersion;
+use crate::names;
 use crate::schema::topics;
 use crate::services::Services;
 use crate::signals::{self, PostDelete, PostSave, PreDelete, Signals, TopicRecord};
@@ -21,13 +22,14 @@ use crate::users::ssr::User;
 
 pub const NAME_MAX: usize = 100;
 
-/// A topic name: trimmed, 1–100 characters.
+/// A topic name: trimmed, 1–100 characters, in NFKC form (`crate::names`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicName(String);
 
 impl TopicName {
     pub fn parse(raw: &str) -> Result<Self, AppError> {
-        let name = raw.trim();
+        let normalized = names::normalized(raw.trim(), "A topic name")?;
+        let name = normalized.trim();
         if name.is_empty() {
             return Err(AppError::Invalid("Please give the topic a name.".into()));
         }
@@ -36,16 +38,16 @@ impl TopicName {
                 "A topic name has at most {NAME_MAX} characters."
             )));
         }
-        if name.chars().any(char::is_control) {
-            return Err(AppError::Invalid(
-                "A topic name cannot contain control characters.".into(),
-            ));
-        }
         Ok(TopicName(name.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// What uniqueness among live topics compares.
+    pub fn key(&self) -> String {
+        names::key(&self.0)
     }
 }
 
@@ -93,7 +95,10 @@ pub fn create_in(
 ) -> Result<TopicId, AppError> {
     signals::write(conn, signals, |tx| {
         let id: TopicId = diesel::insert_into(topics::table)
-            .values(topics::name.eq(name.as_str()))
+            .values((
+                topics::name.eq(name.as_str()),
+                topics::name_key.eq(name.key()),
+            ))
             .returning(topics::id)
             .get_result(tx.conn())
             .map_err(|err| name_error(err, name))?;
@@ -123,7 +128,10 @@ pub fn rename_in(
             return Ok(());
         }
         diesel::update(topics::table.find(topic_id))
-            .set(topics::name.eq(name.as_str()))
+            .set((
+                topics::name.eq(name.as_str()),
+                topics::name_key.eq(name.key()),
+            ))
             .execute(tx.conn())
             .map_err(|err| name_error(err, name))?;
         tx.send(&PostSave {

@@ -9,6 +9,7 @@ use super::CurrentUser;
 use crate::db::{self, Conn, Db, DbError};
 use crate::error::AppError;
 use crate::ids::UserId;
+use crate::names;
 use crate::schema::users;
 use crate::services::Services;
 use crate::signals::{self, UserLoggedOut};
@@ -19,12 +20,14 @@ const PASSWORD_MIN: usize = 8;
 /// Counted in bytes (what hashing costs), the same at signup and at login.
 const PASSWORD_MAX_BYTES: usize = 1024;
 
-/// A username that passed validation: 1–150 letters, digits or `@.+-_`.
+/// A username that passed validation: 1–150 letters, digits or `@.+-_`, in NFKC form
+/// (`crate::names`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
 
 impl Username {
     pub fn parse(raw: &str) -> Result<Self, AppError> {
+        let raw = &names::normalized(raw, "A username")?;
         let length = raw.chars().count();
         if length == 0 {
             return Err(AppError::Invalid("Please choose a username.".into()));
@@ -47,6 +50,11 @@ impl Username {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// What uniqueness compares: "Zoë" and "ZOË" are one account.
+    pub fn key(&self) -> String {
+        names::key(&self.0)
     }
 }
 
@@ -180,6 +188,7 @@ fn insert_user(
     diesel::insert_into(users::table)
         .values((
             users::username.eq(username.as_str()),
+            users::username_key.eq(username.key()),
             users::password_hash.eq(hash),
             users::is_staff.eq(is_staff),
         ))
@@ -197,9 +206,15 @@ fn insert_user(
         })
 }
 
+/// By key, as uniqueness compares; an account whose key could not be filled (see
+/// `db::fill_missing_name_keys`) is still found by its exact name.
 fn find_by_username(conn: &mut Conn, name: &str) -> QueryResult<Option<User>> {
     users::table
-        .filter(users::username.eq(name))
+        .filter(
+            users::username_key
+                .eq(names::key(name))
+                .or(users::username_key.is_null().and(users::username.eq(name))),
+        )
         .select(User::as_select())
         .first(conn)
         .optional()

@@ -550,3 +550,45 @@ async fn a_purge_cut_short_resumes_when_the_server_starts_again() {
     drop(restarted);
     drop(dir);
 }
+
+#[tokio::test]
+async fn names_compare_by_their_unicode_case_folded_form_and_invisible_characters_are_refused() {
+    let server = TestServer::start();
+    let zoe = server.client();
+    expect_redirect(zoe.signup("Zoë").await, "/topics/").await;
+    let twin = server.client().signup("ZOË").await;
+    assert_eq!(twin.status(), StatusCode::CONFLICT);
+    let full_width = server.client().signup("ｚｏë").await;
+    assert_eq!(full_width.status(), StatusCode::CONFLICT);
+    expect_redirect(server.client().login("ZOË", PASSWORD, "").await, "/topics/").await;
+
+    for (name, status, reason) in [
+        ("ＰＹＴＨＯＮ", StatusCode::CONFLICT, "exists already"),
+        ("Py\u{200B}thon", StatusCode::BAD_REQUEST, "invisible"),
+        ("\u{202E}nohtyP", StatusCode::BAD_REQUEST, "invisible"),
+    ] {
+        let response = zoe.post_form("/topics/create/", &[("name", name)]).await;
+        assert_eq!(response.status(), status, "{name:?}");
+        let body = response.text().await.expect("body");
+        assert!(body.contains(reason), "{name:?}: {body}");
+    }
+    expect_redirect(
+        zoe.post_form("/topics/create/", &[("name", "Straße")])
+            .await,
+        "/topics/",
+    )
+    .await;
+    let folded = zoe
+        .post_form("/topics/create/", &[("name", "STRASSE")])
+        .await;
+    assert_eq!(folded.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        count_sql(
+            &server.db_path,
+            "SELECT count(*) AS n FROM topics WHERE name_key IS NULL"
+        )
+        .await,
+        0,
+        "every topic, the seeded ones included, has its key"
+    );
+}
