@@ -109,7 +109,7 @@ pub fn SignupPage() -> impl IntoView {
                         required
                         minlength="8"
                     />
-                    <small>"At least 8 characters. Not only digits, not like your username, not a common password: a few unrelated words work well."</small>
+                    <small>"At least 8 characters, not only digits, not a common one: a few unrelated words work well."</small>
                 </label>
                 <button type="submit">"Create account"</button>
             </form>
