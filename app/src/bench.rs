@@ -53,11 +53,28 @@ pub struct Seeded {
 }
 
 /// Fills an empty (freshly migrated) database with `profile`'s dataset.
-pub async fn seed(db: &Db, profile: Profile) -> Result<Seeded, DbError> {
+/// Why a seed was not done.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    /// The dataset's accounts have a published password (and one is staff): never into a
+    /// database that people use.
+    #[error("the database already has {0} accounts: bench-seed only fills an empty database")]
+    NotEmpty(i64),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+pub async fn seed(db: &Db, profile: Profile) -> Result<Seeded, SeedError> {
+    let accounts = db
+        .run(|conn| Ok::<i64, DbError>(users::table.count().get_result(conn)?))
+        .await?;
+    if accounts > 0 {
+        return Err(SeedError::NotEmpty(accounts));
+    }
     let hash = tokio::task::spawn_blocking(|| password_auth::generate_hash(PASSWORD))
         .await
         .map_err(|e| DbError::Interact(e.to_string()))?;
-    db.run(move |conn| {
+    db.run(move |conn| -> Result<Seeded, DbError> {
         let started = Instant::now();
         db::write_transaction(conn, |conn| load(conn, profile, &hash))?;
         Ok(Seeded {
@@ -68,6 +85,7 @@ pub async fn seed(db: &Db, profile: Profile) -> Result<Seeded, DbError> {
         })
     })
     .await
+    .map_err(SeedError::Db)
 }
 
 fn load(conn: &mut Conn, profile: Profile, hash: &str) -> Result<(), DbError> {
@@ -173,5 +191,9 @@ mod tests {
         assert_eq!(seeded.users, 1_001, "1,000 users and one staff account");
         assert_eq!(seeded.subscriptions, 10_000);
         assert!(Profile::named("huge").is_none());
+        assert!(
+            matches!(seed(&db, profile).await, Err(SeedError::NotEmpty(1_001))),
+            "never into a database with accounts"
+        );
     }
 }

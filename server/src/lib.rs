@@ -205,6 +205,11 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         ))
         .layer(server_fn_errors::ClientErrorsAre4xxLayer)
         .layer(Extension(throttle))
+        // Everything here may depend on the session: never kept by a shared cache.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-store"),
+        ))
         .layer(axum::middleware::from_fn(security::require_login))
         .layer(auth_layer)
         .layer(ValidateRequestHeaderLayer::custom(

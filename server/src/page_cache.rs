@@ -17,8 +17,11 @@ use mini_moka::sync::Cache;
 
 use app::ids::UserId;
 use app::live::ViewVersion;
+use app::topics::PageRequest;
 use app::users::ssr::AuthSession;
 use app::web::AppState;
+use axum::http::Uri;
+use leptos_router::location::RequestUrl;
 
 /// Only the topic list is hot enough to be worth it.
 const CACHED_PATH: &str = "/topics/";
@@ -30,11 +33,26 @@ const MAX_PAGE_BYTES: usize = 1024 * 1024;
 const MAX_RENDER_BYTES: usize = 64 * 1024 * 1024;
 const TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// What a stored page depends on: the user, the version of what they see, and the request
+/// its URL makes, read exactly as the page reads it (so junk in the query string cannot fill
+/// the store with copies of one page and evict other users' pages).
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct PageKey {
     user_id: UserId,
-    uri: String,
+    request: PageRequest,
     version: ViewVersion,
+}
+
+impl PageKey {
+    /// `None` for a URL the router would not parse (the render will say what it makes of it).
+    fn new(user_id: UserId, uri: &Uri, version: ViewVersion) -> Option<Self> {
+        let url = RequestUrl::new(&uri.to_string()).parse().ok()?;
+        Some(PageKey {
+            user_id,
+            request: PageRequest::from_query(url.search_params()),
+            version,
+        })
+    }
 }
 
 struct Page {
@@ -84,10 +102,9 @@ pub async fn serve_stored_pages(
     ) else {
         return next.run(request).await;
     };
-    let key = PageKey {
-        user_id,
-        uri: request.uri().to_string(),
-        version: state.services.view_version(user_id),
+    let Some(key) = PageKey::new(user_id, request.uri(), state.services.view_version(user_id))
+    else {
+        return next.run(request).await;
     };
     if let Some(page) = cache.pages.get(&key) {
         cache.hits.fetch_add(1, Ordering::Relaxed);

@@ -3,6 +3,7 @@
 //! in `super::ssr` (or `crate::subscriptions::ssr`), run through [`crate::web::as_member`].
 
 use leptos::prelude::*;
+use leptos_router::params::ParamsMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
@@ -23,10 +24,21 @@ pub const PAGE_SIZE: usize = 100;
 
 /// Which part of the list to show: a 1-based page of the topics whose names contain `query`
 /// (ignoring letter case).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PageRequest {
     pub page: usize,
     pub query: String,
+}
+
+impl PageRequest {
+    /// The request a page URL's query makes (`?page=2&q=rust`); the page and the server's
+    /// page store both read it here, so they cannot disagree about which page a URL shows.
+    pub fn from_query(query: &ParamsMap) -> Self {
+        PageRequest {
+            page: query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1),
+            query: query.get("q").unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

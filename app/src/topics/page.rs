@@ -21,12 +21,7 @@ pub fn TopicsPage() -> impl IntoView {
     let feedback = use_page_feedback();
     let refresh = RwSignal::new(0u64);
     let query = use_query_map();
-    let request = move || {
-        query.with(|q| PageRequest {
-            page: q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1),
-            query: q.get("q").unwrap_or_default(),
-        })
-    };
+    let request = move || query.with(PageRequest::from_query);
     let listing = Resource::new(
         move || (refresh.get(), request()),
         |(_, request)| list_topics(request),

@@ -131,6 +131,7 @@ async fn pages_carry_security_headers_and_a_policy_naming_their_own_nonce() {
         assert_eq!(header(&response, "x-content-type-options"), "nosniff");
         assert_eq!(header(&response, "x-frame-options"), "DENY");
         assert_eq!(header(&response, "referrer-policy"), "same-origin");
+        assert_eq!(header(&response, "cache-control"), "private, no-store");
         let policy = header(&response, "content-security-policy").to_owned();
         let html = response.text().await.expect("body");
         let nonce = script_nonce(&html).unwrap_or_else(|| panic!("{path}: no nonce in {html}"));
@@ -214,4 +215,26 @@ async fn an_over_long_body_is_refused_before_it_is_read() {
         .await
         .expect("body")
         .contains("xxxxxxxx"));
+}
+
+#[tokio::test]
+async fn junk_in_the_query_string_is_served_the_same_stored_page() {
+    let server = TestServer::start();
+    let alice = server.client();
+    expect_redirect(alice.signup("alice").await, "/topics/").await;
+    let first = alice.get("/topics/").await.text().await.expect("body");
+    for junk in [
+        "/topics/?utm_source=x",
+        "/topics/?page=1&ref=mail",
+        "/topics/?q=",
+    ] {
+        let again = alice.get(junk).await.text().await.expect("body");
+        assert_eq!(
+            crate::support::topics(&again),
+            crate::support::topics(&first),
+            "{junk}"
+        );
+    }
+    assert_eq!(server.metric("page_cache_misses_total").await, 1);
+    assert_eq!(server.metric("page_cache_hits_total").await, 3);
 }
