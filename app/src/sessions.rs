@@ -27,11 +27,30 @@ const RENEWED_AT: &str = "renewed_at";
 /// still normally writes nothing.
 pub const RENEW_EVERY: Duration = Duration::days(1);
 
-/// Records that the session was just renewed: call when a user signs in.
-pub async fn mark_renewed(session: &Session) -> Result<(), session::Error> {
-    session
-        .insert(RENEWED_AT, OffsetDateTime::now_utc().unix_timestamp())
-        .await
+/// The session key holding when the user signed in on this session (unix seconds).
+const SIGNED_IN_AT: &str = "signed_in_at";
+/// However often it is used, a session ends this long after sign-in.
+pub const ABSOLUTE_LIFETIME: Duration = Duration::days(30);
+
+/// Records that the user just signed in on this session, which counts as a renewal too.
+pub async fn mark_signed_in(session: &Session) -> Result<(), session::Error> {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    session.insert(SIGNED_IN_AT, now).await?;
+    session.insert(RENEWED_AT, now).await
+}
+
+/// Whether a signed-in session is older than [`ABSOLUTE_LIFETIME`]. A session signed in
+/// before sign-in times were kept gets one now, and counts from here.
+pub async fn outlived(session: &Session) -> Result<bool, session::Error> {
+    let now = OffsetDateTime::now_utc();
+    match session.get::<i64>(SIGNED_IN_AT).await? {
+        Some(at) => Ok(OffsetDateTime::from_unix_timestamp(at)
+            .map_or(true, |at| now - at >= ABSOLUTE_LIFETIME)),
+        None => {
+            session.insert(SIGNED_IN_AT, now.unix_timestamp()).await?;
+            Ok(false)
+        }
+    }
 }
 
 /// Renews a signed-in session when its last renewal is `RENEW_EVERY` old or unknown; true
@@ -57,10 +76,17 @@ pub fn sessions(db: Db) -> Sessions {
 }
 
 /// Recently used sessions, in memory. Only a cache: the database is the source of truth.
+///
+/// An ended session (logout) is remembered for a while, so that a request that loaded it
+/// before the logout and saves it afterwards (a daily renewal, say) cannot put it back.
 #[derive(Clone)]
 pub struct MemorySessions {
     records: mini_moka::sync::Cache<Id, Record>,
+    ended: mini_moka::sync::Cache<Id, ()>,
 }
+
+/// Longer than any request that may still hold an ended session.
+const ENDED_REMEMBERED: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
 impl Default for MemorySessions {
     fn default() -> Self {
@@ -68,6 +94,10 @@ impl Default for MemorySessions {
             records: mini_moka::sync::Cache::builder()
                 .max_capacity(MEMORY_CAPACITY)
                 .time_to_live(MEMORY_TTL)
+                .build(),
+            ended: mini_moka::sync::Cache::builder()
+                .max_capacity(MEMORY_CAPACITY)
+                .time_to_live(ENDED_REMEMBERED)
                 .build(),
         }
     }
@@ -90,7 +120,9 @@ impl SessionStore for MemorySessions {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        self.records.insert(record.id, record.clone());
+        if !self.ended.contains_key(&record.id) {
+            self.records.insert(record.id, record.clone());
+        }
         Ok(())
     }
 
@@ -102,6 +134,7 @@ impl SessionStore for MemorySessions {
     }
 
     async fn delete(&self, session_id: &Id) -> session_store::Result<()> {
+        self.ended.insert(*session_id, ());
         self.records.invalidate(session_id);
         Ok(())
     }
@@ -174,20 +207,16 @@ impl SessionStore for DbSessionStore {
         ))
     }
 
+    /// Updates a session that exists; never creates one (new sessions come through `create`).
+    /// A session ended meanwhile (logout, expiry sweep) stays ended: a request that loaded it
+    /// before and saves it after finds no row.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let id = record.id.to_string();
         let data = encode(record)?;
         let expiry = record.expiry_date.unix_timestamp();
         self.db
             .run(move |conn| {
-                diesel::insert_into(sessions::table)
-                    .values((
-                        sessions::id.eq(&id),
-                        sessions::data.eq(&data),
-                        sessions::expiry_date.eq(expiry),
-                    ))
-                    .on_conflict(sessions::id)
-                    .do_update()
+                diesel::update(sessions::table.filter(sessions::id.eq(&id)))
                     .set((sessions::data.eq(&data), sessions::expiry_date.eq(expiry)))
                     .execute(conn)?;
                 Ok::<_, DbError>(())
@@ -311,6 +340,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_save_racing_a_logout_cannot_bring_the_session_back() {
+        let (_dir, db_store) = store().await;
+        let cached = sessions(db_store.db.clone());
+        let mut rec = record(Id::default(), Duration::hours(1));
+        cached.create(&mut rec).await.expect("create");
+        // A request loads the session, the user logs out, then the request saves it.
+        let loaded = cached.load(&rec.id).await.expect("load").expect("present");
+        cached.delete(&rec.id).await.expect("logout");
+        let mut renewed = loaded;
+        renewed.expiry_date += Duration::days(14);
+        cached.save(&renewed).await.expect("save");
+        assert_eq!(cached.load(&rec.id).await.expect("load"), None, "memory");
+        assert_eq!(
+            db_store.load(&rec.id).await.expect("load"),
+            None,
+            "database"
+        );
+    }
+
+    #[tokio::test]
     async fn expired_sessions_are_invisible_and_deleted() {
         let (_dir, store) = store().await;
         let mut old = record(Id::default(), Duration::seconds(-5));
@@ -359,7 +408,7 @@ mod tests {
         assert!(renewed > stale.unix_timestamp());
 
         let fresh = Session::new(None, store, None);
-        mark_renewed(&fresh).await.expect("mark");
+        mark_signed_in(&fresh).await.expect("mark");
         assert!(
             !renew_if_due(&fresh).await.expect("renew"),
             "signed in just now"

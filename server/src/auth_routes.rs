@@ -120,7 +120,7 @@ async fn start_session(auth: &mut AuthSession, user: &User) -> Result<(), AppErr
     auth.login(user)
         .await
         .map_err(|e| AppError::internal("could not start the session", &e))?;
-    app::sessions::mark_renewed(&auth.session)
+    app::sessions::mark_signed_in(&auth.session)
         .await
         .map_err(|e| AppError::internal("could not start the session", &e))
 }

@@ -104,19 +104,29 @@ pub async fn require_login(auth: AuthSession, request: Request<Body>, next: Next
     let protected = LOGIN_REQUIRED
         .iter()
         .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")));
+    let is_get = matches!(*request.method(), Method::GET | Method::HEAD);
+    // After login the browser GETs `next`; a POST route would answer 405, so a form sent
+    // while logged out comes back to the list instead.
+    let target = if is_get {
+        request
+            .uri()
+            .path_and_query()
+            .map(|pq| pq.as_str())
+            .unwrap_or(path)
+    } else {
+        "/topics/"
+    };
     if protected && auth.user.is_none() {
-        // After login the browser GETs `next`; a POST route would answer 405, so a form
-        // sent while logged out comes back to the list instead.
-        let target = if matches!(*request.method(), Method::GET | Method::HEAD) {
-            request
-                .uri()
-                .path_and_query()
-                .map(|pq| pq.as_str())
-                .unwrap_or(path)
-        } else {
-            "/topics/"
-        };
         return Redirect::to(&login_url(target)).into_response();
+    }
+    if auth.user.is_some() && crate::session_renewal::end_if_outlived(&auth).await {
+        // The session is gone; this request still carries its user, so start over.
+        if protected {
+            return Redirect::to(&login_url(target)).into_response();
+        }
+        if is_get {
+            return Redirect::to(target).into_response();
+        }
     }
     crate::session_renewal::renew_when_due(&auth).await;
     next.run(request).await

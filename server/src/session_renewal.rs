@@ -3,6 +3,24 @@
 
 use app::users::ssr::AuthSession;
 
+/// Ends a signed-in session that has outlived its absolute lifetime (30 days from sign-in,
+/// however often it was used); true when it did.
+pub async fn end_if_outlived(auth: &AuthSession) -> bool {
+    match app::sessions::outlived(&auth.session).await {
+        Ok(false) => false,
+        Ok(true) => {
+            if let Err(err) = auth.session.flush().await {
+                tracing::warn!(error = %err, "could not end an outlived session");
+            }
+            true
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "could not read the session's sign-in time");
+            false
+        }
+    }
+}
+
 /// Renews the session of a signed-in visitor when due (at most daily, see
 /// `app::sessions::RENEW_EVERY`). Call before the handler runs, so that a logout in the
 /// handler still ends the session for good.

@@ -486,6 +486,36 @@ async fn a_used_session_is_renewed_at_most_daily_and_an_idle_limit_counts_from_t
     drop(dir);
 }
 
+#[tokio::test]
+async fn a_session_ends_thirty_days_after_sign_in_however_often_it_is_used() {
+    let server = TestServer::start();
+    let client = server.client();
+    expect_redirect(client.signup("vera").await, "/topics/").await;
+    // Signed in 31 days ago and used daily since (renewed an hour ago, idle limit far off).
+    let (db_path, dir) = server.stop();
+    execute_sql(
+        &db_path,
+        "UPDATE sessions
+            SET data = CAST(json_set(CAST(data AS TEXT),
+                    '$.data.signed_in_at', unixepoch() - 31 * 86400,
+                    '$.data.renewed_at', unixepoch() - 3600) AS BLOB),
+                expiry_date = unixepoch() + 13 * 86400",
+    )
+    .await;
+    let restarted = TestServer::start_on(&db_path);
+    let page = client.against(&restarted).get("/topics/").await;
+    assert_eq!(location(&page), "/login?next=/topics/");
+    assert_eq!(
+        count_sql(&db_path, "SELECT count(*) AS n FROM sessions").await,
+        0,
+        "the session is gone, not just refused"
+    );
+    let again = client.against(&restarted).get("/topics/").await;
+    assert_eq!(location(&again), "/login?next=/topics/");
+    drop(restarted);
+    drop(dir);
+}
+
 #[test]
 fn a_sigterm_as_soon_as_the_server_listens_is_a_clean_shutdown() {
     // Process managers may stop a server the moment it is up; the handlers must already be
