@@ -252,6 +252,27 @@ fn fill_missing_name_keys(conn: &mut Conn) -> QueryResult<usize> {
     Ok(filled)
 }
 
+/// Whether `err` says the database cannot serve now rather than that the request is wrong:
+/// busy beyond the timeout, read-only, out of space, unreachable. (SQLite reports these
+/// with its own messages only.)
+pub fn is_unavailable(err: &diesel::result::Error) -> bool {
+    const UNAVAILABLE: [&str; 6] = [
+        "database is locked",
+        "database table is locked",
+        "readonly database",
+        "database or disk is full",
+        "disk I/O error",
+        "unable to open database file",
+    ];
+    match err {
+        diesel::result::Error::DatabaseError(kind, info) => {
+            matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
+                || UNAVAILABLE.iter().any(|m| info.message().contains(m))
+        }
+        _ => false,
+    }
+}
+
 /// Whether `err` is a unique-constraint violation (a taken name).
 pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
     matches!(

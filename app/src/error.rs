@@ -90,14 +90,34 @@ mod ssr {
 
     impl From<diesel::result::Error> for AppError {
         fn from(err: diesel::result::Error) -> Self {
+            if crate::db::is_unavailable(&err) {
+                return unavailable(&err);
+            }
             AppError::internal("database query failed", &err)
         }
     }
 
     impl From<crate::db::DbError> for AppError {
         fn from(err: crate::db::DbError) -> Self {
-            AppError::internal("database operation failed", &err)
+            match &err {
+                crate::db::DbError::Pool(_) => unavailable(&err),
+                crate::db::DbError::Query(query) if crate::db::is_unavailable(query) => {
+                    unavailable(&err)
+                }
+                _ => AppError::internal("database operation failed", &err),
+            }
         }
+    }
+
+    /// The database cannot take the request now (busy past its timeout, read-only, full, no
+    /// connection free): nothing was changed, and trying again later may work.
+    fn unavailable(cause: &dyn std::error::Error) -> AppError {
+        tracing::warn!(error = %error_chain(cause), "database unavailable");
+        AppError::Busy(
+            "The database cannot take this right now; nothing was changed. Please try again \
+             in a moment."
+                .into(),
+        )
     }
 
     fn error_chain(err: &dyn std::error::Error) -> String {

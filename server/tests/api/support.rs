@@ -284,6 +284,28 @@ impl TestServer {
     }
 }
 
+/// Holds the database's write lock from another connection (as another process busy writing
+/// would) for `duration`; returns once the lock is held. Join the handle to wait for release.
+pub fn hold_write_lock(db_path: &Path, duration: Duration) -> std::thread::JoinHandle<()> {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let url = db_path.display().to_string();
+    let (held, acquired) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let mut conn = diesel::SqliteConnection::establish(&url).expect("open the database");
+        conn.batch_execute("PRAGMA busy_timeout = 5000; BEGIN IMMEDIATE;")
+            .expect("take the write lock");
+        let _ = held.send(());
+        std::thread::sleep(duration);
+        conn.batch_execute("COMMIT;")
+            .expect("release the write lock");
+    });
+    acquired
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the write lock was taken");
+    holder
+}
+
 /// Runs SQL statements on a server's database file, as an operator (or a crash) might.
 pub async fn execute_sql(db_path: &Path, sql: impl Into<String>) {
     use diesel::connection::SimpleConnection;

@@ -592,3 +592,30 @@ async fn names_compare_by_their_unicode_case_folded_form_and_invisible_character
         "every topic, the seeded ones included, has its key"
     );
 }
+
+#[tokio::test]
+async fn a_database_busy_past_its_timeout_answers_503_changes_nothing_and_recovers() {
+    let server = TestServer::start();
+    let alice = member(&server, "alice").await;
+    let python = alice.topic_id("Python").await;
+    let lock = crate::support::hold_write_lock(&server.db_path, Duration::from_secs(8));
+    let response = alice
+        .post_form(&format!("/topics/subscribe/{python}/"), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().get("retry-after").is_some());
+    let body = response.text().await.expect("body");
+    assert!(body.contains("nothing was changed"), "{body}");
+    assert!(
+        body.contains("data-topic-id"),
+        "the page, styled, with its list: {body}"
+    );
+    lock.join().expect("lock holder");
+    assert!(alice
+        .topics()
+        .await
+        .iter()
+        .any(|t| t.0 == python && !t.3 && t.2 == 0));
+    alice.subscribe(python).await;
+    assert!(alice.topics().await.iter().any(|t| t.0 == python && t.3));
+}
