@@ -3,6 +3,7 @@
 
 mod accounts;
 mod concurrency;
+mod fuzz;
 mod http;
 mod live;
 mod support;
