@@ -13,8 +13,12 @@ pub const DEFAULT_LOG_FILTER: &str = "info,tower_http=info";
 pub struct Config {
     /// `DATABASE_URL`.
     pub database_url: String,
-    /// `SECURE_COOKIES`: mark the session cookie `Secure` (set it when serving over HTTPS).
+    /// `SECURE_COOKIES`: mark the session cookie `Secure` (and name it `__Host-…`). Defaults to
+    /// true when `PUBLIC_ORIGIN` is `https://…`.
     pub secure_cookies: bool,
+    /// `PUBLIC_ORIGIN` (`https://subs.example.com`) and `TRUSTED_ORIGINS` (comma-separated):
+    /// origins whose form posts are accepted even when a proxy rewrote `Host`.
+    pub trusted_origins: Vec<String>,
     /// `TOPIC_CACHE_TTL_SECONDS`: how long cached topic lists live (default 60; 0 turns the
     /// cache off, which only makes sense for measuring).
     pub cache_ttl: Duration,
@@ -41,10 +45,22 @@ pub enum ConfigError {
     NotACount { name: &'static str, value: String },
     #[error("{name} must be an HTTP header name, not `{value}`")]
     NotAHeader { name: &'static str, value: String },
+    #[error("{name} must name origins like https://subs.example.com, not `{value}`")]
+    NotAnOrigin { name: &'static str, value: String },
 }
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
+        let public_origin = match std::env::var("PUBLIC_ORIGIN") {
+            Ok(value) if !value.trim().is_empty() => Some(origin("PUBLIC_ORIGIN", &value)?),
+            _ => None,
+        };
+        let trusted_origins = std::env::var("TRUSTED_ORIGINS")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|entry| !entry.trim().is_empty())
+            .map(|entry| origin("TRUSTED_ORIGINS", entry))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut leptos = leptos::config::get_configuration(None)
             .map_err(|e| ConfigError::Leptos(e.to_string()))?
             .leptos_options;
@@ -61,7 +77,13 @@ impl Config {
                 .ok()
                 .filter(|url| !url.trim().is_empty())
                 .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
-            secure_cookies: env_bool("SECURE_COOKIES", false)?,
+            secure_cookies: env_bool(
+                "SECURE_COOKIES",
+                public_origin
+                    .as_deref()
+                    .is_some_and(|origin| origin.starts_with("https://")),
+            )?,
+            trusted_origins: public_origin.into_iter().chain(trusted_origins).collect(),
             cache_ttl: env_seconds("TOPIC_CACHE_TTL_SECONDS", app::cache::TTL)?,
             signups_per_ip_per_hour: env_count(
                 "SIGNUPS_PER_IP_PER_HOUR",
@@ -85,6 +107,21 @@ fn env_seconds(name: &'static str, default: Duration) -> Result<Duration, Config
             .parse::<u64>()
             .map(Duration::from_secs)
             .map_err(|_| ConfigError::NotSeconds { name, value }),
+    }
+}
+
+/// `scheme://host[:port]`, lower-cased, as browsers send it in `Origin`.
+fn origin(name: &'static str, value: &str) -> Result<String, ConfigError> {
+    let refused = || ConfigError::NotAnOrigin {
+        name,
+        value: value.to_owned(),
+    };
+    let uri: axum::http::Uri = value.trim().parse().map_err(|_| refused())?;
+    match (uri.scheme_str(), uri.authority(), uri.path()) {
+        (Some(scheme @ ("http" | "https")), Some(authority), "" | "/") => {
+            Ok(format!("{scheme}://{authority}").to_ascii_lowercase())
+        }
+        _ => Err(refused()),
     }
 }
 

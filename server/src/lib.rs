@@ -46,6 +46,9 @@ pub use config::Config;
 use throttle::{ClientAddress, Throttle};
 
 const SESSION_COOKIE: &str = "subscriptions_session";
+/// Over HTTPS the cookie is `__Host-` prefixed: browsers then accept it only `Secure`, for
+/// this host and path `/`, so no sibling subdomain can set or shadow it.
+const SECURE_SESSION_COOKIE: &str = "__Host-subscriptions_session";
 const SESSION_IDLE_DAYS: i64 = 14;
 const SESSION_SWEEP_EVERY: Duration = Duration::from_secs(60 * 60);
 
@@ -101,6 +104,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let forgetting = tokio::spawn(forget_idle_throttle_state(throttle.clone()));
     let settings = RouterSettings {
         secure_cookies: config.secure_cookies,
+        trusted_origins: config.trusted_origins.clone().into(),
         throttle,
         metrics_token: config.metrics_token.clone(),
     };
@@ -132,6 +136,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 /// What the router needs besides the application state.
 pub struct RouterSettings {
     pub secure_cookies: bool,
+    /// Origins whose POSTs are accepted besides the request's own host.
+    pub trusted_origins: Arc<[String]>,
     pub throttle: Arc<Throttle>,
     /// `/metrics` answers only requests that present it (absent: not served at all).
     pub metrics_token: Option<String>,
@@ -146,6 +152,7 @@ const MAX_REQUEST_BODY: usize = 64 * 1024;
 pub fn router(state: AppState, settings: RouterSettings) -> Router {
     let RouterSettings {
         secure_cookies,
+        trusted_origins,
         throttle,
         metrics_token,
     } = settings;
@@ -160,7 +167,11 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
 
     let session_layer =
         SessionManagerLayer::new(app::sessions::sessions(state.services.db.clone()))
-            .with_name(SESSION_COOKIE)
+            .with_name(if secure_cookies {
+                SECURE_SESSION_COOKIE
+            } else {
+                SESSION_COOKIE
+            })
             .with_http_only(true)
             .with_same_site(SameSite::Lax)
             .with_secure(secure_cookies)
@@ -213,7 +224,9 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         .layer(axum::middleware::from_fn(security::require_login))
         .layer(auth_layer)
         .layer(ValidateRequestHeaderLayer::custom(
-            security::same_origin_only,
+            move |request: &mut axum::extract::Request| {
+                security::same_origin_only(request, &trusted_origins)
+            },
         ))
         .with_state(state);
 

@@ -51,13 +51,17 @@ const LOGIN_REQUIRED: &[&str] = &["/topics"];
 ///
 /// A synchronous check (`ValidateRequestHeaderLayer::custom`), so that it needs no clone of
 /// the service stack per request as an async middleware would.
+/// A POST with neither header is accepted: browsers send `Origin` with every cross-site POST,
+/// so such a request did not come from another site's page (curl, a privacy extension that
+/// strips `Referer` on a same-site form). `trusted` lists origins accepted besides the request's
+/// own host (the public origin behind a proxy that rewrites `Host`).
 #[allow(clippy::result_large_err)] // the signature `ValidateRequest` asks for
-pub fn same_origin_only(request: &mut Request) -> Result<(), Response> {
+pub fn same_origin_only(request: &mut Request, trusted: &[String]) -> Result<(), Response> {
     let safe = matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
-    if !safe && !is_same_origin(request.headers(), request.uri()) {
+    if !safe && !is_same_origin(request.headers(), request.uri(), trusted) {
         tracing::warn!(
             origin = ?request.headers().get(header::ORIGIN),
             referer = ?request.headers().get(header::REFERER),
@@ -73,13 +77,22 @@ pub fn same_origin_only(request: &mut Request) -> Result<(), Response> {
     Ok(())
 }
 
-fn is_same_origin(headers: &HeaderMap, uri: &Uri) -> bool {
+fn is_same_origin(headers: &HeaderMap, uri: &Uri, trusted: &[String]) -> bool {
     let Some(source) = headers
         .get(header::ORIGIN)
         .or_else(|| headers.get(header::REFERER))
     else {
         return true;
     };
+    let source_origin = source
+        .to_str()
+        .ok()
+        .and_then(|s| s.parse::<Uri>().ok())
+        .and_then(|u| Some(format!("{}://{}", u.scheme_str()?, u.authority()?)))
+        .map(|origin| origin.to_ascii_lowercase());
+    if source_origin.is_some_and(|origin| trusted.contains(&origin)) {
+        return true;
+    }
     let own_host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -183,33 +196,43 @@ mod tests {
     fn origin_must_match_host() {
         let uri: Uri = "/login".parse().expect("uri");
         let host = (header::HOST, "127.0.0.1:3000");
-        assert!(is_same_origin(&headers(std::slice::from_ref(&host)), &uri));
+        assert!(is_same_origin(
+            &headers(std::slice::from_ref(&host)),
+            &uri,
+            &[]
+        ));
         assert!(is_same_origin(
             &headers(&[host.clone(), (header::ORIGIN, "http://127.0.0.1:3000")]),
-            &uri
+            &uri,
+            &[]
         ));
         assert!(!is_same_origin(
             &headers(&[host.clone(), (header::ORIGIN, "http://evil.example")]),
-            &uri
+            &uri,
+            &[]
         ));
         assert!(!is_same_origin(
             &headers(&[host.clone(), (header::ORIGIN, "http://127.0.0.1:3001")]),
-            &uri
+            &uri,
+            &[]
         ));
         assert!(!is_same_origin(
             &headers(&[host.clone(), (header::ORIGIN, "null")]),
-            &uri
+            &uri,
+            &[]
         ));
         assert!(is_same_origin(
             &headers(&[
                 host.clone(),
                 (header::REFERER, "http://127.0.0.1:3000/topics/")
             ]),
-            &uri
+            &uri,
+            &[]
         ));
         assert!(!is_same_origin(
             &headers(&[host, (header::REFERER, "https://evil.example/x")]),
-            &uri
+            &uri,
+            &[]
         ));
     }
 

@@ -409,6 +409,51 @@ async fn cross_origin_posts_are_refused() {
 }
 
 #[tokio::test]
+async fn behind_an_https_public_origin_the_cookie_is_secure_and_that_origin_may_post() {
+    let server = TestServer::start_with(&[("PUBLIC_ORIGIN", "https://Subs.Example.com")]);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let post = |path: &str, origin: Option<&'static str>, username: &'static str| {
+        let mut request = http
+            .post(server.url(path))
+            .form(&[("username", username), ("password", PASSWORD)]);
+        if let Some(origin) = origin {
+            request = request.header("Origin", origin);
+        }
+        request.send()
+    };
+    // The proxy forwards to 127.0.0.1, so Host is not the public name: the origin is trusted.
+    let signup = post("/signup", Some("https://subs.example.com"), "wanda")
+        .await
+        .expect("POST");
+    assert_eq!(signup.status(), StatusCode::SEE_OTHER);
+    let cookie = signup
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        cookie.starts_with("__Host-subscriptions_session="),
+        "{cookie}"
+    );
+    assert!(
+        cookie.contains("Secure") && cookie.contains("Path=/"),
+        "{cookie}"
+    );
+
+    let evil = post("/login", Some("https://evil.example"), "wanda")
+        .await
+        .expect("POST");
+    assert_eq!(evil.status(), StatusCode::FORBIDDEN);
+    // Neither Origin nor Referer: not from another site's page (browsers send Origin there).
+    let bare = post("/login", None, "wanda").await.expect("POST");
+    assert_eq!(bare.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
 async fn a_session_survives_a_restart() {
     let server = TestServer::start();
     let client = server.client();
