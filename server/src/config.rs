@@ -27,6 +27,11 @@ pub struct Config {
     /// `TRUSTED_PROXY_HEADER`: the header a reverse proxy in front of the server puts the
     /// client's address in (e.g. `X-Forwarded-For`); unset, the connection's peer counts.
     pub trusted_proxy_header: Option<HeaderName>,
+    /// `REQUEST_TIMEOUT_SECONDS`: a request whose answer takes longer gets `503` (default 30).
+    pub request_timeout: Duration,
+    /// `SHUTDOWN_DEADLINE_SECONDS`: after SIGTERM, how long open requests may still finish
+    /// before the server exits anyway (default 30).
+    pub shutdown_deadline: Duration,
     /// `METRICS_TOKEN`: the bearer token `/metrics` asks for; unset, `/metrics` is not served.
     pub metrics_token: Option<String>,
     /// Site folder and address: `LEPTOS_SITE_ROOT`, `LEPTOS_SITE_ADDR` (as cargo-leptos sets them).
@@ -90,6 +95,11 @@ impl Config {
                 crate::throttle::DEFAULT_SIGNUPS_PER_IP_PER_HOUR,
             )?,
             trusted_proxy_header: env_header("TRUSTED_PROXY_HEADER")?,
+            request_timeout: nonzero(env_seconds(
+                "REQUEST_TIMEOUT_SECONDS",
+                Duration::from_secs(30),
+            )?),
+            shutdown_deadline: env_seconds("SHUTDOWN_DEADLINE_SECONDS", Duration::from_secs(30))?,
             metrics_token: std::env::var("METRICS_TOKEN")
                 .ok()
                 .filter(|token| !token.trim().is_empty()),
@@ -108,6 +118,11 @@ fn env_seconds(name: &'static str, default: Duration) -> Result<Duration, Config
             .map(Duration::from_secs)
             .map_err(|_| ConfigError::NotSeconds { name, value }),
     }
+}
+
+/// A zero timeout would refuse everything: it means the default's smallest sensible value.
+fn nonzero(timeout: Duration) -> Duration {
+    timeout.max(Duration::from_secs(1))
 }
 
 /// `scheme://host[:port]`, lower-cased, as browsers send it in `Origin`.

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use axum::{Extension, Router};
@@ -20,6 +20,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
@@ -104,6 +105,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let forgetting = tokio::spawn(forget_idle_throttle_state(throttle.clone()));
     let settings = RouterSettings {
         secure_cookies: config.secure_cookies,
+        request_timeout: config.request_timeout,
         trusted_origins: config.trusted_origins.clone().into(),
         throttle,
         metrics_token: config.metrics_token.clone(),
@@ -118,13 +120,31 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             tracing::warn!(error = %err, "cannot set TCP_NODELAY");
         }
     });
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Open pages' event streams would otherwise keep the shutdown waiting forever.
-            live.shut_down();
-        })
-        .await;
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        // Open pages' event streams would otherwise keep the shutdown waiting forever.
+        live.shut_down();
+        let _ = stopping.send(());
+    });
+    // Open requests may finish, but not for ever: a stuck one must not keep a deploy waiting.
+    let deadline = config.shutdown_deadline;
+    let served = tokio::select! {
+        served = std::future::IntoFuture::into_future(graceful) => served,
+        () = async {
+            if stopped.await.is_ok() {
+                tokio::time::sleep(deadline).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            tracing::warn!(
+                seconds = deadline.as_secs(),
+                "shutdown deadline passed: requests still open were cut off"
+            );
+            Ok(())
+        }
+    };
     sweeper.abort();
     purge.abort();
     forgetting.abort();
@@ -136,6 +156,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 /// What the router needs besides the application state.
 pub struct RouterSettings {
     pub secure_cookies: bool,
+    /// A request not answered by then gets `503` (its work may still finish).
+    pub request_timeout: Duration,
     /// Origins whose POSTs are accepted besides the request's own host.
     pub trusted_origins: Arc<[String]>,
     pub throttle: Arc<Throttle>,
@@ -152,6 +174,7 @@ const MAX_REQUEST_BODY: usize = 64 * 1024;
 pub fn router(state: AppState, settings: RouterSettings) -> Router {
     let RouterSettings {
         secure_cookies,
+        request_timeout,
         trusted_origins,
         throttle,
         metrics_token,
@@ -241,6 +264,10 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         .merge(site);
     security::with_security_headers(all)
         .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BODY))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_timeout,
+        ))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
 }

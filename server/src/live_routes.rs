@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream};
@@ -14,7 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
 use app::ids::UserId;
-use app::live::{LiveEvent, StreamGuard, ViewVersion};
+use app::live::{LiveEvent, Refused, StreamGuard, ViewVersion};
 use app::services::Services;
 use app::web::AppState;
 
@@ -27,12 +27,24 @@ const RECONNECT: Duration = Duration::from_secs(1);
 
 pub async fn events(State(state): State<AppState>, Member(user): Member) -> Response {
     let hub = state.services.live.clone();
-    let Some(guard) = hub.open_stream(user.id) else {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many open pages are following live updates. Close one and reload.",
-        )
-            .into_response();
+    let guard = match hub.open_stream(user.id) {
+        Ok(guard) => guard,
+        Err(Refused::TooManyForUser) => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many open pages are following live updates. Close one and reload.",
+            )
+                .into_response();
+        }
+        Err(Refused::Full) => {
+            // EventSource retries by itself; the page works meanwhile, only not live.
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "30")],
+                "The server follows as many open pages as it can right now.",
+            )
+                .into_response();
+        }
     };
     // Subscribe before reading the first version, so no bump falls in between.
     let follower = Follower {

@@ -13,6 +13,18 @@ use crate::signals::Receiving;
 
 /// How many pages one user may follow at once.
 pub const STREAMS_PER_USER: usize = 8;
+/// How many pages one server follows at once: an open stream costs a task and a buffer, and
+/// a crowd of them must not starve the requests that render pages.
+pub const MAX_OPEN_STREAMS: usize = 20_000;
+
+/// Why a stream was not opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// This user follows [`STREAMS_PER_USER`] pages already.
+    TooManyForUser,
+    /// The server follows as many pages as it takes.
+    Full,
+}
 /// Bumps buffered per listener; a listener that falls further behind catches up from the
 /// current versions instead.
 const BACKLOG: usize = 256;
@@ -38,11 +50,19 @@ struct HubInner {
     events: broadcast::Sender<LiveEvent>,
     per_user: Mutex<HashMap<UserId, usize>>,
     open: AtomicUsize,
+    capacity: usize,
     shutdown: watch::Sender<bool>,
 }
 
 impl Default for LiveHub {
     fn default() -> Self {
+        Self::with_capacity(MAX_OPEN_STREAMS)
+    }
+}
+
+impl LiveHub {
+    /// A hub that follows at most `capacity` streams at once.
+    pub fn with_capacity(capacity: usize) -> Self {
         let (events, _) = broadcast::channel(BACKLOG);
         let (shutdown, _) = watch::channel(false);
         LiveHub {
@@ -50,13 +70,12 @@ impl Default for LiveHub {
                 events,
                 per_user: Mutex::new(HashMap::new()),
                 open: AtomicUsize::new(0),
+                capacity,
                 shutdown,
             }),
         }
     }
-}
 
-impl LiveHub {
     /// Called by the cache when a generation moves, under its lock, so bumps go out in order.
     pub(crate) fn publish(&self, event: LiveEvent) {
         // No listener is not an error: nobody has a page open.
@@ -72,16 +91,20 @@ impl LiveHub {
         self.inner.events.subscribe()
     }
 
-    /// Registers a stream for `user_id`, or `None` when the user has too many open.
-    pub fn open_stream(&self, user_id: UserId) -> Option<StreamGuard> {
+    /// Registers a stream for `user_id`, unless the user or the server has too many open.
+    pub fn open_stream(&self, user_id: UserId) -> Result<StreamGuard, Refused> {
+        // Counted under the per-user lock, so the total cannot overshoot either.
         let mut per_user = self.per_user();
+        if self.inner.open.load(Ordering::Relaxed) >= self.inner.capacity {
+            return Err(Refused::Full);
+        }
         let count = per_user.entry(user_id).or_insert(0);
         if *count >= STREAMS_PER_USER {
-            return None;
+            return Err(Refused::TooManyForUser);
         }
         *count += 1;
         self.inner.open.fetch_add(1, Ordering::Relaxed);
-        Some(StreamGuard {
+        Ok(StreamGuard {
             hub: self.clone(),
             user_id,
         })
@@ -138,7 +161,11 @@ mod tests {
         let guards: Vec<_> = (0..STREAMS_PER_USER)
             .map(|_| hub.open_stream(UserId(1)).expect("within the bound"))
             .collect();
-        assert!(hub.open_stream(UserId(1)).is_none(), "one more is refused");
+        assert_eq!(
+            hub.open_stream(UserId(1)).err(),
+            Some(Refused::TooManyForUser),
+            "one more is refused"
+        );
         let other = hub
             .open_stream(UserId(2))
             .expect("other users are not affected");
@@ -146,6 +173,20 @@ mod tests {
         drop(guards);
         drop(other);
         assert_eq!(hub.open_streams(), 0);
-        assert!(hub.open_stream(UserId(1)).is_some());
+        assert!(hub.open_stream(UserId(1)).is_ok());
+    }
+
+    #[test]
+    fn the_server_follows_at_most_its_capacity() {
+        let hub = LiveHub::with_capacity(3);
+        let guards: Vec<_> = (1..=3)
+            .map(|id| hub.open_stream(UserId(id)).expect("within capacity"))
+            .collect();
+        assert_eq!(hub.open_stream(UserId(9)).err(), Some(Refused::Full));
+        drop(guards);
+        assert!(
+            hub.open_stream(UserId(9)).is_ok(),
+            "room again once pages close"
+        );
     }
 }

@@ -14,7 +14,7 @@ pub mod follow;
 mod hub;
 
 #[cfg(feature = "ssr")]
-pub use hub::{LiveEvent, LiveHub, StreamGuard, STREAMS_PER_USER};
+pub use hub::{LiveEvent, LiveHub, Refused, StreamGuard, MAX_OPEN_STREAMS, STREAMS_PER_USER};
 
 /// The version of what one user sees: `shared` for changes every user sees (topics, names,
 /// counts), `user` for the user's own subscriptions. Both only grow, across restarts too.

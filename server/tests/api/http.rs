@@ -238,3 +238,59 @@ async fn junk_in_the_query_string_is_served_the_same_stored_page() {
     assert_eq!(server.metric("page_cache_misses_total").await, 1);
     assert_eq!(server.metric("page_cache_hits_total").await, 3);
 }
+
+#[tokio::test]
+async fn a_request_past_its_deadline_gets_503() {
+    // Signing up hashes a password, which a debug build may take longer than 1 s to do.
+    let first = TestServer::start();
+    let alice = first.client();
+    expect_redirect(alice.signup("alice").await, "/topics/").await;
+    let (db_path, _dir) = first.stop();
+    let server = TestServer::start_on_with(&db_path, &[("REQUEST_TIMEOUT_SECONDS", "1")]);
+    let alice = alice.against(&server);
+    // The write waits for the lock (up to its 5 s busy timeout); the request deadline is 1 s.
+    let lock = crate::support::hold_write_lock(&server.db_path, std::time::Duration::from_secs(8));
+    // (The same browser, now on the restarted server's origin.)
+    let response = alice
+        .http
+        .post(server.url("/topics/unsubscribe-all/"))
+        .header("Origin", server.base.clone())
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = response.text().await.expect("body");
+    assert!(
+        !body.contains("nothing was changed"),
+        "the deadline answered, not the database's busy timeout: {body}"
+    );
+    lock.join().expect("lock holder");
+    assert_eq!(alice.get("/topics/").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_open_requests_only_until_its_deadline() {
+    let server = TestServer::start_with(&[
+        ("SHUTDOWN_DEADLINE_SECONDS", "1"),
+        ("REQUEST_TIMEOUT_SECONDS", "60"),
+    ]);
+    let alice = server.client();
+    expect_redirect(alice.signup("alice").await, "/topics/").await;
+    let lock = crate::support::hold_write_lock(&server.db_path, std::time::Duration::from_secs(4));
+    let stuck = tokio::spawn(async move {
+        alice
+            .http
+            .post(format!("{}/topics/unsubscribe-all/", alice.base))
+            .send()
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // it is waiting
+    let stopping = std::thread::spawn(move || server.stop());
+    let cut_off = stuck.await.expect("task");
+    assert!(
+        cut_off.is_err(),
+        "the open request was cut off at the deadline, not answered: {cut_off:?}"
+    );
+    stopping.join().expect("the server exits with 0");
+    lock.join().expect("lock holder");
+}

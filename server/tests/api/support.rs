@@ -48,6 +48,11 @@ impl TestServer {
         Self::spawn(db_path, &[])
     }
 
+    /// [`Self::start_on`] with extra environment variables.
+    pub fn start_on_with(db_path: &Path, vars: &[(&str, &str)]) -> TestServer {
+        Self::spawn(db_path, vars)
+    }
+
     fn spawn(db_path: &Path, vars: &[(&str, &str)]) -> TestServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
             // Tests sign many people up from one address; a test of the limit sets its own.
