@@ -214,6 +214,10 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         move || app::shell(options.clone())
     };
 
+    #[allow(clippy::result_large_err)] // the signature `ValidateRequest` asks for
+    let same_origin = move |request: &mut axum::extract::Request| {
+        security::same_origin_only(request, &trusted_origins)
+    };
     let site = Router::new()
         .route("/signup", post(auth_routes::signup))
         .route("/login", post(auth_routes::login))
@@ -246,11 +250,7 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         ))
         .layer(axum::middleware::from_fn(security::require_login))
         .layer(auth_layer)
-        .layer(ValidateRequestHeaderLayer::custom(
-            move |request: &mut axum::extract::Request| {
-                security::same_origin_only(request, &trusted_origins)
-            },
-        ))
+        .layer(ValidateRequestHeaderLayer::custom(same_origin))
         .with_state(state);
 
     let operations = Router::new()
