@@ -4,6 +4,7 @@
 //! Arrows point from here to the domain (`crate::services` and the `ssr` modules), never back.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::extract::FromRef;
 use leptos::prelude::*;
@@ -14,10 +15,41 @@ use crate::users::ssr::{AuthSession, User};
 
 /// Shared by axum routes (as router state) and server functions (as Leptos context): the
 /// domain's services plus what rendering pages needs.
-#[derive(Clone, Debug, FromRef)]
-pub struct AppState {
+///
+/// One `Arc`: axum clones the state for every route and middleware a request passes, and
+/// cloning the fields themselves (the Leptos options alone are a dozen reference counts) was
+/// the largest single cost of serving a stored page.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Shared>);
+
+#[derive(Debug)]
+pub struct Shared {
     pub services: Services,
     pub leptos_options: LeptosOptions,
+}
+
+impl AppState {
+    pub fn new(services: Services, leptos_options: LeptosOptions) -> Self {
+        AppState(Arc::new(Shared {
+            services,
+            leptos_options,
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What `leptos_axum` asks the router state for when it renders.
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
 }
 
 /// The body of every server function: runs `call` for the logged-in user with the domain's
@@ -79,7 +111,7 @@ pub fn send_page_security_policy() {
 
 fn services() -> Result<Services, AppError> {
     use_context::<AppState>()
-        .map(|state| state.services)
+        .map(|state| state.services.clone())
         .ok_or_else(|| {
             tracing::error!("AppState missing from the server function context");
             AppError::Internal

@@ -52,6 +52,9 @@ pub async fn bench_seed_command(config: &Config, profile: &str) -> Result<(), Cl
         CliError::Rejected(format!("unknown profile `{profile}`: use small or large"))
     })?;
     let db = Db::open(&config.database_url).await?;
+    app::bench::ensure_no_accounts(&db)
+        .await
+        .map_err(|e| CliError::Rejected(e.to_string()))?;
     let seeded = app::bench::seed(&db, profile)
         .await
         .map_err(|e| CliError::Rejected(e.to_string()))?;

@@ -94,10 +94,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         services.db.clone(),
         services.purge.clone(),
     ));
-    let state = AppState {
-        services,
-        leptos_options: config.leptos.clone(),
-    };
+    let state = AppState::new(services, config.leptos.clone());
     let throttle = Arc::new(Throttle::new(
         ClientAddress::new(config.trusted_proxy_header.clone()),
         config.signups_per_ip_per_hour,
@@ -251,6 +248,12 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         .layer(axum::middleware::from_fn(security::require_login))
         .layer(auth_layer)
         .layer(ValidateRequestHeaderLayer::custom(same_origin))
+        // Only here: health checks and static files neither read bodies nor take time.
+        .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BODY))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_timeout,
+        ))
         .with_state(state);
 
     let operations = Router::new()
@@ -263,11 +266,6 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         .nest_service(&pkg_route, static_files)
         .merge(site);
     security::with_security_headers(all)
-        .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BODY))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            request_timeout,
-        ))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
 }

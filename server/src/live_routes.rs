@@ -50,7 +50,7 @@ pub async fn events(State(state): State<AppState>, Member(user): Member) -> Resp
     let follower = Follower {
         events: hub.subscribe(),
         shutdown: hub.shutdown_signal(),
-        services: state.services,
+        services: state.services.clone(),
         user_id: user.id,
         last: None,
         _guard: guard,

@@ -46,10 +46,17 @@ struct PageKey {
 impl PageKey {
     /// `None` for a URL the router would not parse (the render will say what it makes of it).
     fn new(user_id: UserId, uri: &Uri, version: ViewVersion) -> Option<Self> {
-        let url = RequestUrl::new(&uri.to_string()).parse().ok()?;
+        let request = match uri.query() {
+            // The common case needs no URL parsing: no query is page 1, unfiltered.
+            None => PageRequest::from_query(&Default::default()),
+            Some(_) => {
+                let url = RequestUrl::new(&uri.to_string()).parse().ok()?;
+                PageRequest::from_query(url.search_params())
+            }
+        };
         Some(PageKey {
             user_id,
-            request: PageRequest::from_query(url.search_params()),
+            request,
             version,
         })
     }
@@ -63,24 +70,36 @@ struct Page {
     body: Bytes,
 }
 
-#[derive(Clone)]
-pub struct PageCache {
+/// The stored pages and their counters, behind one `Arc`: the middleware's state is cloned
+/// for every request.
+#[derive(Clone, Default)]
+pub struct PageCache(Arc<Stored>);
+
+pub struct Stored {
     pages: Cache<PageKey, Arc<Page>>,
-    pub hits: Arc<AtomicU64>,
-    pub misses: Arc<AtomicU64>,
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
 }
 
-impl Default for PageCache {
+impl Default for Stored {
     fn default() -> Self {
-        PageCache {
+        Stored {
             pages: Cache::builder()
                 .max_capacity(BUDGET_BYTES)
                 .weigher(|_, page: &Arc<Page>| u32::try_from(page.body.len()).unwrap_or(u32::MAX))
                 .time_to_live(TTL)
                 .build(),
-            hits: Arc::new(AtomicU64::new(0)),
-            misses: Arc::new(AtomicU64::new(0)),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
+    }
+}
+
+impl std::ops::Deref for PageCache {
+    type Target = Stored;
+
+    fn deref(&self) -> &Stored {
+        &self.0
     }
 }
 
