@@ -26,14 +26,23 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
 fi
 
+# Debian's packages, installed only when missing: libpq for Diesel's PostgreSQL backend
+# (linked into every build), and psql, which the tests use to check the server is there.
+missing=()
+[ -f /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
+command -v psql >/dev/null || missing+=(postgresql-client)
+if [ "$want_browser" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then
+  missing+=(chromium)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]} from Debian"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y "${missing[@]}"
+fi
+
 if [ "$want_browser" = "--browser" ]; then
-  if [ ! -x /usr/bin/chromium ]; then
-    log "installing Debian's chromium"
-    SUDO=""
-    [ "$(id -u)" -ne 0 ] && SUDO=sudo
-    $SUDO apt-get update
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y chromium
-  fi
   if [ ! -f end2end/node_modules/.package-lock.json ] \
     || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     log "installing the end-to-end test packages"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy (server, shared and wasm code), unit and
-# integration tests, then the Playwright tests in Debian's chromium against a fresh database.
+# integration tests on SQLite and again on PostgreSQL, then the Playwright tests in Debian's chromium against a fresh database.
 # Installs what it needs first; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,9 +15,18 @@ step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown --locked -- -D warnings
 
-step "unit and integration tests"
+# PostgreSQL for the tests (a fresh database per test is made on it): reachable, or the run
+# fails here rather than halfway through.
+export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
+step "PostgreSQL at $TEST_DATABASE_URL"
+psql "$TEST_DATABASE_URL" -v ON_ERROR_STOP=1 -qAtc 'SELECT version()'
+
+step "unit and integration tests on SQLite"
 # Selecting the packages keeps the browser-only `hydrate` feature out of the server build.
 cargo test -p app -p server --features app/ssr --locked
+
+step "unit and integration tests on PostgreSQL"
+TEST_BACKEND=postgres cargo test -p app -p server --features app/ssr --locked
 
 step "end-to-end build"
 cargo leptos build

@@ -106,9 +106,9 @@ fn load(conn: &mut Conn, profile: Profile, hash: &str) -> Result<(), DbError> {
             .iter()
             .map(|name| (topics::name.eq(name), topics::name_key.eq(names::key(name))))
             .collect();
-        diesel::insert_into(topics::table)
+        crate::on_each_backend!(conn, c => diesel::insert_into(topics::table)
             .values(&rows)
-            .execute(conn)?;
+            .execute(c))?;
     }
 
     let usernames: Vec<String> = (1..=profile.users)
@@ -126,9 +126,9 @@ fn load(conn: &mut Conn, profile: Profile, hash: &str) -> Result<(), DbError> {
                 )
             })
             .collect();
-        diesel::insert_into(users::table)
+        crate::on_each_backend!(conn, c => diesel::insert_into(users::table)
             .values(&rows)
-            .execute(conn)?;
+            .execute(c))?;
     }
 
     diesel::insert_into(users::table)
@@ -178,9 +178,9 @@ fn load(conn: &mut Conn, profile: Profile, hash: &str) -> Result<(), DbError> {
                 )
             })
             .collect();
-        diesel::insert_into(topic_subscribers::table)
+        crate::on_each_backend!(conn, c => diesel::insert_into(topic_subscribers::table)
             .values(&rows)
-            .execute(conn)?;
+            .execute(c))?;
     }
     Ok(())
 }

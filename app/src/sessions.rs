@@ -174,14 +174,14 @@ fn backend(err: DbError) -> session_store::Error {
 
 /// Inserts unless the id exists; true when a row was written.
 fn insert_new(conn: &mut Conn, id: &str, data: &[u8], expiry: i64) -> QueryResult<bool> {
-    let written = diesel::insert_into(sessions::table)
+    let written = crate::on_each_backend!(conn, c => diesel::insert_into(sessions::table)
         .values((
             sessions::id.eq(id),
             sessions::data.eq(data),
             sessions::expiry_date.eq(expiry),
         ))
         .on_conflict_do_nothing()
-        .execute(conn)?;
+        .execute(c))?;
     Ok(written == 1)
 }
 
@@ -266,12 +266,9 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::Arc;
 
-    async fn store() -> (tempfile::TempDir, DbSessionStore) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db = Db::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
-            .await
-            .expect("db");
-        (dir, DbSessionStore::new(db))
+    async fn store() -> (crate::testing::TestDatabase, DbSessionStore) {
+        let (place, db) = crate::testing::test_db().await;
+        (place, DbSessionStore::new(db))
     }
 
     fn record(id: Id, expires_in: Duration) -> Record {

@@ -34,7 +34,7 @@ pub async fn unsubscribe_all() -> Result<ViewVersion, AppError> {
 pub mod ssr {
     use diesel::prelude::*;
 
-    use crate::db::Conn;
+    use crate::db::{Conn, RowLock};
     use crate::error::AppError;
     use crate::ids::{TopicId, UserId};
     use crate::live::ViewVersion;
@@ -42,6 +42,7 @@ pub mod ssr {
     use crate::services::Services;
     use crate::signals::{self, M2mAction, M2mChanged, M2mSide, Signals};
     use crate::topics;
+    use crate::users;
 
     /// The topic's subscribers, at most `limit` of them (callers that only need to know
     /// "more than N" need not read a hundred thousand ids).
@@ -113,7 +114,8 @@ pub mod ssr {
         topic_id: TopicId,
     ) -> Result<(), AppError> {
         signals::write(conn, signals, |tx| {
-            topics::ssr::find(tx.conn(), topic_id)?;
+            users::ssr::lock_for_change(tx.conn(), user_id)?;
+            topics::ssr::find_locked(tx.conn(), topic_id, RowLock::Change)?;
             if is_subscribed(tx.conn(), user_id, topic_id)? {
                 return Ok(());
             }
@@ -136,7 +138,8 @@ pub mod ssr {
         topic_id: TopicId,
     ) -> Result<(), AppError> {
         signals::write(conn, signals, |tx| {
-            topics::ssr::find(tx.conn(), topic_id)?;
+            users::ssr::lock_for_change(tx.conn(), user_id)?;
+            topics::ssr::find_locked(tx.conn(), topic_id, RowLock::Change)?;
             if !is_subscribed(tx.conn(), user_id, topic_id)? {
                 return Ok(());
             }
@@ -159,10 +162,14 @@ pub mod ssr {
         user_id: UserId,
     ) -> Result<(), AppError> {
         signals::write(conn, signals, |tx| {
+            users::ssr::lock_for_change(tx.conn(), user_id)?;
             let topic_ids = topic_ids_of(tx.conn(), user_id)?;
             if topic_ids.is_empty() {
                 return Ok(());
             }
+            // The counts of all these topics change: their rows are taken in order now, not
+            // in whatever order the count trigger would meet them.
+            topics::ssr::lock_rows(tx.conn(), &topic_ids, RowLock::Change)?;
             let clear = |action| M2mChanged {
                 action,
                 side: M2mSide::UserTopics {

@@ -1,6 +1,7 @@
-//! Support for this crate's tests: a fresh database file, the domain's services over it, and
-//! the receivers' token.
+//! Support for this crate's tests: a fresh database (a SQLite file, or a PostgreSQL database
+//! with `TEST_BACKEND=postgres`), the domain's services over it, and the receivers' token.
 
+use crate::db::scratch::{tests_use_postgres, ScratchDatabase};
 use crate::db::Db;
 use crate::services::Services;
 use crate::signals::Receiving;
@@ -10,17 +11,39 @@ pub fn token() -> Receiving {
     Receiving::for_tests()
 }
 
-/// A migrated database in a temporary folder, removed when the folder handle drops.
-pub async fn test_db() -> (tempfile::TempDir, Db) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = Db::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
-        .await
-        .expect("db");
-    (dir, db)
+/// Where a test's database lives; removed when this drops.
+#[derive(Debug)]
+pub enum TestDatabase {
+    Sqlite(tempfile::TempDir),
+    Postgres(ScratchDatabase),
+}
+
+impl TestDatabase {
+    pub fn new() -> Self {
+        if tests_use_postgres() {
+            TestDatabase::Postgres(ScratchDatabase::create())
+        } else {
+            TestDatabase::Sqlite(tempfile::tempdir().expect("temp dir"))
+        }
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            TestDatabase::Sqlite(dir) => format!("sqlite://{}", dir.path().join("t.db").display()),
+            TestDatabase::Postgres(scratch) => scratch.url().to_owned(),
+        }
+    }
+}
+
+/// A migrated database, removed when the handle drops.
+pub async fn test_db() -> (TestDatabase, Db) {
+    let place = TestDatabase::new();
+    let db = Db::open(&place.url()).await.expect("db");
+    (place, db)
 }
 
 /// The domain's services over a fresh database, with every receiver connected.
-pub async fn test_services() -> (tempfile::TempDir, Services) {
-    let (dir, db) = test_db().await;
-    (dir, Services::new(db, crate::cache::TTL))
+pub async fn test_services() -> (TestDatabase, Services) {
+    let (place, db) = test_db().await;
+    (place, Services::new(db, crate::cache::TTL))
 }

@@ -250,6 +250,15 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         .layer(ValidateRequestHeaderLayer::custom(same_origin))
         // Only here: health checks and static files neither read bodies nor take time.
         .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BODY))
+        // The refused body is never read, so the connection cannot carry another request:
+        // saying so keeps a client from sending its next one down a closing connection.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONNECTION,
+            |response: &axum::response::Response| {
+                (response.status() == StatusCode::PAYLOAD_TOO_LARGE)
+                    .then(|| HeaderValue::from_static("close"))
+            },
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             request_timeout,

@@ -9,7 +9,7 @@ use diesel::sql_types::{BigInt, Text};
 
 use super::{PageRequest, TopicListing, TopicView, PAGE_SIZE};
 use crate::cache::{Catalog, CatalogEntry, Ticket, TopicCache, UserTopics};
-use crate::db::{self, Conn};
+use crate::db::{self, Conn, RowLock};
 use crate::error::AppError;
 use crate::ids::{TopicId, UserId};
 use crate::live::ViewVersion;
@@ -72,6 +72,34 @@ pub(crate) fn find(conn: &mut Conn, topic_id: TopicId) -> Result<TopicRecord, Ap
         .ok_or(AppError::NotFound)
 }
 
+/// [`find`], holding the topic row for the rest of the change (see [`db::RowLock`]).
+pub(crate) fn find_locked(
+    conn: &mut Conn,
+    topic_id: TopicId,
+    lock: RowLock,
+) -> Result<TopicRecord, AppError> {
+    lock_rows(conn, &[topic_id], lock)?;
+    find(conn, topic_id)
+}
+
+/// Holds topic rows, live or retired, until the transaction ends: on PostgreSQL, so that
+/// changes to a topic and its subscriptions follow one another as on SQLite, whose write
+/// transaction holds the database's one write lock (and where this does nothing).
+pub(crate) fn lock_rows(conn: &mut Conn, ids: &[TopicId], lock: RowLock) -> QueryResult<()> {
+    let Conn::Pg(pg) = conn else {
+        return Ok(());
+    };
+    let rows = topics::table
+        .filter(topics::id.eq_any(ids))
+        .select(topics::id)
+        .order(topics::id);
+    match lock {
+        RowLock::Change => rows.for_no_key_update().load::<TopicId>(pg)?,
+        RowLock::Delete => rows.for_update().load::<TopicId>(pg)?,
+    };
+    Ok(())
+}
+
 fn subscriber_count(conn: &mut Conn, topic_id: TopicId) -> QueryResult<i64> {
     topics::table
         .find(topic_id)
@@ -123,7 +151,7 @@ pub fn rename_in(
 ) -> Result<(), AppError> {
     require_staff(actor)?;
     signals::write(conn, signals, |tx| {
-        let topic = find(tx.conn(), topic_id)?;
+        let topic = find_locked(tx.conn(), topic_id, RowLock::Change)?;
         if topic.name == name.as_str() {
             return Ok(());
         }
@@ -165,7 +193,7 @@ pub fn delete_in(
 ) -> Result<Deletion, AppError> {
     require_staff(actor)?;
     signals::write(conn, signals, |tx| {
-        let topic = find(tx.conn(), topic_id)?;
+        let topic = find_locked(tx.conn(), topic_id, RowLock::Delete)?;
         tx.send(&PreDelete {
             topic: topic.clone(),
         })?;
@@ -288,7 +316,7 @@ impl Lookup {
         if let (Some(catalog), Some(mine)) = (&cached_catalog, &cached_mine) {
             return Ok((ticket, catalog.clone(), mine.clone()));
         }
-        let (catalog, mine) = conn.transaction(|conn| {
+        let (catalog, mine) = db::snapshot_transaction(conn, |conn| {
             let catalog: Catalog = match &cached_catalog {
                 Some(catalog) => catalog.clone(),
                 None => Arc::new(load_catalog(conn)?),

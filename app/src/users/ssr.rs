@@ -185,7 +185,8 @@ fn insert_user(
     hash: &str,
     is_staff: bool,
 ) -> Result<User, AppError> {
-    diesel::insert_into(users::table)
+    // Diesel's shared connection type cannot return a `Selectable` row from an insert.
+    crate::on_each_backend!(conn, c => diesel::insert_into(users::table)
         .values((
             users::username.eq(username.as_str()),
             users::username_key.eq(username.key()),
@@ -193,22 +194,26 @@ fn insert_user(
             users::is_staff.eq(is_staff),
         ))
         .returning(User::as_returning())
-        .get_result(conn)
-        .map_err(|err| {
-            if db::is_unique_violation(&err) {
-                AppError::Conflict(format!(
-                    "The username “{}” is taken. Please choose another.",
-                    username.as_str()
-                ))
-            } else {
-                AppError::from(DbError::from(err))
-            }
-        })
+        .get_result(c))
+    .map_err(|err| {
+        if db::is_unique_violation(&err) {
+            AppError::Conflict(format!(
+                "The username “{}” is taken. Please choose another.",
+                username.as_str()
+            ))
+        } else {
+            AppError::from(DbError::from(err))
+        }
+    })
 }
 
 /// By key, as uniqueness compares; an account whose key could not be filled (see
 /// `db::fill_missing_name_keys`) is still found by its exact name.
 fn find_by_username(conn: &mut Conn, name: &str) -> QueryResult<Option<User>> {
+    // No account has one (sign-up refuses them), and PostgreSQL refuses NUL in any text.
+    if name.chars().any(char::is_control) {
+        return Ok(None);
+    }
     users::table
         .filter(
             users::username_key
@@ -218,6 +223,20 @@ fn find_by_username(conn: &mut Conn, name: &str) -> QueryResult<Option<User>> {
         .select(User::as_select())
         .first(conn)
         .optional()
+}
+
+/// Holds the user's row until the transaction ends, so that one user's subscription changes
+/// follow one another on PostgreSQL (a "clear all" cannot miss a subscription added while
+/// it runs). Nothing to do on SQLite, whose write transaction holds the one write lock.
+pub(crate) fn lock_for_change(conn: &mut Conn, id: UserId) -> QueryResult<()> {
+    if let Conn::Pg(pg) = conn {
+        users::table
+            .find(id)
+            .select(users::id)
+            .for_no_key_update()
+            .load::<UserId>(pg)?;
+    }
+    Ok(())
 }
 
 fn find_by_id(conn: &mut Conn, id: UserId) -> QueryResult<Option<User>> {
@@ -438,10 +457,7 @@ mod tests {
 
     #[tokio::test]
     async fn accounts_are_created_once_and_authenticate() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db = Db::open(&format!("sqlite://{}", dir.path().join("u.db").display()))
-            .await
-            .expect("db");
+        let (_place, db) = crate::testing::test_db().await;
         let name = Username::parse("Alice").expect("valid");
         let pass = Password::parse("correct horse", &name).expect("valid");
         let user = create_user(&db, name, pass, false).await.expect("created");

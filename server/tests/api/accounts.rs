@@ -160,7 +160,7 @@ async fn weak_passwords_are_refused_at_signup_with_the_reason() {
         assert!(body.contains(reason), "{password}: {body}");
     }
     assert_eq!(
-        count_sql(&server.db_path, "SELECT count(*) AS n FROM users").await,
+        count_sql(&server.db, "SELECT count(*) AS n FROM users").await,
         0,
         "no account was made"
     );
@@ -222,7 +222,7 @@ async fn signups_are_throttled_per_client_address() {
     assert!(body.contains("Too many accounts"), "{body}");
     assert_eq!(
         count_sql(
-            &server.db_path,
+            &server.db,
             "SELECT count(*) AS n FROM users WHERE username = 'ned'"
         )
         .await,
@@ -466,8 +466,8 @@ async fn a_session_survives_a_restart() {
         .expect("GET");
     assert_eq!(cookie.status(), StatusCode::OK);
 
-    let (db_path, dir) = server.stop();
-    let restarted = TestServer::start_on(&db_path);
+    let db = server.stop();
+    let restarted = TestServer::start_on(&db);
     // Same cookie jar, new process on a new port: the cookie is sent to the same host.
     let page = client.against(&restarted).get("/topics/").await;
     assert_eq!(
@@ -477,7 +477,7 @@ async fn a_session_survives_a_restart() {
     );
     assert!(page.text().await.expect("body").contains("heidi"));
     drop(restarted);
-    drop(dir);
+    drop(db);
 }
 
 #[tokio::test]
@@ -494,15 +494,20 @@ async fn a_used_session_is_renewed_at_most_daily_and_an_idle_limit_counts_from_t
 
     // The session as it stands after more than a day of use without a renewal, with an
     // hour left of its idle limit. Restarting empties the server's session memory.
-    let (db_path, dir) = server.stop();
-    execute_sql(
-        &db_path,
+    let db = server.stop();
+    let sql = if db.is_postgres() {
+        "UPDATE sessions
+            SET data = convert_to(
+                    jsonb_set(convert_from(data, 'UTF8')::jsonb, '{data,renewed_at}', '0')::text,
+                    'UTF8'),
+                expiry_date = extract(epoch FROM now())::bigint + 3600"
+    } else {
         "UPDATE sessions
             SET data = CAST(json_set(CAST(data AS TEXT), '$.data.renewed_at', 0) AS BLOB),
-                expiry_date = unixepoch() + 3600",
-    )
-    .await;
-    let restarted = TestServer::start_on(&db_path);
+                expiry_date = unixepoch() + 3600"
+    };
+    execute_sql(&db, sql).await;
+    let restarted = TestServer::start_on(&db);
     let page = client.against(&restarted).get("/topics/").await;
     assert_eq!(page.status(), StatusCode::OK);
     let cookie = page
@@ -518,8 +523,11 @@ async fn a_used_session_is_renewed_at_most_daily_and_an_idle_limit_counts_from_t
     assert!(page.text().await.expect("body").contains("ivan"));
     assert_eq!(
         count_sql(
-            &db_path,
-            "SELECT count(*) AS n FROM sessions WHERE expiry_date > unixepoch() + 13 * 86400"
+            &db,
+            format!(
+                "SELECT count(*) AS n FROM sessions WHERE expiry_date > {}",
+                unix_now() + 13 * 86400
+            )
         )
         .await,
         1,
@@ -528,7 +536,7 @@ async fn a_used_session_is_renewed_at_most_daily_and_an_idle_limit_counts_from_t
     let again = client.against(&restarted).get("/topics/").await;
     assert!(again.headers().get(SET_COOKIE).is_none(), "renewed once");
     drop(restarted);
-    drop(dir);
+    drop(db);
 }
 
 #[tokio::test]
@@ -537,28 +545,34 @@ async fn a_session_ends_thirty_days_after_sign_in_however_often_it_is_used() {
     let client = server.client();
     expect_redirect(client.signup("vera").await, "/topics/").await;
     // Signed in 31 days ago and used daily since (renewed an hour ago, idle limit far off).
-    let (db_path, dir) = server.stop();
-    execute_sql(
-        &db_path,
+    let db = server.stop();
+    let sql = if db.is_postgres() {
+        "UPDATE sessions
+            SET data = convert_to(jsonb_set(jsonb_set(convert_from(data, 'UTF8')::jsonb,
+                    '{data,signed_in_at}', to_jsonb(extract(epoch FROM now())::bigint - 31 * 86400)),
+                    '{data,renewed_at}', to_jsonb(extract(epoch FROM now())::bigint - 3600))::text,
+                    'UTF8'),
+                expiry_date = extract(epoch FROM now())::bigint + 13 * 86400"
+    } else {
         "UPDATE sessions
             SET data = CAST(json_set(CAST(data AS TEXT),
                     '$.data.signed_in_at', unixepoch() - 31 * 86400,
                     '$.data.renewed_at', unixepoch() - 3600) AS BLOB),
-                expiry_date = unixepoch() + 13 * 86400",
-    )
-    .await;
-    let restarted = TestServer::start_on(&db_path);
+                expiry_date = unixepoch() + 13 * 86400"
+    };
+    execute_sql(&db, sql).await;
+    let restarted = TestServer::start_on(&db);
     let page = client.against(&restarted).get("/topics/").await;
     assert_eq!(location(&page), "/login?next=/topics/");
     assert_eq!(
-        count_sql(&db_path, "SELECT count(*) AS n FROM sessions").await,
+        count_sql(&db, "SELECT count(*) AS n FROM sessions").await,
         0,
         "the session is gone, not just refused"
     );
     let again = client.against(&restarted).get("/topics/").await;
     assert_eq!(location(&again), "/login?next=/topics/");
     drop(restarted);
-    drop(dir);
+    drop(db);
 }
 
 #[test]
@@ -566,8 +580,7 @@ fn a_sigterm_as_soon_as_the_server_listens_is_a_clean_shutdown() {
     // Process managers may stop a server the moment it is up; the handlers must already be
     // in place when "listening on" is printed, or SIGTERM kills the process mid-start.
     for _ in 0..5 {
-        let (_, dir) = TestServer::start().stop(); // asserts exit status 0
-        drop(dir);
+        drop(TestServer::start().stop()); // asserts exit status 0
     }
 }
 
@@ -609,10 +622,7 @@ async fn create_user_command_makes_staff_accounts() {
     let server = TestServer::start();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
         .args(["create-user", "admin", "--staff"])
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", server.db_path.display()),
-        )
+        .env("DATABASE_URL", server.db.url())
         .env("SUBSCRIPTIONS_PASSWORD", PASSWORD)
         .output()
         .expect("run");
@@ -627,4 +637,55 @@ async fn create_user_command_makes_staff_accounts() {
     expect_redirect(client.login("admin", PASSWORD, "").await, "/topics/").await;
     let html = client.get("/topics/").await.text().await.expect("body");
     assert!(html.contains("(staff)"), "{html}");
+}
+
+#[test]
+fn an_unreachable_postgres_is_a_startup_error_with_the_drivers_reason() {
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .env(
+            "DATABASE_URL",
+            "postgres://app:s3cret@127.0.0.1:1/subscriptions",
+        )
+        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+    assert!(
+        stderr.contains("postgres://app:***@127.0.0.1:1/subscriptions"),
+        "names the database without its password: {stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
+
+#[test]
+fn a_misconfigured_postgres_is_a_startup_error_with_the_drivers_reason() {
+    let server = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| app::db::scratch::DEFAULT_SERVER_URL.to_owned());
+    let missing = format!(
+        "{}/no_such_database_here",
+        server
+            .rsplit_once('/')
+            .map_or(server.as_str(), |(base, _)| base)
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .env("DATABASE_URL", &missing)
+        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("database \"no_such_database_here\" does not exist"),
+        "{stderr}"
+    );
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
 }

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::support::{expect_redirect, TestClient, TestServer};
+use crate::support::{count_sql, expect_redirect, TestClient, TestServer};
 
 const CLIENTS: usize = 6;
 const STEPS: usize = 40;
@@ -143,4 +143,168 @@ async fn run_client(n: usize, client: TestClient, topics: &[i64], history: &Mute
             );
         }
     }
+}
+
+/// Stored subscriber counts that differ from the rows they count.
+const MISCOUNTED: &str = "SELECT count(*) AS n FROM topics t \
+     WHERE t.subscriber_count <> (SELECT count(*) FROM topic_subscribers s WHERE s.topic_id = t.id)";
+
+/// Sends the same form POST twice at once (two tabs, a double click that got through) and
+/// returns both statuses, sorted.
+async fn twice_at_once(
+    first: &TestClient,
+    second: &TestClient,
+    path: &str,
+    form: &[(&str, &str)],
+) -> Vec<u16> {
+    let (a, b) = tokio::join!(first.post_form(path, form), second.post_form(path, form));
+    let mut statuses = vec![a.status().as_u16(), b.status().as_u16()];
+    statuses.sort_unstable();
+    statuses
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_user_racing_themself_gets_one_row_and_exact_counts() {
+    let server = TestServer::start();
+    let alice = server.client();
+    expect_redirect(alice.signup("alice").await, "/topics/").await;
+    // The same browser (one cookie jar), two requests in flight.
+    let tab = alice.clone();
+    let topics: Vec<i64> = alice.topics().await.iter().map(|t| t.0).collect();
+    for round in 0..15 {
+        let topic = topics[round % topics.len()];
+        let subscribe = format!("/topics/subscribe/{topic}/");
+        assert_eq!(
+            twice_at_once(&alice, &tab, &subscribe, &[]).await,
+            [303, 303]
+        );
+        let row = alice
+            .topics()
+            .await
+            .into_iter()
+            .find(|t| t.0 == topic)
+            .expect("listed");
+        assert!(row.3, "round {round}: subscribed");
+        assert_eq!(row.2, 1, "round {round}: counted once");
+        // A "clear all" racing a subscribe to another topic: whichever order the database
+        // chose, the page must match the rows.
+        let other = topics[(round + 1) % topics.len()];
+        let subscribe_other = format!("/topics/subscribe/{other}/");
+        let (cleared, subscribed) = tokio::join!(
+            alice.post_form("/topics/unsubscribe-all/", &[]),
+            tab.post_form(&subscribe_other, &[]),
+        );
+        assert_eq!(
+            (cleared.status().as_u16(), subscribed.status().as_u16()),
+            (303, 303)
+        );
+        let page = alice.topics().await;
+        let stored = count_sql(
+            &server.db,
+            "SELECT count(*) AS n FROM topic_subscribers s JOIN users u ON u.id = s.user_id \
+             WHERE u.username = 'alice'",
+        )
+        .await;
+        let shown = page.iter().filter(|t| t.3).count();
+        assert_eq!(
+            shown as i64, stored,
+            "round {round}: the page shows the stored rows"
+        );
+        assert_eq!(
+            page.iter().map(|t| t.2).sum::<i64>(),
+            stored,
+            "round {round}: counts"
+        );
+        expect_redirect(
+            alice.post_form("/topics/unsubscribe-all/", &[]).await,
+            "/topics/",
+        )
+        .await;
+    }
+    assert_eq!(count_sql(&server.db, MISCOUNTED).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn names_created_at_once_in_two_letter_cases_give_one_topic_and_one_409() {
+    let server = TestServer::start();
+    let alice = server.client();
+    let bob = server.client();
+    expect_redirect(alice.signup("alice").await, "/topics/").await;
+    expect_redirect(bob.signup("bob").await, "/topics/").await;
+    for round in 0..8 {
+        let lower = format!("Go{round}");
+        let upper = lower.to_uppercase();
+        let (lower_form, upper_form) = ([("name", lower.as_str())], [("name", upper.as_str())]);
+        let (a, b) = tokio::join!(
+            alice.post_form("/topics/create/", &lower_form),
+            bob.post_form("/topics/create/", &upper_form),
+        );
+        let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [303, 409], "round {round}");
+    }
+    assert_eq!(
+        count_sql(
+            &server.db,
+            "SELECT count(*) AS n FROM topics WHERE lower(name) LIKE 'go%'"
+        )
+        .await,
+        8
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn subscribers_racing_a_delete_leave_no_row_behind_and_no_500() {
+    let server = TestServer::start();
+    server.create_staff("root");
+    let root = server.client();
+    expect_redirect(
+        root.login("root", crate::support::PASSWORD, "/topics/")
+            .await,
+        "/topics/",
+    )
+    .await;
+    let mut members = Vec::new();
+    for n in 0..4 {
+        let member = server.client();
+        expect_redirect(member.signup(&format!("member{n}")).await, "/topics/").await;
+        members.push(member);
+    }
+    for round in 0..6 {
+        let name = format!("Doomed {round}");
+        expect_redirect(
+            root.post_form("/topics/create/", &[("name", name.as_str())])
+                .await,
+            "/topics/",
+        )
+        .await;
+        let topic = root.topic_id(&name).await;
+        let subscribe = format!("/topics/subscribe/{topic}/");
+        let delete = format!("/topics/delete/{topic}/");
+        let subscribing = members.iter().map(|m| m.post_form(&subscribe, &[]));
+        let (deleted, subscribed) = tokio::join!(
+            root.post_form(&delete, &[]),
+            futures::future::join_all(subscribing),
+        );
+        assert_eq!(deleted.status().as_u16(), 303, "round {round}");
+        for response in subscribed {
+            // Before the delete: subscribed, then removed with it. After: the topic is gone.
+            assert!(
+                [303, 404].contains(&response.status().as_u16()),
+                "round {round}: {}",
+                response.status()
+            );
+        }
+        assert!(root.topics().await.iter().all(|t| t.0 != topic));
+    }
+    assert_eq!(
+        count_sql(
+            &server.db,
+            "SELECT count(*) AS n FROM topic_subscribers s \
+             WHERE NOT EXISTS (SELECT 1 FROM topics t WHERE t.id = s.topic_id)"
+        )
+        .await,
+        0
+    );
+    assert_eq!(count_sql(&server.db, MISCOUNTED).await, 0);
 }

@@ -245,11 +245,11 @@ async fn a_request_past_its_deadline_gets_503() {
     let first = TestServer::start();
     let alice = first.client();
     expect_redirect(alice.signup("alice").await, "/topics/").await;
-    let (db_path, _dir) = first.stop();
-    let server = TestServer::start_on_with(&db_path, &[("REQUEST_TIMEOUT_SECONDS", "1")]);
+    let db = first.stop();
+    let server = TestServer::start_on_with(&db, &[("REQUEST_TIMEOUT_SECONDS", "1")]);
     let alice = alice.against(&server);
     // The write waits for the lock (up to its 5 s busy timeout); the request deadline is 1 s.
-    let lock = crate::support::hold_write_lock(&server.db_path, std::time::Duration::from_secs(8));
+    let lock = crate::support::hold_write_lock(&server.db, std::time::Duration::from_secs(8));
     // (The same browser, now on the restarted server's origin.)
     let response = alice
         .http
@@ -276,7 +276,7 @@ async fn shutdown_waits_for_open_requests_only_until_its_deadline() {
     ]);
     let alice = server.client();
     expect_redirect(alice.signup("alice").await, "/topics/").await;
-    let lock = crate::support::hold_write_lock(&server.db_path, std::time::Duration::from_secs(4));
+    let lock = crate::support::hold_write_lock(&server.db, std::time::Duration::from_secs(4));
     let stuck = tokio::spawn(async move {
         alice
             .http

@@ -203,10 +203,10 @@ async fn shutdown_ends_streams_and_a_reconnect_catches_up() {
     let mut events = Events::open(&alice).await;
     let before = events.version().await;
 
-    let (db_path, dir) = server.stop(); // asserts a clean exit within the deadline
+    let db = server.stop(); // asserts a clean exit within the deadline
     assert_eq!(events.next(PATIENCE).await, Next::Ended);
 
-    let restarted = TestServer::start_on(&db_path);
+    let restarted = TestServer::start_on(&db);
     let client = alice.against(&restarted);
     let mut again = Events::open(&client).await;
     let after = again.version().await;
@@ -216,5 +216,5 @@ async fn shutdown_ends_streams_and_a_reconnect_catches_up() {
     );
     drop(again);
     drop(restarted);
-    drop(dir);
+    drop(db);
 }

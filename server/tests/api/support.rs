@@ -1,8 +1,9 @@
-//! Starts the real server binary on port 0 with a temporary database file, and talks to it
-//! over HTTP like a browser would (cookies kept, redirects not followed).
+//! Starts the real server binary on port 0 with a database of its own (a temporary SQLite
+//! file, or with `TEST_BACKEND=postgres` a scratch PostgreSQL database), and talks to it over
+//! HTTP like a browser would (cookies kept, redirects not followed).
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,50 +17,88 @@ pub const PASSWORD: &str = "correct horse battery";
 /// The operator's token for `/metrics` on test servers.
 pub const METRICS_TOKEN: &str = "test-metrics-token";
 
+/// A test's database, removed when the last handle to it drops.
+#[derive(Clone)]
+pub struct Database(Arc<Place>);
+
+enum Place {
+    Sqlite {
+        path: PathBuf,
+        _dir: tempfile::TempDir,
+    },
+    Postgres(app::db::scratch::ScratchDatabase),
+}
+
+impl Database {
+    /// An empty database on the backend the tests run on.
+    pub fn new() -> Database {
+        if app::db::scratch::tests_use_postgres() {
+            Database(Arc::new(Place::Postgres(
+                app::db::scratch::ScratchDatabase::create(),
+            )))
+        } else {
+            let dir = tempfile::tempdir().expect("temp dir");
+            Database(Arc::new(Place::Sqlite {
+                path: dir.path().join("app.db"),
+                _dir: dir,
+            }))
+        }
+    }
+
+    /// `DATABASE_URL` for a server on this database.
+    pub fn url(&self) -> String {
+        match &*self.0 {
+            Place::Sqlite { path, .. } => format!("sqlite://{}", path.display()),
+            Place::Postgres(scratch) => scratch.url().to_owned(),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(&*self.0, Place::Postgres(_))
+    }
+
+    async fn open(&self) -> app::db::Db {
+        app::db::Db::open(&self.url())
+            .await
+            .expect("open the server's database")
+    }
+}
+
 /// A running server process. Dropping it kills the process.
 pub struct TestServer {
     child: Option<Child>,
     pub base: String,
-    pub db_path: PathBuf,
+    pub db: Database,
     logs: Arc<Mutex<Vec<String>>>,
-    _dir: Option<tempfile::TempDir>,
 }
 
 impl TestServer {
     pub fn start() -> TestServer {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db_path = dir.path().join("app.db");
-        let mut server = Self::start_on(&db_path);
-        server._dir = Some(dir);
-        server
+        Self::spawn(&Database::new(), &[])
     }
 
     /// Starts a server with extra environment variables.
     pub fn start_with(vars: &[(&str, &str)]) -> TestServer {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db_path = dir.path().join("app.db");
-        let mut server = Self::spawn(&db_path, vars);
-        server._dir = Some(dir);
-        server
+        Self::spawn(&Database::new(), vars)
     }
 
-    /// Starts a server on an existing database file (used to restart).
-    pub fn start_on(db_path: &Path) -> TestServer {
-        Self::spawn(db_path, &[])
+    /// Starts a server on an existing database (used to restart).
+    pub fn start_on(db: &Database) -> TestServer {
+        Self::spawn(db, &[])
     }
 
     /// [`Self::start_on`] with extra environment variables.
-    pub fn start_on_with(db_path: &Path, vars: &[(&str, &str)]) -> TestServer {
-        Self::spawn(db_path, vars)
+    pub fn start_on_with(db: &Database, vars: &[(&str, &str)]) -> TestServer {
+        Self::spawn(db, vars)
     }
 
-    fn spawn(db_path: &Path, vars: &[(&str, &str)]) -> TestServer {
+    fn spawn(db: &Database, vars: &[(&str, &str)]) -> TestServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
             // Tests sign many people up from one address; a test of the limit sets its own.
             .env("SIGNUPS_PER_IP_PER_HOUR", "10000")
             .env("METRICS_TOKEN", METRICS_TOKEN)
             .envs(vars.iter().copied())
-            .env("DATABASE_URL", format!("sqlite://{}", db_path.display()))
+            .env("DATABASE_URL", db.url())
             .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -96,9 +135,8 @@ impl TestServer {
         TestServer {
             child: Some(child),
             base,
-            db_path: db_path.to_owned(),
+            db: db.clone(),
             logs,
-            _dir: None,
         }
     }
 
@@ -125,8 +163,8 @@ impl TestServer {
         self.logs.lock().expect("log lock").clone()
     }
 
-    /// Sends SIGTERM and waits for a clean exit; returns the database path for a restart.
-    pub fn stop(mut self) -> (PathBuf, Option<tempfile::TempDir>) {
+    /// Sends SIGTERM and waits for a clean exit; returns the database for a restart.
+    pub fn stop(mut self) -> Database {
         let mut child = self.child.take().expect("running");
         let status = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -145,7 +183,7 @@ impl TestServer {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        (self.db_path.clone(), self._dir.take())
+        self.db.clone()
     }
 }
 
@@ -158,6 +196,7 @@ impl Drop for TestServer {
     }
 }
 
+#[derive(Clone)]
 pub struct TestClient {
     pub http: Client,
     pub base: String,
@@ -242,10 +281,7 @@ impl TestServer {
     pub fn create_staff(&self, username: &str) {
         let output = Command::new(env!("CARGO_BIN_EXE_server"))
             .args(["create-user", username, "--staff"])
-            .env(
-                "DATABASE_URL",
-                format!("sqlite://{}", self.db_path.display()),
-            )
+            .env("DATABASE_URL", self.db.url())
             .env("SUBSCRIPTIONS_PASSWORD", PASSWORD)
             .output()
             .expect("run create-user");
@@ -273,11 +309,9 @@ impl TestServer {
             .unwrap_or_else(|| panic!("metric {name} missing from:\n{body}"))
     }
 
-    /// The activity feed straight from the database file: (topic_id, topic_name, action).
+    /// The activity feed straight from the database: (topic_id, topic_name, action).
     pub async fn activity_rows(&self) -> Vec<(Option<i64>, String, String)> {
-        let db = app::db::Db::open(&format!("sqlite://{}", self.db_path.display()))
-            .await
-            .expect("open the server's database");
+        let db = self.db.open().await;
         let page = db
             .run(|conn| app::activity::ssr::page(conn, 1).map_err(app::error::AppError::from))
             .await
@@ -291,15 +325,20 @@ impl TestServer {
 
 /// Holds the database's write lock from another connection (as another process busy writing
 /// would) for `duration`; returns once the lock is held. Join the handle to wait for release.
-pub fn hold_write_lock(db_path: &Path, duration: Duration) -> std::thread::JoinHandle<()> {
+/// On PostgreSQL: every table locked against writers, readers still let through.
+pub fn hold_write_lock(db: &Database, duration: Duration) -> std::thread::JoinHandle<()> {
     use diesel::connection::SimpleConnection;
-    use diesel::Connection;
-    let url = db_path.display().to_string();
+    let target = app::db::Target::parse(&db.url()).expect("database URL");
+    let take = if db.is_postgres() {
+        "BEGIN; LOCK TABLE users, topics, topic_subscribers, topic_activities, sessions \
+         IN EXCLUSIVE MODE;"
+    } else {
+        "BEGIN IMMEDIATE;"
+    };
     let (held, acquired) = std::sync::mpsc::channel();
     let holder = std::thread::spawn(move || {
-        let mut conn = diesel::SqliteConnection::establish(&url).expect("open the database");
-        conn.batch_execute("PRAGMA busy_timeout = 5000; BEGIN IMMEDIATE;")
-            .expect("take the write lock");
+        let mut conn = target.connect().expect("open the database");
+        conn.batch_execute(take).expect("take the write lock");
         let _ = held.send(());
         std::thread::sleep(duration);
         conn.batch_execute("COMMIT;")
@@ -311,11 +350,11 @@ pub fn hold_write_lock(db_path: &Path, duration: Duration) -> std::thread::JoinH
     holder
 }
 
-/// Runs SQL statements on a server's database file, as an operator (or a crash) might.
-pub async fn execute_sql(db_path: &Path, sql: impl Into<String>) {
+/// Runs SQL statements on a server's database, as an operator (or a crash) might.
+pub async fn execute_sql(db: &Database, sql: impl Into<String>) {
     use diesel::connection::SimpleConnection;
     let sql = sql.into();
-    database(db_path)
+    db.open()
         .await
         .run(move |conn| conn.batch_execute(&sql).map_err(app::error::AppError::from))
         .await
@@ -323,7 +362,7 @@ pub async fn execute_sql(db_path: &Path, sql: impl Into<String>) {
 }
 
 /// The number `sql` selects as a column named `n`.
-pub async fn count_sql(db_path: &Path, sql: impl Into<String>) -> i64 {
+pub async fn count_sql(db: &Database, sql: impl Into<String>) -> i64 {
     use diesel::RunQueryDsl;
     #[derive(diesel::QueryableByName)]
     struct Count {
@@ -331,7 +370,7 @@ pub async fn count_sql(db_path: &Path, sql: impl Into<String>) -> i64 {
         n: i64,
     }
     let sql = sql.into();
-    database(db_path)
+    db.open()
         .await
         .run(move |conn| {
             diesel::sql_query(sql)
@@ -341,12 +380,6 @@ pub async fn count_sql(db_path: &Path, sql: impl Into<String>) -> i64 {
         .await
         .expect("count")
         .n
-}
-
-async fn database(db_path: &Path) -> app::db::Db {
-    app::db::Db::open(&format!("sqlite://{}", db_path.display()))
-        .await
-        .expect("open the server's database")
 }
 
 /// One topic element of a list page: (id, name, subscribers, subscribed).

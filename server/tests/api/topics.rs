@@ -475,11 +475,7 @@ async fn a_topic_with_thousands_of_subscribers_goes_at_once_and_is_purged_after(
     let root = staff(&server, "root").await;
     let python = alice.topic_id("Python").await;
     alice.subscribe(python).await;
-    execute_sql(
-        &server.db_path,
-        MANY_SUBSCRIBE_TO.replace("TOPIC", "Python"),
-    )
-    .await;
+    execute_sql(&server.db, MANY_SUBSCRIBE_TO.replace("TOPIC", "Python")).await;
     assert!(root
         .topics()
         .await
@@ -504,7 +500,7 @@ async fn a_topic_with_thousands_of_subscribers_goes_at_once_and_is_purged_after(
 
     assert!(wait_for_log(&server, "retired topic purged").await);
     let left = count_sql(
-        &server.db_path,
+        &server.db,
         "SELECT (SELECT count(*) FROM topic_subscribers WHERE topic_id NOT IN
                        (SELECT id FROM topics WHERE deleted_at IS NULL))
                   + (SELECT count(*) FROM topics WHERE deleted_at IS NOT NULL) AS n",
@@ -524,31 +520,31 @@ async fn a_topic_with_thousands_of_subscribers_goes_at_once_and_is_purged_after(
 #[tokio::test]
 async fn a_purge_cut_short_resumes_when_the_server_starts_again() {
     let server = TestServer::start();
-    let (db_path, dir) = server.stop();
-    execute_sql(&db_path, MANY_SUBSCRIBE_TO.replace("TOPIC", "Django")).await;
+    let db = server.stop();
+    execute_sql(&db, MANY_SUBSCRIBE_TO.replace("TOPIC", "Django")).await;
     // What a process killed between the retirement and the end of the purge leaves behind.
     execute_sql(
-        &db_path,
+        &db,
         "UPDATE topics SET deleted_at = CURRENT_TIMESTAMP WHERE name = 'Django'",
     )
     .await;
 
-    let restarted = TestServer::start_on(&db_path);
+    let restarted = TestServer::start_on(&db);
     assert!(wait_for_log(&restarted, "retired topic purged").await);
     assert_eq!(
-        count_sql(&db_path, "SELECT count(*) AS n FROM topic_subscribers").await,
+        count_sql(&db, "SELECT count(*) AS n FROM topic_subscribers").await,
         0
     );
     assert_eq!(
         count_sql(
-            &db_path,
+            &db,
             "SELECT count(*) AS n FROM topics WHERE name = 'Django'"
         )
         .await,
         0
     );
     drop(restarted);
-    drop(dir);
+    drop(db);
 }
 
 #[tokio::test]
@@ -584,7 +580,7 @@ async fn names_compare_by_their_unicode_case_folded_form_and_invisible_character
     assert_eq!(folded.status(), StatusCode::CONFLICT);
     assert_eq!(
         count_sql(
-            &server.db_path,
+            &server.db,
             "SELECT count(*) AS n FROM topics WHERE name_key IS NULL"
         )
         .await,
@@ -598,7 +594,7 @@ async fn a_database_busy_past_its_timeout_answers_503_changes_nothing_and_recove
     let server = TestServer::start();
     let alice = member(&server, "alice").await;
     let python = alice.topic_id("Python").await;
-    let lock = crate::support::hold_write_lock(&server.db_path, Duration::from_secs(8));
+    let lock = crate::support::hold_write_lock(&server.db, Duration::from_secs(8));
     let response = alice
         .post_form(&format!("/topics/subscribe/{python}/"), &[])
         .await;

@@ -62,13 +62,7 @@ pub struct Purged {
 /// left, in one write transaction. `None` when no topic is retired.
 pub fn purge_batch(conn: &mut Conn) -> QueryResult<Option<Purged>> {
     db::write_transaction(conn, |conn| {
-        let Some(topic_id) = topics::table
-            .filter(topics::deleted_at.is_not_null())
-            .select(topics::id)
-            .order(topics::id)
-            .first::<TopicId>(conn)
-            .optional()?
-        else {
+        let Some(topic_id) = oldest_retired(conn)? else {
             return Ok(None);
         };
         let removed = subscriptions::ssr::remove_batch_of_topic(conn, topic_id, BATCH)?;
@@ -82,6 +76,20 @@ pub fn purge_batch(conn: &mut Conn) -> QueryResult<Option<Purged>> {
             finished,
         }))
     })
+}
+
+/// The retired topic to purge next, held until the transaction ends. On PostgreSQL a topic
+/// another purge holds (another instance's) is skipped rather than waited for, so that each
+/// batch is removed once and a purge cut short (its instance killed) is taken over.
+fn oldest_retired(conn: &mut Conn) -> QueryResult<Option<TopicId>> {
+    let retired = topics::table
+        .filter(topics::deleted_at.is_not_null())
+        .select(topics::id)
+        .order(topics::id);
+    match conn {
+        Conn::Sqlite(sqlite) => retired.first(sqlite).optional(),
+        Conn::Pg(pg) => retired.for_update().skip_locked().first(pg).optional(),
+    }
 }
 
 /// Purges every retired topic now; returns how many were finished.

@@ -15,7 +15,7 @@ use crate::testing::test_services;
 use crate::users::ssr::{create_user, Password, Username};
 
 struct World {
-    _dir: tempfile::TempDir,
+    _dir: crate::testing::TestDatabase,
     services: Services,
     alice: User,
     bob: User,
@@ -607,10 +607,11 @@ async fn deleting_a_topic_with_very_many_subscribers_bumps_one_epoch() {
     .expect("seed");
     let python = w.topic_id("Python").await;
     w.with_conn(move |conn, _| {
-        diesel::sql_query(
+        diesel::sql_query(placeholders(
+            conn,
             "INSERT INTO topic_subscribers (topic_id, user_id) \
              SELECT ?, id FROM users WHERE true ON CONFLICT DO NOTHING",
-        )
+        ))
         .bind::<diesel::sql_types::BigInt, _>(python)
         .execute(conn)?;
         Ok(())
@@ -664,20 +665,42 @@ async fn stored_counts_follow_every_way_a_subscription_ends() {
     }
 }
 
+/// `sql` with its `?` placeholders as the connection's backend spells them.
+fn placeholders(conn: &Conn, sql: &str) -> String {
+    match conn {
+        Conn::Sqlite(_) => sql.to_owned(),
+        Conn::Pg(_) => {
+            let mut numbered = String::with_capacity(sql.len() + 8);
+            let mut n = 0;
+            for c in sql.chars() {
+                if c == '?' {
+                    n += 1;
+                    numbered.push_str(&format!("${n}"));
+                } else {
+                    numbered.push(c);
+                }
+            }
+            numbered
+        }
+    }
+}
+
 /// `n` extra accounts (named `many1`…), subscribed to the topic `topic_id`.
 fn subscribe_many(conn: &mut Conn, topic_id: TopicId, n: i64) -> QueryResult<()> {
-    diesel::sql_query(
+    diesel::sql_query(placeholders(
+        conn,
         "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?)
          INSERT INTO users (username, password_hash)
          SELECT 'many' || ? || '-' || i, 'not a hash' FROM k",
-    )
+    ))
     .bind::<diesel::sql_types::BigInt, _>(n)
     .bind::<diesel::sql_types::BigInt, _>(topic_id)
     .execute(conn)?;
-    diesel::sql_query(
+    diesel::sql_query(placeholders(
+        conn,
         "INSERT INTO topic_subscribers (topic_id, user_id)
          SELECT ?, id FROM users WHERE username LIKE 'many' || ? || '-%'",
-    )
+    ))
     .bind::<diesel::sql_types::BigInt, _>(topic_id)
     .bind::<diesel::sql_types::BigInt, _>(topic_id)
     .execute(conn)?;

@@ -1,0 +1,5 @@
+DROP TABLE sessions;
+DROP TABLE topic_activities;
+DROP TABLE topic_subscribers;
+DROP TABLE topics;
+DROP TABLE users;

@@ -1,0 +1,1 @@
+DELETE FROM topics WHERE name IN ('Python', 'Django', 'DevOps');
