@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::TopicCache;
-use crate::db::{Conn, Db};
+use crate::db::{Backend, Conn, Db};
 use crate::error::AppError;
 use crate::ids::UserId;
 use crate::live::{LiveHub, ViewVersion};
@@ -39,7 +39,10 @@ impl Services {
     /// Connects the signal receivers (our `ready()`) to a cache whose entries live
     /// `cache_ttl` (zero turns caching off, for measuring) and to the live hub.
     pub fn new(db: Db, cache_ttl: Duration) -> Self {
-        let cache = TopicCache::new(cache_ttl);
+        let cache = match db.backend() {
+            Backend::Sqlite => TopicCache::new(cache_ttl),
+            Backend::Postgres => TopicCache::following_database_versions(cache_ttl),
+        };
         let live = LiveHub::default();
         let effects = Effects::new(cache.clone(), live.clone());
         Services {
@@ -75,6 +78,28 @@ impl Services {
         let signals = self.signals.clone();
         let outcome = self.db.run(move |conn| f(conn, &signals)).await?;
         Ok((outcome, self.view_version(viewer)))
+    }
+
+    /// Brings the cache's versions for `user_id`'s page up to the database's, when they live
+    /// there (PostgreSQL: other instances may have committed changes). Call before trusting
+    /// the cache for a request; on SQLite the cache's own versions are the truth already.
+    pub async fn catch_up(&self, user_id: UserId) -> Result<(), AppError> {
+        if self.db.backend() == Backend::Sqlite {
+            return Ok(());
+        }
+        let probed = self
+            .db
+            .run(move |conn| match conn {
+                Conn::Pg(pg) => crate::cache::shared::probe(pg, user_id)
+                    .map(Some)
+                    .map_err(AppError::from),
+                Conn::Sqlite(_) => Ok(None),
+            })
+            .await?;
+        if let Some(probed) = probed {
+            self.cache.observe(&probed);
+        }
+        Ok(())
     }
 
     /// The version of what `user_id` sees; it moves whenever a committed change touches it.

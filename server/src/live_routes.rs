@@ -46,6 +46,16 @@ pub async fn events(State(state): State<AppState>, Member(user): Member) -> Resp
                 .into_response();
         }
     };
+    // The first version sent is the database's when versions live there (another instance
+    // may have moved them since this one last looked).
+    if state.services.catch_up(user.id).await.is_err() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            "The database cannot be reached right now.",
+        )
+            .into_response();
+    }
     // Subscribe before reading the first version, so no bump falls in between.
     let follower = Follower {
         events: hub.subscribe(),

@@ -121,6 +121,11 @@ pub async fn serve_stored_pages(
     ) else {
         return next.run(request).await;
     };
+    // Another instance may have committed a change this one's versions do not know of yet;
+    // when the database cannot say, the render below reports it.
+    if state.services.catch_up(user_id).await.is_err() {
+        return next.run(request).await;
+    }
     let Some(key) = PageKey::new(user_id, request.uri(), state.services.view_version(user_id))
     else {
         return next.run(request).await;

@@ -2,6 +2,7 @@
 //! and how its schema is brought up to date.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
@@ -11,7 +12,7 @@ use diesel::prelude::*;
 use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use super::{CountStatements, OpenError, SqlStats};
+use super::{OpenError, SqlStats, Watch};
 
 /// One connection to whichever backend the server runs on. Code that is the same on both
 /// takes `&mut Conn` and uses Diesel's query builder; the few statements one backend spells
@@ -168,42 +169,52 @@ pub(super) struct Manager {
     pub stats: Arc<SqlStats>,
 }
 
+/// A pooled connection, with the flag its [`Watch`] raises when the connection is lost.
+pub(super) struct Pooled {
+    pub connection: deadpool_diesel::Connection<Conn>,
+    lost: Arc<AtomicBool>,
+}
+
 impl managed::Manager for Manager {
-    type Type = deadpool_diesel::Connection<Conn>;
+    type Type = Pooled;
     type Error = ConnectionError;
 
     async fn create(&self) -> Result<Self::Type, Self::Error> {
         let target = self.target.clone();
         let stats = self.stats.clone();
-        deadpool_diesel::Connection::new(Runtime::Tokio1, move || {
+        let lost = Arc::new(AtomicBool::new(false));
+        let flag = lost.clone();
+        let connection = deadpool_diesel::Connection::new(Runtime::Tokio1, move || {
             let mut conn = target.connect()?;
-            conn.set_instrumentation(CountStatements(stats));
-            Ok(conn)
+            conn.set_instrumentation(Watch { stats, lost: flag });
+            Ok::<_, ConnectionError>(conn)
         })
-        .await
+        .await?;
+        Ok(Pooled { connection, lost })
     }
 
-    async fn recycle(&self, conn: &mut Self::Type, _: &Metrics) -> RecycleResult<Self::Error> {
-        if conn.is_mutex_poisoned() {
+    async fn recycle(&self, pooled: &mut Self::Type, _: &Metrics) -> RecycleResult<Self::Error> {
+        if pooled.lost.load(Ordering::Relaxed) {
+            return Err(RecycleError::message("the connection was lost"));
+        }
+        if pooled.connection.is_mutex_poisoned() {
             return Err(RecycleError::message("a query panicked on this connection"));
         }
-        let checked = conn
+        // No ping: a connection whose server went away fails its next statement, which
+        // raises the flag above, and the request gets a 503 while the pool opens a new one.
+        let clean = pooled
+            .connection
             .interact(|conn| {
                 use diesel::connection::TransactionManager;
-                if <Conn as Connection>::TransactionManager::is_broken_transaction_manager(conn) {
-                    return Err("left inside a transaction".to_owned());
-                }
-                match conn {
-                    // A local file does not go away between checkouts.
-                    Conn::Sqlite(_) => Ok(()),
-                    // A server can (restarted, connection terminated): a failed ping drops
-                    // the connection instead of handing it to a request.
-                    Conn::Pg(pg) => pg.batch_execute("SELECT 1").map_err(|e| e.to_string()),
-                }
+                !<Conn as Connection>::TransactionManager::is_broken_transaction_manager(conn)
             })
             .await
             .map_err(|e| RecycleError::message(e.to_string()))?;
-        checked.map_err(RecycleError::message)
+        if clean {
+            Ok(())
+        } else {
+            Err(RecycleError::message("left inside a transaction"))
+        }
     }
 }
 

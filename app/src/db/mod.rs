@@ -60,16 +60,32 @@ pub struct SqlStats {
     pub topic_statements: AtomicU64,
 }
 
-struct CountStatements(Arc<SqlStats>);
+/// Watches one connection's statements: counts them, and notes when one failed because the
+/// connection is gone, so the pool drops it instead of handing it out again (a cheaper check
+/// than a ping before every checkout).
+struct Watch {
+    stats: Arc<SqlStats>,
+    lost: Arc<std::sync::atomic::AtomicBool>,
+}
 
-impl Instrumentation for CountStatements {
+impl Instrumentation for Watch {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::FinishQuery {
+            error: Some(err), ..
+        } = event
+        {
+            if is_connection_lost(err) {
+                self.lost.store(true, Ordering::Relaxed);
+            }
+        }
         if let InstrumentationEvent::StartQuery { query, .. } = event {
-            self.0.statements.fetch_add(1, Ordering::Relaxed);
+            self.stats.statements.fetch_add(1, Ordering::Relaxed);
             let sql = query.to_string();
             tracing::trace!(%sql, "statement");
-            if sql.contains("topic") {
-                self.0.topic_statements.fetch_add(1, Ordering::Relaxed);
+            // The statement's text, not the values bound to it (which Diesel appends).
+            let text = sql.split("-- binds:").next().unwrap_or_default();
+            if text.contains("topic") {
+                self.stats.topic_statements.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -152,7 +168,8 @@ impl Db {
                 other => other.to_string(),
             })
         })?;
-        conn.interact(backend::migrate)
+        conn.connection
+            .interact(backend::migrate)
             .await
             .map_err(|e| MigrateFailure::Migrate(e.to_string()))?
             .map_err(MigrateFailure::Migrate)
@@ -178,7 +195,8 @@ impl Db {
             .get()
             .await
             .map_err(|e| E::from(DbError::Pool(e.to_string())))?;
-        conn.interact(f)
+        conn.connection
+            .interact(f)
             .await
             .map_err(|e| E::from(DbError::Interact(e.to_string())))?
     }
@@ -344,6 +362,24 @@ pub fn is_unavailable(err: &diesel::result::Error) -> bool {
     }
 }
 
+/// Whether `err` means the connection itself is gone (the server restarted, the connection
+/// was terminated): it cannot serve another statement.
+fn is_connection_lost(err: &diesel::result::Error) -> bool {
+    const LOST: [&str; 4] = [
+        "terminating connection",
+        "server closed the connection",
+        "no connection to the server",
+        "connection to server",
+    ];
+    match err {
+        diesel::result::Error::DatabaseError(kind, info) => {
+            matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
+                || LOST.iter().any(|m| info.message().contains(m))
+        }
+        _ => false,
+    }
+}
+
 /// Whether `err` is a unique-constraint violation (a taken name).
 pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
     matches!(
@@ -487,6 +523,48 @@ mod tests {
             .await
             .expect("migrations round trip");
         assert_eq!(names, vec!["DevOps", "Django", "Python"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn connections_the_server_terminated_are_replaced_after_one_failure_each() {
+        let place = scratch::ScratchDatabase::create();
+        let db = Db::open(place.url()).await.expect("open");
+        let ask = |db: Db| async move {
+            db.run(|conn| {
+                diesel::sql_query("SELECT 1::BIGINT AS n")
+                    .get_result::<Count>(conn)
+                    .map_err(DbError::from)
+            })
+            .await
+        };
+        // Several connections open at once, then returned to the pool.
+        let opening: Vec<_> = (0..4).map(|_| tokio::spawn(ask(db.clone()))).collect();
+        for open in opening {
+            open.await.expect("task").expect("query");
+        }
+        let mut admin = Target::parse(place.url())
+            .expect("url")
+            .connect()
+            .expect("admin connection");
+        let terminated = diesel::sql_query(
+            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .get_result::<Count>(&mut admin)
+        .expect("terminate")
+        .n;
+        assert!(terminated >= 1, "the pool's connections were there to end");
+        let mut failures = 0;
+        for _ in 0..POOL_SIZE + 3 {
+            if ask(db.clone()).await.is_err() {
+                failures += 1;
+            }
+        }
+        assert!(
+            failures <= usize::try_from(terminated).unwrap_or(usize::MAX),
+            "each lost connection fails at most one request: {failures} of {terminated}"
+        );
+        ask(db.clone()).await.expect("served by a new connection");
     }
 
     fn topic_names(conn: &mut Conn) -> QueryResult<Vec<String>> {

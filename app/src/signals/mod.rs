@@ -15,7 +15,7 @@
 //! Receivers are the only code that can write activity rows or invalidate the cache: both need
 //! a [`Receiving`] token, which only this module can make.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 use crate::cache::TopicCache;
@@ -253,6 +253,14 @@ impl Effects {
         self.live.publish(self.cache.invalidate_catalog(token));
     }
 
+    /// Moves the cache to the versions a committed change gave in the database, and tells the
+    /// open pages.
+    pub fn advance(&self, moved: &crate::cache::shared::Moved, token: &Receiving) {
+        for bump in self.cache.advance(moved, token) {
+            self.live.publish(bump);
+        }
+    }
+
     /// Ends the open pages' streams of a user who logged out.
     pub fn end_user_streams(&self, user_id: UserId, token: &Receiving) {
         self.live.end_user_streams(user_id, token);
@@ -285,6 +293,28 @@ pub struct Tx<'c> {
     after_commit: Vec<AfterCommit>,
     /// Subscriber ids of topics about to be deleted, captured at `pre_delete`.
     captured_subscribers: HashMap<TopicId, Vec<UserId>>,
+    /// What the change makes stale, invalidated when it commits.
+    stale: Stale,
+}
+
+/// The cache entries a change makes stale. Collected while the transaction runs, so that a
+/// backend whose versions live in the database (PostgreSQL, several instances) can move them
+/// inside the same transaction; in memory (SQLite, one process) they move after the commit.
+#[derive(Debug, Default)]
+pub(crate) struct Stale {
+    pub users: BTreeSet<UserId>,
+    pub catalog: bool,
+}
+
+impl Stale {
+    fn merge(&mut self, other: Stale) {
+        self.users.extend(other.users);
+        self.catalog |= other.catalog;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.users.is_empty() && !self.catalog
+    }
 }
 
 impl<'c> Tx<'c> {
@@ -294,6 +324,7 @@ impl<'c> Tx<'c> {
             registry,
             after_commit: Vec::new(),
             captured_subscribers: HashMap::new(),
+            stale: Stale::default(),
         }
     }
 
@@ -311,6 +342,17 @@ impl<'c> Tx<'c> {
     /// the savepoint it was scheduled in) rolls back. Only receivers can use the token.
     pub fn on_commit(&mut self, work: impl FnOnce(&Effects, &Receiving) + 'static) {
         self.after_commit.push(Box::new(work));
+    }
+
+    /// Marks the users' cached lists stale as of this change's commit (and tells their open
+    /// pages). Dropped if the transaction, or the savepoint it ran in, rolls back.
+    pub fn invalidate_users(&mut self, user_ids: &[UserId], _: &Receiving) {
+        self.stale.users.extend(user_ids.iter().copied());
+    }
+
+    /// Marks the shared catalog stale as of this change's commit (and tells every open page).
+    pub fn invalidate_catalog(&mut self, _: &Receiving) {
+        self.stale.catalog = true;
     }
 
     pub(crate) fn capture_subscribers(&mut self, topic_id: TopicId, user_ids: Vec<UserId>) {
@@ -334,9 +376,11 @@ impl<'c> Tx<'c> {
             inner.captured_subscribers = std::mem::take(captured);
             let value = f(&mut inner);
             *captured = std::mem::take(&mut inner.captured_subscribers);
-            value.map(|value| (value, inner.after_commit))
+            value.map(|value| (value, (inner.after_commit, inner.stale)))
         })?;
+        let (work, stale) = work;
         self.after_commit.extend(work);
+        self.stale.merge(stale);
         Ok(value)
     }
 }
@@ -374,7 +418,30 @@ fn with_tx<R>(
 ) -> Result<(R, Vec<AfterCommit>), AppError> {
     let mut tx = Tx::new(conn, &signals.registry);
     let value = f(&mut tx)?;
-    Ok((value, tx.after_commit))
+    let Tx {
+        conn,
+        mut after_commit,
+        stale,
+        ..
+    } = tx;
+    if !stale.is_empty() {
+        // Last before the commit: whatever the change's receivers marked stale.
+        let invalidate = match conn {
+            Conn::Pg(pg) => {
+                let moved = crate::cache::shared::bump(pg, &stale)?;
+                Box::new(move |effects: &Effects, token: &Receiving| effects.advance(&moved, token))
+                    as AfterCommit
+            }
+            Conn::Sqlite(_) => Box::new(move |effects: &Effects, token: &Receiving| {
+                effects.invalidate_users(&Vec::from_iter(stale.users), token);
+                if stale.catalog {
+                    effects.invalidate_catalog(token);
+                }
+            }),
+        };
+        after_commit.push(invalidate);
+    }
+    Ok((value, after_commit))
 }
 
 fn run_after_commit(signals: &Signals, work: Vec<AfterCommit>) {

@@ -101,18 +101,16 @@ fn record_delete(tx: &mut Tx<'_>, signal: &PostDelete, token: &Receiving) -> Res
 fn topic_changed(
     tx: &mut Tx<'_>,
     signal: &TopicChanged,
-    _token: &Receiving,
+    token: &Receiving,
 ) -> Result<(), AppError> {
     let subscribers = match tx.captured_subscribers(signal.topic_id) {
         Some(captured) => captured,
         None => affected_subscribers(tx, signal.topic_id)?,
     };
     let TopicChanged { topic_id, action } = signal.clone();
-    tx.on_commit(move |effects, token| {
-        info!("Topic {topic_id} changed: {action}");
-        effects.invalidate_users(&subscribers, token);
-        effects.invalidate_catalog(token);
-    });
+    tx.invalidate_users(&subscribers, token);
+    tx.invalidate_catalog(token);
+    tx.on_commit(move |_, _| info!("Topic {topic_id} changed: {action}"));
     Ok(())
 }
 
@@ -121,7 +119,7 @@ fn topic_changed(
 fn subscriptions_changed(
     tx: &mut Tx<'_>,
     signal: &M2mChanged,
-    _token: &Receiving,
+    token: &Receiving,
 ) -> Result<(), AppError> {
     if !matches!(
         signal.action,
@@ -129,11 +127,8 @@ fn subscriptions_changed(
     ) {
         return Ok(());
     }
-    let users = signal.affected_users();
-    tx.on_commit(move |effects, token| {
-        effects.invalidate_users(&users, token);
-        effects.invalidate_catalog(token);
-    });
+    tx.invalidate_users(&signal.affected_users(), token);
+    tx.invalidate_catalog(token);
     Ok(())
 }
 
@@ -141,13 +136,12 @@ fn subscriptions_changed(
 fn user_logged_out(
     tx: &mut Tx<'_>,
     signal: &UserLoggedOut,
-    _token: &Receiving,
+    token: &Receiving,
 ) -> Result<(), AppError> {
     let user_id = signal.user_id;
-    tx.on_commit(move |effects, token| {
-        // Streams end first: they must not push a version the logged-out page cannot fetch.
-        effects.end_user_streams(user_id, token);
-        effects.invalidate_users(&[user_id], token);
-    });
+    // Streams end first (this work is scheduled before the invalidation, which runs last):
+    // they must not push a version the logged-out page cannot fetch.
+    tx.on_commit(move |effects, token| effects.end_user_streams(user_id, token));
+    tx.invalidate_users(&[user_id], token);
     Ok(())
 }

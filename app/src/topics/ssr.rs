@@ -247,6 +247,7 @@ pub async fn list(
     user_id: UserId,
     request: PageRequest,
 ) -> Result<TopicListing, AppError> {
+    services.catch_up(user_id).await?;
     let lookup = Lookup::new(&services.cache, user_id);
     if let (Some(catalog), Some(mine)) = (&lookup.catalog, &lookup.mine) {
         return Ok(merge(lookup.ticket, catalog, mine, &request));

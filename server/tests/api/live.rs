@@ -211,9 +211,13 @@ async fn shutdown_ends_streams_and_a_reconnect_catches_up() {
     let mut again = Events::open(&client).await;
     let after = again.version().await;
     assert!(
-        after.shared > before.shared && after.user > before.user,
+        after.shared >= before.shared && after.user >= before.user,
         "versions never go backwards across a restart: {after:?} after {before:?}"
     );
+    if !db.is_postgres() {
+        // In memory they start from the boot time; on PostgreSQL they are the stored ones.
+        assert!(after.shared > before.shared && after.user > before.user);
+    }
     drop(again);
     drop(restarted);
     drop(db);

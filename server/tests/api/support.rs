@@ -222,6 +222,8 @@ impl TestClient {
     pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Response {
         self.http
             .post(format!("{}{}", self.base, path))
+            // This client's server, also after `against` (the default is the first server's).
+            .header(ORIGIN, &self.base)
             .form(form)
             .send()
             .await

@@ -313,10 +313,13 @@ async fn repeated_loads_run_no_topic_sql_until_something_changes() {
         alice.topics().await;
     }
     assert_eq!(server.metric("sql_topic_statements_total").await, warm);
+    // On PostgreSQL each request reads the cache versions other instances may have moved
+    // (one primary-key read); on SQLite the versions are in memory.
+    let probes = if server.db.is_postgres() { 5 } else { 0 };
     assert_eq!(
         server.metric("sql_statements_total").await,
-        all_warm,
-        "a cache hit runs no SQL at all, session and user lookups included"
+        all_warm + probes,
+        "a cache hit runs no SQL beyond the version read, session and user lookups included"
     );
     let served_from_memory =
         server.metric("cache_hits_total").await + server.metric("page_cache_hits_total").await;

@@ -25,6 +25,8 @@ use crate::ids::{TopicId, UserId};
 use crate::live::{LiveEvent, ViewVersion};
 use crate::signals::Receiving;
 
+pub mod shared;
+
 pub const TTL: Duration = Duration::from_secs(60);
 const MAX_USER_ENTRIES: u64 = 100_000;
 const CATALOG_KEY: &str = "topics:catalog";
@@ -107,11 +109,23 @@ impl Default for TopicCache {
 }
 
 impl TopicCache {
+    /// A cache whose generations live in this process: exact for one server process (SQLite).
     pub fn new(ttl: Duration) -> Self {
         let base = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|elapsed| u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX / 2))
             .unwrap_or(0);
+        Self::starting_at(ttl, base)
+    }
+
+    /// A cache whose generations follow the versions kept in the database ([`shared`]): the
+    /// reader moves them with [`Self::observe`] before it looks, the writer with
+    /// [`Self::advance`] after its commit. Versions count from 0 there and never go back.
+    pub fn following_database_versions(ttl: Duration) -> Self {
+        Self::starting_at(ttl, 0)
+    }
+
+    fn starting_at(ttl: Duration, base: u64) -> Self {
         TopicCache {
             inner: Arc::new(Inner {
                 users: Cache::builder()
@@ -282,6 +296,63 @@ impl TopicCache {
 
     /// Drops the shared catalog (names, counts, which topics exist) and reports the bump.
     /// Post-commit only.
+    /// Moves generations up to the versions a reader found in the database (never back),
+    /// dropping the entries they make stale. Any change committed before the probe has moved
+    /// those versions, whichever instance made it.
+    pub fn observe(&self, probed: &shared::Probed) {
+        let mut generations = self.generations();
+        if raise(
+            &mut generations,
+            CATALOG_KEY,
+            probed.catalog,
+            self.inner.base,
+        ) {
+            self.inner.catalog.invalidate(&CATALOG_KEY);
+        }
+        if raise(
+            &mut generations,
+            ALL_USERS_KEY,
+            probed.all_users,
+            self.inner.base,
+        ) {
+            self.inner.users.invalidate_all();
+        }
+        let key = user_key(probed.user_id);
+        if raise(&mut generations, &key, probed.user, self.inner.base) {
+            self.inner.users.invalidate(&key);
+        }
+    }
+
+    /// After a commit that moved versions in the database: the same as [`Self::observe`] for
+    /// them, and the bumps to tell open pages.
+    pub fn advance(&self, moved: &shared::Moved, _: &Receiving) -> Vec<LiveEvent> {
+        let mut generations = self.generations();
+        let mut bumps = Vec::with_capacity(moved.users.len() + 2);
+        let base = self.inner.base;
+        if let Some(epoch) = moved.all_users {
+            raise(&mut generations, ALL_USERS_KEY, epoch, base);
+            self.inner.users.invalidate_all();
+            bumps.push(LiveEvent::AllUsers(epoch));
+        }
+        for &(user_id, version) in &moved.users {
+            let key = user_key(user_id);
+            raise(&mut generations, &key, version, base);
+            self.inner.users.invalidate(&key);
+            let version = self.user_version(&generations, user_id);
+            bumps.push(LiveEvent::User { user_id, version });
+        }
+        if let Some(version) = moved.catalog {
+            raise(&mut generations, CATALOG_KEY, version, base);
+            self.inner.catalog.invalidate(&CATALOG_KEY);
+            bumps.push(LiveEvent::Shared(version));
+        }
+        self.inner
+            .stats
+            .invalidations
+            .fetch_add(bumps.len() as u64, Ordering::Relaxed);
+        bumps
+    }
+
     pub fn invalidate_catalog(&self, _: &Receiving) -> LiveEvent {
         let mut generations = self.generations();
         self.inner.catalog.invalidate(&CATALOG_KEY);
@@ -291,6 +362,17 @@ impl TopicCache {
             .invalidations
             .fetch_add(1, Ordering::Relaxed);
         LiveEvent::Shared(version)
+    }
+}
+
+/// Sets `key`'s generation to `version` if that is newer; whether it moved.
+fn raise(generations: &mut HashMap<String, u64>, key: &str, version: u64, base: u64) -> bool {
+    let current = generations.get(key).copied().unwrap_or(base);
+    if version > current {
+        generations.insert(key.to_owned(), version);
+        true
+    } else {
+        false
     }
 }
 

@@ -1,0 +1,229 @@
+//! Cache versions kept in the database (PostgreSQL), so that every server instance on one
+//! database agrees on them.
+//!
+//! A change moves the versions of what it makes stale inside its own transaction
+//! ([`bump`], called by `signals` last before the commit); a reader reads the current
+//! versions before it trusts its cache ([`probe`]: one indexed read of at most three rows, no
+//! topic table). An instance that probes after a commit therefore never serves what the
+//! change replaced, whichever instance made it. The rows are moved by the signal receivers'
+//! work, never by triggers: a row written behind the application's back stays invisible to
+//! the cache until the application itself changes something, as on SQLite.
+
+use diesel::prelude::*;
+use diesel::PgConnection;
+
+use super::{user_key, ALL_USERS_KEY, CATALOG_KEY, MANY_USERS};
+use crate::ids::UserId;
+use crate::signals::Stale;
+
+diesel::table! {
+    cache_versions (key) {
+        key -> Text,
+        version -> BigInt,
+    }
+}
+
+/// The versions a reader found, for the keys one user's page depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probed {
+    pub catalog: u64,
+    pub all_users: u64,
+    pub user_id: UserId,
+    pub user: u64,
+}
+
+/// The versions a committed change moved to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Moved {
+    pub catalog: Option<u64>,
+    /// Set instead of `users` when a change touches more than [`MANY_USERS`] users.
+    pub all_users: Option<u64>,
+    pub users: Vec<(UserId, u64)>,
+}
+
+/// The current versions of what `user_id`'s page depends on (a missing row is version 0).
+pub fn probe(conn: &mut PgConnection, user_id: UserId) -> QueryResult<Probed> {
+    let user = user_key(user_id);
+    let keys = [CATALOG_KEY, ALL_USERS_KEY, user.as_str()];
+    let rows: Vec<(String, i64)> = cache_versions::table
+        .filter(cache_versions::key.eq_any(keys))
+        .select((cache_versions::key, cache_versions::version))
+        .load(conn)?;
+    let version_of = |key: &str| {
+        rows.iter()
+            .find(|(found, _)| found == key)
+            .map_or(0, |(_, version)| unsigned(*version))
+    };
+    Ok(Probed {
+        catalog: version_of(CATALOG_KEY),
+        all_users: version_of(ALL_USERS_KEY),
+        user_id,
+        user: version_of(&user),
+    })
+}
+
+/// Moves the version of everything `stale` names, inside the caller's transaction.
+pub(crate) fn bump(conn: &mut PgConnection, stale: &Stale) -> QueryResult<Moved> {
+    let mut keys: Vec<String> = if stale.users.len() > MANY_USERS {
+        vec![ALL_USERS_KEY.to_owned()]
+    } else {
+        stale.users.iter().map(|&user| user_key(user)).collect()
+    };
+    if stale.catalog {
+        keys.push(CATALOG_KEY.to_owned());
+    }
+    // Rows are locked in one order by every change, so two changes never wait on each other
+    // in a circle. (The catalog row is moved by every change to topics or subscriptions:
+    // those changes commit one at a time, as on SQLite.)
+    keys.sort();
+    let rows: Vec<_> = keys
+        .iter()
+        .map(|key| {
+            (
+                cache_versions::key.eq(key),
+                cache_versions::version.eq(1_i64),
+            )
+        })
+        .collect();
+    let moved: Vec<(String, i64)> = diesel::insert_into(cache_versions::table)
+        .values(&rows)
+        .on_conflict(cache_versions::key)
+        .do_update()
+        .set(cache_versions::version.eq(cache_versions::version + 1))
+        .returning((cache_versions::key, cache_versions::version))
+        .get_results(conn)?;
+    let users: std::collections::HashMap<String, UserId> = stale
+        .users
+        .iter()
+        .map(|&user| (user_key(user), user))
+        .collect();
+    let mut result = Moved::default();
+    for (key, version) in moved {
+        let version = unsigned(version);
+        if key == CATALOG_KEY {
+            result.catalog = Some(version);
+        } else if key == ALL_USERS_KEY {
+            result.all_users = Some(version);
+        } else if let Some(&user) = users.get(&key) {
+            result.users.push((user, version));
+        }
+    }
+    Ok(result)
+}
+
+fn unsigned(version: i64) -> u64 {
+    u64::try_from(version).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use crate::db::scratch::ScratchDatabase;
+    use crate::db::Db;
+    use crate::ids::TopicId;
+    use crate::services::Services;
+    use crate::topics::ssr::{list, rename};
+    use crate::topics::{PageRequest, TopicListing};
+    use crate::users::ssr::{create_user, Password, User, Username};
+
+    /// Two instances of the domain on one PostgreSQL database, as two server processes are.
+    async fn two_instances(place: &ScratchDatabase) -> (Services, Services) {
+        let open = || async {
+            let db = Db::open(place.url()).await.expect("open");
+            Services::new(db, super::super::TTL)
+        };
+        (open().await, open().await)
+    }
+
+    async fn account(services: &Services, name: &str, staff: bool) -> User {
+        let username = Username::parse(name).expect("name");
+        let password = Password::parse("long enough password", &username).expect("password");
+        create_user(&services.db, username, password, staff)
+            .await
+            .expect("account")
+    }
+
+    async fn page(services: &Services, user: &User) -> TopicListing {
+        list(services, user.id, PageRequest::default())
+            .await
+            .expect("list")
+    }
+
+    fn row(listing: &TopicListing, id: TopicId) -> (String, i64, bool) {
+        listing
+            .topics
+            .iter()
+            .find(|topic| topic.id == id)
+            .map(|topic| (topic.name.clone(), topic.subscribers, topic.subscribed))
+            .expect("listed")
+    }
+
+    #[tokio::test]
+    async fn a_change_through_one_instance_is_served_at_once_by_another() {
+        let place = ScratchDatabase::create();
+        let (a, b) = two_instances(&place).await;
+        let alice = account(&a, "alice", false).await;
+        let bob = account(&a, "bob", false).await;
+        let root = account(&a, "root", true).await;
+        let python = page(&b, &alice).await.topics[0].id;
+        // Both instances hold warm entries for both readers.
+        for services in [&a, &b] {
+            page(services, &alice).await;
+            page(services, &bob).await;
+        }
+
+        let written = crate::subscriptions::ssr::subscribe(&a, alice.id, python)
+            .await
+            .expect("subscribe");
+        let seen = page(&b, &alice).await;
+        assert_eq!(
+            row(&seen, python).1,
+            1,
+            "the count moved on the other instance"
+        );
+        assert!(
+            row(&seen, python).2,
+            "the writer's own flag, on the other instance"
+        );
+        assert_eq!(
+            seen.version, written,
+            "one source of versions for every instance"
+        );
+        assert_eq!(
+            row(&page(&b, &bob).await, python),
+            (row(&seen, python).0, 1, false)
+        );
+
+        rename(&b, &root, python, "Snake").await.expect("rename");
+        assert_eq!(row(&page(&a, &bob).await, python).0, "Snake");
+        assert_eq!(
+            row(&page(&a, &alice).await, python),
+            ("Snake".to_owned(), 1, true)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_warm_instance_reads_versions_but_no_topic_table() {
+        let place = ScratchDatabase::create();
+        let (a, b) = two_instances(&place).await;
+        let alice = account(&a, "alice", false).await;
+        page(&b, &alice).await;
+        let stats = b.db.sql_stats();
+        let (statements, topic_statements) = (
+            stats.statements.load(Ordering::Relaxed),
+            stats.topic_statements.load(Ordering::Relaxed),
+        );
+        page(&b, &alice).await;
+        assert_eq!(
+            stats.topic_statements.load(Ordering::Relaxed),
+            topic_statements,
+            "a hit reads no topic table"
+        );
+        assert_eq!(
+            stats.statements.load(Ordering::Relaxed),
+            statements + 1,
+            "one statement: the version probe"
+        );
+    }
+}
