@@ -8,10 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::TopicCache;
-use crate::db::{Backend, Conn, Db};
+use crate::db::{Backend, Conn, Db, Target};
 use crate::error::AppError;
 use crate::ids::UserId;
 use crate::live::{LiveHub, ViewVersion};
+use crate::sessions::MemorySessions;
+use crate::signals::remote::{self, RemoteStats};
 use crate::signals::{receivers, Effects, Signals};
 use crate::topics::ssr::purge::PurgeQueue;
 
@@ -25,6 +27,10 @@ pub struct Services {
     pub signals: Arc<Signals>,
     /// Wakes the background purge of retired topics.
     pub purge: PurgeQueue,
+    /// Other instances' changes, heard through the database (PostgreSQL only).
+    pub remote: Option<Arc<RemoteStats>>,
+    /// Sessions in memory, in front of the database (`crate::sessions`).
+    pub session_memory: MemorySessions,
 }
 
 impl std::fmt::Debug for Services {
@@ -45,12 +51,30 @@ impl Services {
         };
         let live = LiveHub::default();
         let effects = Effects::new(cache.clone(), live.clone());
+        let signals = Arc::new(Signals::new(receivers::ready(), effects));
+        let session_memory = MemorySessions::default();
+        let remote = match db.target() {
+            Target::Postgres { url } => {
+                match remote::follow(url.clone(), &signals, session_memory.clone()) {
+                    Ok(stats) => Some(stats),
+                    Err(err) => {
+                        // Pages stay exact (each request reads the versions); only open pages
+                        // would not follow other instances' changes live.
+                        tracing::error!(error = %err, "cannot start listening for other instances");
+                        None
+                    }
+                }
+            }
+            Target::Sqlite { .. } => None,
+        };
         Services {
             db,
-            signals: Arc::new(Signals::new(receivers::ready(), effects)),
+            signals,
             cache,
             live,
             purge: PurgeQueue::default(),
+            remote,
+            session_memory,
         }
     }
 

@@ -14,8 +14,9 @@ use crate::schema::sessions;
 
 /// How often `create` draws a fresh id when the drawn one is taken (practically never).
 const CREATE_ATTEMPTS: usize = 8;
-/// How long a session stays in memory without being reloaded from the database. Bounds how
-/// long another server instance may still honour a session ended elsewhere.
+/// How long a session stays in memory without being reloaded from the database. Instances on
+/// PostgreSQL hear of an ended session at once (`ENDED_CHANNEL`); this bounds how long one
+/// whose listening connection was down may still honour it.
 const MEMORY_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 const MEMORY_CAPACITY: u64 = 100_000;
 
@@ -71,9 +72,15 @@ pub async fn renew_if_due(session: &Session) -> Result<bool, session::Error> {
 /// The store the server uses: memory in front of the database.
 pub type Sessions = CachingSessionStore<MemorySessions, DbSessionStore>;
 
-pub fn sessions(db: Db) -> Sessions {
-    CachingSessionStore::new(MemorySessions::default(), DbSessionStore::new(db))
+/// `memory` is the instance's one in-memory cache of sessions (`Services::session_memory`),
+/// which sessions ended on other instances are removed from.
+pub fn sessions(db: Db, memory: MemorySessions) -> Sessions {
+    CachingSessionStore::new(memory, DbSessionStore::new(db))
 }
+
+/// The notification channel an ended session's id is announced on (PostgreSQL), so that
+/// every instance drops it from memory at once.
+pub const ENDED_CHANNEL: &str = "subscriptions_sessions_ended";
 
 /// Recently used sessions, in memory. Only a cache: the database is the source of truth.
 ///
@@ -111,6 +118,14 @@ impl std::fmt::Debug for MemorySessions {
     }
 }
 
+impl MemorySessions {
+    /// Drops an ended session and keeps it from coming back (see the type's comment).
+    pub fn forget(&self, session_id: &Id) {
+        self.ended.insert(*session_id, ());
+        self.records.invalidate(session_id);
+    }
+}
+
 #[async_trait]
 impl SessionStore for MemorySessions {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
@@ -134,8 +149,7 @@ impl SessionStore for MemorySessions {
     }
 
     async fn delete(&self, session_id: &Id) -> session_store::Result<()> {
-        self.ended.insert(*session_id, ());
-        self.records.invalidate(session_id);
+        self.forget(session_id);
         Ok(())
     }
 }
@@ -252,7 +266,23 @@ impl SessionStore for DbSessionStore {
         let id = session_id.to_string();
         self.db
             .run(move |conn| {
-                diesel::delete(sessions::table.filter(sessions::id.eq(id))).execute(conn)?;
+                let ended = sessions::table.filter(sessions::id.eq(id.clone()));
+                match conn {
+                    Conn::Sqlite(sqlite) => {
+                        diesel::delete(ended).execute(sqlite)?;
+                    }
+                    // Other instances may hold the session in memory: they hear of the end
+                    // when (and only if) it commits.
+                    Conn::Pg(pg) => pg
+                        .transaction(|pg| {
+                            diesel::delete(ended).execute(pg)?;
+                            diesel::sql_query("SELECT pg_notify($1, $2)")
+                                .bind::<diesel::sql_types::Text, _>(ENDED_CHANNEL)
+                                .bind::<diesel::sql_types::Text, _>(&id)
+                                .execute(pg)
+                        })
+                        .map(drop)?,
+                }
                 Ok::<_, DbError>(())
             })
             .await
@@ -313,7 +343,7 @@ mod tests {
     async fn the_memory_cache_serves_loads_and_forgets_deleted_sessions() {
         let (_dir, db_store) = store().await;
         let db = db_store.db.clone();
-        let cached = sessions(db);
+        let cached = sessions(db, MemorySessions::default());
         let mut rec = record(Id::default(), Duration::hours(1));
         cached.create(&mut rec).await.expect("create");
         // Gone from the database, still served from memory: loads need no SQL.
@@ -339,7 +369,7 @@ mod tests {
     #[tokio::test]
     async fn a_save_racing_a_logout_cannot_bring_the_session_back() {
         let (_dir, db_store) = store().await;
-        let cached = sessions(db_store.db.clone());
+        let cached = sessions(db_store.db.clone(), MemorySessions::default());
         let mut rec = record(Id::default(), Duration::hours(1));
         cached.create(&mut rec).await.expect("create");
         // A request loads the session, the user logs out, then the request saves it.

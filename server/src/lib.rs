@@ -185,19 +185,21 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
     };
     let (pkg_route, static_files) = static_files(&state.leptos_options);
 
-    let session_layer =
-        SessionManagerLayer::new(app::sessions::sessions(state.services.db.clone()))
-            .with_name(if secure_cookies {
-                SECURE_SESSION_COOKIE
-            } else {
-                SESSION_COOKIE
-            })
-            .with_http_only(true)
-            .with_same_site(SameSite::Lax)
-            .with_secure(secure_cookies)
-            .with_expiry(Expiry::OnInactivity(time::Duration::days(
-                SESSION_IDLE_DAYS,
-            )));
+    let session_layer = SessionManagerLayer::new(app::sessions::sessions(
+        state.services.db.clone(),
+        state.services.session_memory.clone(),
+    ))
+    .with_name(if secure_cookies {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    })
+    .with_http_only(true)
+    .with_same_site(SameSite::Lax)
+    .with_secure(secure_cookies)
+    .with_expiry(Expiry::OnInactivity(time::Duration::days(
+        SESSION_IDLE_DAYS,
+    )));
     let auth_layer =
         AuthManagerLayerBuilder::new(Backend::new(state.services.db.clone()), session_layer)
             .build();

@@ -92,6 +92,32 @@ pub async fn render(State(metrics): State<MetricsState>, headers: HeaderMap) -> 
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
         );
     }
+    if let Some(remote) = &state.services.remote {
+        let remote_counters = [
+            (
+                "versions_notifications_total",
+                "Version moves heard from the database (every instance's changes).",
+                remote.received.load(Ordering::Relaxed),
+            ),
+            (
+                "versions_listener_reconnects_total",
+                "Times the connection listening for other instances' changes was made again.",
+                remote.reconnects.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, value) in remote_counters {
+            let _ = writeln!(
+                body,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        let connected = u8::from(remote.connected.load(Ordering::Relaxed));
+        let _ = writeln!(
+            body,
+            "# HELP versions_listener_connected Whether other instances' changes are heard now.\n\
+             # TYPE versions_listener_connected gauge\nversions_listener_connected {connected}"
+        );
+    }
     let streams = state.services.live.open_streams();
     let _ = writeln!(
         body,

@@ -323,33 +323,43 @@ impl TopicCache {
         }
     }
 
-    /// After a commit that moved versions in the database: the same as [`Self::observe`] for
-    /// them, and the bumps to tell open pages.
+    /// After a commit that moved versions in the database (this instance's, or another's
+    /// heard through the database): the same as [`Self::observe`] for them, and the bumps to
+    /// tell open pages. Entries go only when their version moved here; the bumps are told
+    /// always, since a request may have read the new version first (pages ignore a version
+    /// they have).
     pub fn advance(&self, moved: &shared::Moved, _: &Receiving) -> Vec<LiveEvent> {
         let mut generations = self.generations();
         let mut bumps = Vec::with_capacity(moved.users.len() + 2);
         let base = self.inner.base;
+        let mut invalidated = 0;
         if let Some(epoch) = moved.all_users {
-            raise(&mut generations, ALL_USERS_KEY, epoch, base);
-            self.inner.users.invalidate_all();
+            if raise(&mut generations, ALL_USERS_KEY, epoch, base) {
+                self.inner.users.invalidate_all();
+                invalidated += 1;
+            }
             bumps.push(LiveEvent::AllUsers(epoch));
         }
         for &(user_id, version) in &moved.users {
             let key = user_key(user_id);
-            raise(&mut generations, &key, version, base);
-            self.inner.users.invalidate(&key);
+            if raise(&mut generations, &key, version, base) {
+                self.inner.users.invalidate(&key);
+                invalidated += 1;
+            }
             let version = self.user_version(&generations, user_id);
             bumps.push(LiveEvent::User { user_id, version });
         }
         if let Some(version) = moved.catalog {
-            raise(&mut generations, CATALOG_KEY, version, base);
-            self.inner.catalog.invalidate(&CATALOG_KEY);
+            if raise(&mut generations, CATALOG_KEY, version, base) {
+                self.inner.catalog.invalidate(&CATALOG_KEY);
+                invalidated += 1;
+            }
             bumps.push(LiveEvent::Shared(version));
         }
         self.inner
             .stats
             .invalidations
-            .fetch_add(bumps.len() as u64, Ordering::Relaxed);
+            .fetch_add(invalidated, Ordering::Relaxed);
         bumps
     }
 

@@ -108,7 +108,98 @@ pub(crate) fn bump(conn: &mut PgConnection, stale: &Stale) -> QueryResult<Moved>
             result.users.push((user, version));
         }
     }
+    // Delivered to every listening instance when (and only if) this transaction commits, in
+    // commit order.
+    for payload in encode(&result) {
+        diesel::sql_query("SELECT pg_notify($1, $2)")
+            .bind::<diesel::sql_types::Text, _>(CHANNEL)
+            .bind::<diesel::sql_types::Text, _>(payload)
+            .execute(conn)?;
+    }
     Ok(result)
+}
+
+/// Every version there is, for an instance that may have missed notifications (its listening
+/// connection was down).
+pub fn load_all(conn: &mut PgConnection) -> QueryResult<Moved> {
+    let rows: Vec<(String, i64)> = cache_versions::table
+        .select((cache_versions::key, cache_versions::version))
+        .load(conn)?;
+    let mut all = Moved::default();
+    for (key, version) in rows {
+        let version = unsigned(version);
+        if key == CATALOG_KEY {
+            all.catalog = Some(version);
+        } else if key == ALL_USERS_KEY {
+            all.all_users = Some(version);
+        } else if let Some(user) = key
+            .strip_prefix("user:")
+            .and_then(|rest| rest.strip_suffix(":topics"))
+            .and_then(|id| id.parse().ok())
+        {
+            all.users.push((UserId(user), version));
+        }
+    }
+    Ok(all)
+}
+
+/// The notification channel version moves are announced on.
+pub const CHANNEL: &str = "subscriptions_cache_versions";
+
+/// Users per notification: a payload must stay under PostgreSQL's 8,000 bytes, and an entry
+/// is at most 41 bytes (two 19-digit numbers, a colon, a space).
+const USERS_PER_NOTIFICATION: usize = 150;
+
+/// `moved` as notification payloads: `c<version>` for the catalog, `a<version>` for all
+/// users, `<user>:<version>` per user, separated by spaces.
+pub fn encode(moved: &Moved) -> Vec<String> {
+    let mut head = Vec::new();
+    if let Some(version) = moved.catalog {
+        head.push(format!("c{version}"));
+    }
+    if let Some(version) = moved.all_users {
+        head.push(format!("a{version}"));
+    }
+    let mut payloads = Vec::new();
+    let mut chunks = moved.users.chunks(USERS_PER_NOTIFICATION);
+    let first: Vec<String> = chunks
+        .next()
+        .unwrap_or_default()
+        .iter()
+        .map(|(user, version)| format!("{}:{version}", user.0))
+        .collect();
+    head.extend(first);
+    if !head.is_empty() {
+        payloads.push(head.join(" "));
+    }
+    for chunk in chunks {
+        payloads.push(
+            chunk
+                .iter()
+                .map(|(user, version)| format!("{}:{version}", user.0))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+    }
+    payloads
+}
+
+/// The inverse of [`encode`] for one payload; `None` for anything else.
+pub fn decode(payload: &str) -> Option<Moved> {
+    let mut moved = Moved::default();
+    for part in payload.split_whitespace() {
+        if let Some(version) = part.strip_prefix('c') {
+            moved.catalog = Some(version.parse().ok()?);
+        } else if let Some(version) = part.strip_prefix('a') {
+            moved.all_users = Some(version.parse().ok()?);
+        } else {
+            let (user, version) = part.split_once(':')?;
+            moved
+                .users
+                .push((UserId(user.parse().ok()?), version.parse().ok()?));
+        }
+    }
+    Some(moved)
 }
 
 fn unsigned(version: i64) -> u64 {
@@ -118,6 +209,43 @@ fn unsigned(version: i64) -> u64 {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering;
+
+    use super::{decode, encode, Moved};
+    use crate::ids::UserId;
+
+    #[test]
+    fn notifications_carry_every_move_within_the_payload_limit() {
+        let moved = Moved {
+            catalog: Some(41),
+            all_users: None,
+            users: (0..1_000)
+                .map(|n| (UserId(i64::MAX - n), u64::MAX - 7))
+                .collect(),
+        };
+        let payloads = encode(&moved);
+        assert!(
+            payloads.iter().all(|p| p.len() < 8_000),
+            "PostgreSQL's limit"
+        );
+        let mut back = Moved::default();
+        for payload in &payloads {
+            let part = decode(payload).expect("decodes");
+            back.catalog = back.catalog.or(part.catalog);
+            back.all_users = back.all_users.or(part.all_users);
+            back.users.extend(part.users);
+        }
+        assert_eq!(back, moved);
+        assert_eq!(
+            decode("c1 a2 3:4"),
+            Some(Moved {
+                catalog: Some(1),
+                all_users: Some(2),
+                users: vec![(UserId(3), 4)]
+            })
+        );
+        assert_eq!(decode("x"), None);
+        assert!(encode(&Moved::default()).is_empty());
+    }
 
     use crate::db::scratch::ScratchDatabase;
     use crate::db::Db;

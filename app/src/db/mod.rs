@@ -104,6 +104,7 @@ pub struct Db {
     pool: Pool<backend::Manager>,
     stats: Arc<SqlStats>,
     backend: Backend,
+    target: Target,
 }
 
 impl std::fmt::Debug for Db {
@@ -128,7 +129,7 @@ impl Db {
         let database = target.describe();
         let stats = Arc::new(SqlStats::default());
         let manager = backend::Manager {
-            target,
+            target: target.clone(),
             stats: stats.clone(),
         };
         let pool = Pool::builder(manager)
@@ -148,6 +149,7 @@ impl Db {
             pool,
             stats,
             backend,
+            target,
         };
         db.migrate().await.map_err(|e| match e {
             MigrateFailure::Connect(reason) => OpenError::Open { database, reason },
@@ -177,6 +179,11 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Where the database is (for a connection of one's own, outside the pool).
+    pub fn target(&self) -> &Target {
+        &self.target
     }
 
     pub fn sql_stats(&self) -> &SqlStats {

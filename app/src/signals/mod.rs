@@ -25,6 +25,7 @@ use crate::ids::{TopicId, UserId};
 use crate::live::LiveHub;
 
 pub mod receivers;
+pub mod remote;
 
 /// Proof that the caller is a signal receiver. Its field is private to this module, so code
 /// elsewhere (handlers, domain calls) cannot make one and therefore cannot call what takes it.

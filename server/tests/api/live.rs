@@ -8,23 +8,23 @@ use reqwest::StatusCode;
 
 /// How long an expected event may take: a debug build on a loaded CI machine. Waits return
 /// as soon as the event arrives, so this only lengthens a failing run.
-const PATIENCE: Duration = Duration::from_secs(10);
+pub const PATIENCE: Duration = Duration::from_secs(10);
 
 /// Reads `version` events from an open stream.
-struct Events {
+pub struct Events {
     response: reqwest::Response,
     buffer: String,
 }
 
 #[derive(Debug, PartialEq)]
-enum Next {
+pub enum Next {
     Version(ViewVersion),
     Ended,
     Quiet,
 }
 
 impl Events {
-    async fn open(client: &TestClient) -> Events {
+    pub async fn open(client: &TestClient) -> Events {
         let response = client.get("/topics/events/").await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(
@@ -40,7 +40,7 @@ impl Events {
         }
     }
 
-    async fn next(&mut self, wait: Duration) -> Next {
+    pub async fn next(&mut self, wait: Duration) -> Next {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
@@ -63,7 +63,7 @@ impl Events {
         }
     }
 
-    async fn version(&mut self) -> ViewVersion {
+    pub async fn version(&mut self) -> ViewVersion {
         match self.next(PATIENCE).await {
             Next::Version(version) => version,
             other => panic!("expected a version within {PATIENCE:?}, got {other:?}"),

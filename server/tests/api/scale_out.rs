@@ -1,9 +1,12 @@
 //! Several server processes on one PostgreSQL database: whatever instance a request lands on,
 //! it sees every change committed before it started.
 
+use std::time::Instant;
+
 use reqwest::StatusCode;
 
-use crate::support::{expect_redirect, TestClient, TestServer, PASSWORD};
+use crate::live::{Events, PATIENCE};
+use crate::support::{count_sql, execute_sql, expect_redirect, TestClient, TestServer, PASSWORD};
 
 const MEMBERS: usize = 3;
 
@@ -113,4 +116,210 @@ async fn every_write_through_one_instance_is_read_at_once_through_the_other() {
 
 async fn oracle_view(member: &TestClient, oracle: &TestServer) -> Vec<(i64, String, i64, bool)> {
     member.against(oracle).topics().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_page_open_on_one_instance_follows_changes_made_through_another() {
+    if !postgres_pass() {
+        return;
+    }
+    let first = TestServer::start();
+    let second = TestServer::start_on(&first.db);
+    let alice = first.client();
+    expect_redirect(alice.signup("alice").await, "/topics/").await;
+    let bob = first.client();
+    expect_redirect(bob.signup("bob").await, "/topics/").await;
+    let python = bob.topic_id("Python").await;
+    let mut events = Events::open(&alice.against(&second)).await;
+    let mut last = events.version().await;
+    let mut latencies = Vec::new();
+    for write in 0..50 {
+        let path = if write % 2 == 0 {
+            format!("/topics/subscribe/{python}/")
+        } else {
+            format!("/topics/unsubscribe/{python}/")
+        };
+        let sent = Instant::now();
+        expect_redirect(bob.post_form(&path, &[]).await, "/topics/").await;
+        let committed = sent.elapsed();
+        // Bob's count changes what Alice sees: her page on the other instance hears of it.
+        let heard = loop {
+            match events.next(PATIENCE).await {
+                crate::live::Next::Version(version) if version.shared > last.shared => {
+                    last = version;
+                    break sent.elapsed();
+                }
+                crate::live::Next::Version(_) => continue,
+                other => panic!("write {write}: expected a newer version, got {other:?}"),
+            }
+        };
+        latencies.push(heard.saturating_sub(committed));
+    }
+    latencies.sort_unstable();
+    println!(
+        "cross-instance live latency after the response (50 writes): p50 {:?}, p99 {:?}",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() * 99 / 100]
+    );
+    let remote = second.metric("versions_notifications_total").await;
+    assert!(
+        remote >= 50,
+        "every write heard through the database: {remote}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_logout_on_one_instance_ends_the_session_on_every_instance() {
+    if !postgres_pass() {
+        return;
+    }
+    let first = TestServer::start();
+    let second = TestServer::start_on(&first.db);
+    // A browser that keeps its cookie whatever a response says, as a stolen cookie would be
+    // kept: only the server's own memory can still honour it.
+    let raw = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let signup = raw
+        .post(first.url("/signup"))
+        .header("Origin", &first.base)
+        .form(&[("username", "alice"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("sign up");
+    assert_eq!(signup.status(), StatusCode::SEE_OTHER);
+    let cookie = signup
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let page_on_second = || async {
+        raw.get(second.url("/topics/"))
+            .header("Cookie", &cookie)
+            .send()
+            .await
+            .expect("GET")
+    };
+    // The second instance now holds the session in memory.
+    assert_eq!(page_on_second().await.status(), StatusCode::OK);
+
+    let logout = raw
+        .post(first.url("/logout"))
+        .header("Origin", &first.base)
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .expect("log out");
+    assert_eq!(logout.status(), StatusCode::SEE_OTHER);
+    let ended = Instant::now();
+    loop {
+        let response = page_on_second().await;
+        if response.status() == StatusCode::SEE_OTHER {
+            assert!(crate::support::location(&response).starts_with("/login"));
+            break;
+        }
+        assert!(
+            ended.elapsed() < PATIENCE,
+            "the other instance still honours the ended session"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    println!(
+        "a logout reached the other instance after {:?}",
+        ended.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_purge_cut_short_by_a_killed_instance_is_finished_by_another() {
+    if !postgres_pass() {
+        return;
+    }
+    const SUBSCRIBERS: i64 = 40_000;
+    let first = TestServer::start();
+    let second = TestServer::start_on(&first.db);
+    let db = first.db.clone();
+    first.create_staff("root");
+    let root = first.client();
+    expect_redirect(root.login("root", PASSWORD, "/topics/").await, "/topics/").await;
+    let python = root.topic_id("Python").await;
+    execute_sql(
+        &db,
+        format!(
+            "INSERT INTO users (username, password_hash) \
+             SELECT 'many' || i, 'not a hash' FROM generate_series(1, {SUBSCRIBERS}) i;
+             INSERT INTO topic_subscribers (topic_id, user_id) \
+             SELECT {python}, id FROM users WHERE username LIKE 'many%';"
+        ),
+    )
+    .await;
+    let left = || {
+        count_sql(
+            &db,
+            format!("SELECT count(*) AS n FROM topic_subscribers WHERE topic_id = {python}"),
+        )
+    };
+    assert_eq!(left().await, SUBSCRIBERS);
+    expect_redirect(
+        root.post_form(&format!("/topics/delete/{python}/"), &[])
+            .await,
+        "/topics/",
+    )
+    .await;
+    // The first instance purges; once it has removed a batch or two, it is killed (SIGKILL,
+    // no shutdown of any kind).
+    let started = Instant::now();
+    while left().await == SUBSCRIBERS {
+        assert!(started.elapsed() < PATIENCE, "the purge never started");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    drop(first);
+    let cut_at = left().await;
+    assert!(
+        cut_at > 0,
+        "killed mid-purge (it had already finished: make the topic larger)"
+    );
+
+    let killed = Instant::now();
+    loop {
+        let topic_rows = count_sql(
+            &db,
+            format!("SELECT count(*) AS n FROM topics WHERE id = {python}"),
+        )
+        .await;
+        if topic_rows == 0 {
+            break;
+        }
+        assert!(
+            killed.elapsed() < PATIENCE * 3,
+            "the surviving instance did not finish the purge ({} left)",
+            left().await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    println!(
+        "{cut_at} subscriptions left when killed; finished {:?} later",
+        killed.elapsed()
+    );
+    assert_eq!(left().await, 0);
+    assert_eq!(
+        count_sql(
+            &db,
+            "SELECT count(*) AS n FROM topics t WHERE t.subscriber_count <> \
+             (SELECT count(*) FROM topic_subscribers s WHERE s.topic_id = t.id)"
+        )
+        .await,
+        0
+    );
+    assert!(second
+        .logs()
+        .iter()
+        .any(|line| line.contains("retired topic purged")));
+    assert!(
+        second.client().get("/healthz").await.status().is_success(),
+        "the survivor serves on"
+    );
 }

@@ -92,21 +92,45 @@ fn oldest_retired(conn: &mut Conn) -> QueryResult<Option<TopicId>> {
     }
 }
 
+/// Whether any topic is still retired, held or not: after [`purge_batch`] found none it
+/// could take, one may be held by a change in progress (a subscription change on it waits
+/// for its row lock) or by another instance's purge batch.
+fn retired_remain(conn: &mut Conn) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        topics::table.filter(topics::deleted_at.is_not_null()),
+    ))
+    .get_result(conn)
+}
+
 /// Purges every retired topic now; returns how many were finished.
 pub fn purge_all(conn: &mut Conn) -> QueryResult<usize> {
     let mut finished = 0;
-    while let Some(purged) = purge_batch(conn)? {
-        finished += usize::from(purged.finished);
+    loop {
+        match purge_batch(conn)? {
+            Some(purged) => finished += usize::from(purged.finished),
+            None if retired_remain(conn)? => std::thread::sleep(HELD_ELSEWHERE),
+            None => return Ok(finished),
+        }
     }
-    Ok(finished)
 }
+
+/// How long to wait before trying again for a retired topic another transaction holds.
+const HELD_ELSEWHERE: Duration = Duration::from_millis(50);
+/// With several instances (PostgreSQL), how often each looks for retired topics no purge is
+/// working on: one whose instance was killed mid-purge is finished by another.
+const LOOK_AGAIN: Duration = Duration::from_secs(5);
 
 /// The background purge: whatever an earlier run left retired first, then each topic
 /// retired from now on, until the task is dropped.
 pub async fn run(db: Db, queue: PurgeQueue) {
+    let shared = db.backend() == db::Backend::Postgres;
     loop {
         drain(&db).await;
-        queue.0.notified().await;
+        if shared {
+            let _ = tokio::time::timeout(LOOK_AGAIN, queue.0.notified()).await;
+        } else {
+            queue.0.notified().await;
+        }
     }
 }
 
@@ -114,9 +138,17 @@ async fn drain(db: &Db) {
     let mut started = Instant::now();
     let mut removed = 0;
     loop {
-        match db.run(|conn| Ok::<_, DbError>(purge_batch(conn)?)).await {
-            Ok(None) => return,
-            Ok(Some(purged)) => {
+        let batch = db
+            .run(|conn| {
+                let purged = purge_batch(conn)?;
+                let held = purged.is_none() && retired_remain(conn)?;
+                Ok::<_, DbError>((purged, held))
+            })
+            .await;
+        match batch {
+            Ok((None, false)) => return,
+            Ok((None, true)) => tokio::time::sleep(HELD_ELSEWHERE).await,
+            Ok((Some(purged), _)) => {
                 removed += purged.subscriptions;
                 if purged.finished {
                     tracing::info!(
