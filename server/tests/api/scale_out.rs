@@ -40,7 +40,7 @@ async fn every_write_through_one_instance_is_read_at_once_through_the_other() {
     let trials: usize = std::env::var("SCALE_OUT_TRIALS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(120);
+        .unwrap_or(500);
     let first = TestServer::start();
     let second = TestServer::start_on(&first.db);
     // The oracle: a third instance that caches nothing, so its pages are the database's.
@@ -56,7 +56,8 @@ async fn every_write_through_one_instance_is_read_at_once_through_the_other() {
         members.push(member);
     }
     let mut dice = Dice(7);
-    let mut created = 0;
+    let mut created: i64 = 0;
+    let mut renamed: i64 = 0;
     for trial in 0..trials {
         let writer = dice.roll(2);
         let reader = 1 - writer;
@@ -87,6 +88,7 @@ async fn every_write_through_one_instance_is_read_at_once_through_the_other() {
                 String::new()
             }
             _ => {
+                renamed += 1;
                 let name = format!("Renamed {trial}");
                 let response = root
                     .against(instances[writer])
@@ -112,6 +114,25 @@ async fn every_write_through_one_instance_is_read_at_once_through_the_other() {
             );
         }
     }
+    // Receivers ran once per change, on the instance that committed it: one activity row
+    // and one log line per create or rename, not one per instance.
+    assert_eq!(
+        count_sql(&first.db, "SELECT count(*) AS n FROM topic_activities").await,
+        created + renamed
+    );
+    let logged: usize = [&first, &second, &oracle]
+        .iter()
+        .map(|server| {
+            server
+                .logs()
+                .iter()
+                .filter(|line| {
+                    line.contains("changed: created") || line.contains("changed: updated")
+                })
+                .count()
+        })
+        .sum();
+    assert_eq!(i64::try_from(logged).ok(), Some(created + renamed));
 }
 
 async fn oracle_view(member: &TestClient, oracle: &TestServer) -> Vec<(i64, String, i64, bool)> {
