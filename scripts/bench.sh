@@ -38,8 +38,12 @@ wasm_file="target/site/pkg/subscriptions.$(asset wasm).wasm"
 
 work=$(mktemp -d)
 server_pid=""
+extra_pids=()
+pg_database=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  for pid in "${extra_pids[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+  [ -n "$pg_database" ] && psql "$pg_server" -qc "DROP DATABASE IF EXISTS $pg_database WITH (FORCE)"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -49,26 +53,39 @@ log "seeding the $profile dataset"
 seed_line=$(target/release/server bench-seed --profile "$profile")
 echo "$seed_line" >&2
 
-start_server() {
-  LEPTOS_SITE_ADDR="127.0.0.1:$port" LEPTOS_SITE_ROOT=target/site \
+# launch PORT TTL LOG: starts a release server; its pid in $launched.
+launch() {
+  LEPTOS_SITE_ADDR="127.0.0.1:$1" LEPTOS_SITE_ROOT=target/site \
     RUST_LOG=warn,app::topics::ssr::purge=info \
-    TOPIC_CACHE_TTL_SECONDS="${1:-60}" METRICS_TOKEN="$metrics_token" \
-    target/release/server >"$work/server.log" 2>&1 &
-  server_pid=$!
+    TOPIC_CACHE_TTL_SECONDS="$2" METRICS_TOKEN="$metrics_token" \
+    target/release/server >"$3" 2>&1 &
+  launched=$!
   for _ in $(seq 100); do
-    curl -fs "$base/healthz" >/dev/null 2>&1 && return 0
+    curl -fs "http://127.0.0.1:$1/healthz" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
-  echo "the server did not start:" >&2; cat "$work/server.log" >&2; exit 1
+  echo "the server did not start:" >&2; cat "$3" >&2; exit 1
+}
+
+start_server() {
+  launch "$port" "${1:-60}" "$work/server.log"
+  server_pid=$launched
 }
 
 stop_server() {
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
 }
 
+# The instances whose counters a scenario adds up (more than one behind the load balancer).
+metric_bases=("$base")
 metric() {
-  curl -fs -H "Authorization: Bearer $metrics_token" "$base/metrics" \
-    | awk -v name="$1" '$1 == name { print $2 }'
+  local total=0 value
+  for at in "${metric_bases[@]}"; do
+    value=$(curl -fs -H "Authorization: Bearer $metrics_token" "$at/metrics" \
+      | awk -v name="$1" '$1 == name { print $2 }')
+    total=$(( total + ${value:-0} ))
+  done
+  echo "$total"
 }
 
 login_users() {
@@ -83,6 +100,8 @@ login_users() {
 }
 
 export BENCH_LUA="$PWD/scripts/bench" BENCH_COOKIES="$work/cookies"
+# Where wrk sends its load: the server, or the load balancer in front of several.
+target=$base
 results="$work/results.md"
 {
   echo "| scenario | connections | requests/s | p50 ms | p99 ms | p99.9 ms | errors | SQL statements / request |"
@@ -96,7 +115,7 @@ run() {
   local sql_before sql_after out line requests
   sql_before=$(metric sql_statements_total)
   out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --timeout 5s \
-    -s "scripts/bench/$script" "$base" -- "$@")
+    -s "scripts/bench/$script" "$target" -- "$@")
   sql_after=$(metric sql_statements_total)
   line=$(grep '^RESULT' <<<"$out")
   requests=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$line")
@@ -146,6 +165,51 @@ log "restarting with the cache off: every load is a miss"
 start_server 0
 run "GET /topics/, every request a miss" 16 rotate.lua
 stop_server
+
+# The same scenarios on PostgreSQL: one instance, then two behind nginx (deploy/nginx.conf).
+# BENCH_POSTGRES=0 skips them; BENCH_POSTGRES_URL names the server (a database is created
+# on it for the run and dropped after).
+pg_server=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+if [ "${BENCH_POSTGRES:-1}" = 1 ]; then
+  pg_database="subs_bench_$$"
+  psql "$pg_server" -v ON_ERROR_STOP=1 -qc "CREATE DATABASE $pg_database"
+  export DATABASE_URL="${pg_server%/*}/$pg_database"
+  log "seeding the $profile dataset into PostgreSQL"
+  target/release/server bench-seed --profile "$profile" >&2
+  start_server 60
+  login_users
+  curl -fs -H "Cookie: $(head -1 "$work/cookies")" "$base/topics/" >/dev/null
+  run "PostgreSQL: hot GET /topics/, 1 connection" 1 get.lua /topics/
+  run "PostgreSQL: hot GET /topics/ (cache hit)" 16 get.lua /topics/
+  run "PostgreSQL: subscribe/unsubscribe toggles" 16 toggle.lua 2
+  run "PostgreSQL: mixed 90/10, $logins users" 16 mixed.lua "$topics"
+
+  if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+    log "installing nginx"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y nginx
+  fi
+  second=$(( port + 1 )) balancer=$(( port + 2 ))
+  launch "$second" 60 "$work/server2.log"
+  extra_pids+=("$launched")
+  mkdir -p "$work/nginx/tmp"
+  sed -e "s/127.0.0.1:3000/127.0.0.1:$balancer/" -e "s/127.0.0.1:3001/127.0.0.1:$port/" \
+    -e "s/127.0.0.1:3002/127.0.0.1:$second/" deploy/nginx.conf >"$work/nginx/nginx.conf"
+  "$(command -v nginx || echo /usr/sbin/nginx)" -p "$work/nginx" -c "$work/nginx/nginx.conf" \
+    -g 'daemon off;' &
+  extra_pids+=("$!")
+  for _ in $(seq 100); do
+    curl -fs "http://127.0.0.1:$balancer/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  target="http://127.0.0.1:$balancer" metric_bases=("$base" "http://127.0.0.1:$second")
+  # Sessions are shared: the cookies from the first instance work on both.
+  run "PostgreSQL, 2 instances behind nginx: hot GET /topics/" 16 get.lua /topics/
+  run "PostgreSQL, 2 instances behind nginx: toggles" 16 toggle.lua 2
+  run "PostgreSQL, 2 instances behind nginx: mixed 90/10" 16 mixed.lua "$topics"
+  target=$base metric_bases=("$base")
+  stop_server
+fi
 
 wasm_gz=$(gzip -9 -c "$wasm_file" | wc -c)
 {
