@@ -43,7 +43,7 @@ pub async fn render(State(metrics): State<MetricsState>, headers: HeaderMap) -> 
     } = metrics;
     let sql = state.services.db.sql_stats();
     let cache = state.services.cache.stats();
-    let counters = [
+    let mut counters = vec![
         (
             "sql_statements_total",
             "SQL statements run, transaction control included.",
@@ -85,15 +85,8 @@ pub async fn render(State(metrics): State<MetricsState>, headers: HeaderMap) -> 
             cache.refused_fills.load(Ordering::Relaxed),
         ),
     ];
-    let mut body = String::new();
-    for (name, help, value) in counters {
-        let _ = writeln!(
-            body,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-        );
-    }
     if let Some(remote) = &state.services.remote {
-        let remote_counters = [
+        counters.extend([
             (
                 "versions_notifications_total",
                 "Version moves heard from the database (every instance's changes).",
@@ -104,13 +97,16 @@ pub async fn render(State(metrics): State<MetricsState>, headers: HeaderMap) -> 
                 "Times the connection listening for other instances' changes was made again.",
                 remote.reconnects.load(Ordering::Relaxed),
             ),
-        ];
-        for (name, help, value) in remote_counters {
-            let _ = writeln!(
-                body,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        }
+        ]);
+    }
+    let mut body = String::new();
+    for (name, help, value) in counters {
+        let _ = writeln!(
+            body,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
+    if let Some(remote) = &state.services.remote {
         let connected = u8::from(remote.connected.load(Ordering::Relaxed));
         let _ = writeln!(
             body,

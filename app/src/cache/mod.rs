@@ -41,6 +41,15 @@ pub fn user_key(user_id: UserId) -> String {
     format!("user:{user_id}:topics")
 }
 
+/// The user whose list `key` names, if it names one (the inverse of [`user_key`]).
+pub fn user_of_key(key: &str) -> Option<UserId> {
+    key.strip_prefix("user:")?
+        .strip_suffix(":topics")?
+        .parse()
+        .ok()
+        .map(UserId)
+}
+
 /// One topic as every user sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CatalogEntry {
@@ -294,33 +303,14 @@ impl TopicCache {
         bumps
     }
 
-    /// Drops the shared catalog (names, counts, which topics exist) and reports the bump.
-    /// Post-commit only.
     /// Moves generations up to the versions a reader found in the database (never back),
     /// dropping the entries they make stale. Any change committed before the probe has moved
     /// those versions, whichever instance made it.
     pub fn observe(&self, probed: &shared::Probed) {
         let mut generations = self.generations();
-        if raise(
-            &mut generations,
-            CATALOG_KEY,
-            probed.catalog,
-            self.inner.base,
-        ) {
-            self.inner.catalog.invalidate(&CATALOG_KEY);
-        }
-        if raise(
-            &mut generations,
-            ALL_USERS_KEY,
-            probed.all_users,
-            self.inner.base,
-        ) {
-            self.inner.users.invalidate_all();
-        }
-        let key = user_key(probed.user_id);
-        if raise(&mut generations, &key, probed.user, self.inner.base) {
-            self.inner.users.invalidate(&key);
-        }
+        self.raise(&mut generations, CATALOG_KEY, probed.catalog);
+        self.raise(&mut generations, ALL_USERS_KEY, probed.all_users);
+        self.raise(&mut generations, &user_key(probed.user_id), probed.user);
     }
 
     /// After a commit that moved versions in the database (this instance's, or another's
@@ -331,29 +321,18 @@ impl TopicCache {
     pub fn advance(&self, moved: &shared::Moved, _: &Receiving) -> Vec<LiveEvent> {
         let mut generations = self.generations();
         let mut bumps = Vec::with_capacity(moved.users.len() + 2);
-        let base = self.inner.base;
         let mut invalidated = 0;
         if let Some(epoch) = moved.all_users {
-            if raise(&mut generations, ALL_USERS_KEY, epoch, base) {
-                self.inner.users.invalidate_all();
-                invalidated += 1;
-            }
+            invalidated += u64::from(self.raise(&mut generations, ALL_USERS_KEY, epoch));
             bumps.push(LiveEvent::AllUsers(epoch));
         }
         for &(user_id, version) in &moved.users {
-            let key = user_key(user_id);
-            if raise(&mut generations, &key, version, base) {
-                self.inner.users.invalidate(&key);
-                invalidated += 1;
-            }
+            invalidated += u64::from(self.raise(&mut generations, &user_key(user_id), version));
             let version = self.user_version(&generations, user_id);
             bumps.push(LiveEvent::User { user_id, version });
         }
         if let Some(version) = moved.catalog {
-            if raise(&mut generations, CATALOG_KEY, version, base) {
-                self.inner.catalog.invalidate(&CATALOG_KEY);
-                invalidated += 1;
-            }
+            invalidated += u64::from(self.raise(&mut generations, CATALOG_KEY, version));
             bumps.push(LiveEvent::Shared(version));
         }
         self.inner
@@ -363,6 +342,23 @@ impl TopicCache {
         bumps
     }
 
+    /// Sets `key`'s generation to `version` if that is newer, dropping what the key covers
+    /// (the catalog, every user's list, or one user's); whether it moved.
+    fn raise(&self, generations: &mut HashMap<String, u64>, key: &str, version: u64) -> bool {
+        if version <= self.generation(generations, key) {
+            return false;
+        }
+        generations.insert(key.to_owned(), version);
+        match key {
+            CATALOG_KEY => self.inner.catalog.invalidate(&CATALOG_KEY),
+            ALL_USERS_KEY => self.inner.users.invalidate_all(),
+            user => self.inner.users.invalidate(&user.to_owned()),
+        }
+        true
+    }
+
+    /// Drops the shared catalog (names, counts, which topics exist) and reports the bump.
+    /// Post-commit only.
     pub fn invalidate_catalog(&self, _: &Receiving) -> LiveEvent {
         let mut generations = self.generations();
         self.inner.catalog.invalidate(&CATALOG_KEY);
@@ -372,17 +368,6 @@ impl TopicCache {
             .invalidations
             .fetch_add(1, Ordering::Relaxed);
         LiveEvent::Shared(version)
-    }
-}
-
-/// Sets `key`'s generation to `version` if that is newer; whether it moved.
-fn raise(generations: &mut HashMap<String, u64>, key: &str, version: u64, base: u64) -> bool {
-    let current = generations.get(key).copied().unwrap_or(base);
-    if version > current {
-        generations.insert(key.to_owned(), version);
-        true
-    } else {
-        false
     }
 }
 
@@ -407,6 +392,9 @@ pub(crate) mod tests {
     #[test]
     fn keys_follow_the_specification() {
         assert_eq!(user_key(UserId(7)), "user:7:topics");
+        assert_eq!(user_of_key("user:7:topics"), Some(UserId(7)));
+        assert_eq!(user_of_key(ALL_USERS_KEY), None);
+        assert_eq!(user_of_key(CATALOG_KEY), None);
     }
 
     #[test]

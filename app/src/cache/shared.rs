@@ -12,7 +12,7 @@
 use diesel::prelude::*;
 use diesel::PgConnection;
 
-use super::{user_key, ALL_USERS_KEY, CATALOG_KEY, MANY_USERS};
+use super::{user_key, user_of_key, ALL_USERS_KEY, CATALOG_KEY, MANY_USERS};
 use crate::ids::UserId;
 use crate::signals::Stale;
 
@@ -92,22 +92,7 @@ pub(crate) fn bump(conn: &mut PgConnection, stale: &Stale) -> QueryResult<Moved>
         .set(cache_versions::version.eq(cache_versions::version + 1))
         .returning((cache_versions::key, cache_versions::version))
         .get_results(conn)?;
-    let users: std::collections::HashMap<String, UserId> = stale
-        .users
-        .iter()
-        .map(|&user| (user_key(user), user))
-        .collect();
-    let mut result = Moved::default();
-    for (key, version) in moved {
-        let version = unsigned(version);
-        if key == CATALOG_KEY {
-            result.catalog = Some(version);
-        } else if key == ALL_USERS_KEY {
-            result.all_users = Some(version);
-        } else if let Some(&user) = users.get(&key) {
-            result.users.push((user, version));
-        }
-    }
+    let result = collect(moved);
     // Delivered to every listening instance when (and only if) this transaction commits, in
     // commit order.
     for payload in encode(&result) {
@@ -125,22 +110,23 @@ pub fn load_all(conn: &mut PgConnection) -> QueryResult<Moved> {
     let rows: Vec<(String, i64)> = cache_versions::table
         .select((cache_versions::key, cache_versions::version))
         .load(conn)?;
-    let mut all = Moved::default();
+    Ok(collect(rows))
+}
+
+/// Version rows as the keys they move.
+fn collect(rows: Vec<(String, i64)>) -> Moved {
+    let mut moved = Moved::default();
     for (key, version) in rows {
         let version = unsigned(version);
         if key == CATALOG_KEY {
-            all.catalog = Some(version);
+            moved.catalog = Some(version);
         } else if key == ALL_USERS_KEY {
-            all.all_users = Some(version);
-        } else if let Some(user) = key
-            .strip_prefix("user:")
-            .and_then(|rest| rest.strip_suffix(":topics"))
-            .and_then(|id| id.parse().ok())
-        {
-            all.users.push((UserId(user), version));
+            moved.all_users = Some(version);
+        } else if let Some(user) = user_of_key(&key) {
+            moved.users.push((user, version));
         }
     }
-    Ok(all)
+    moved
 }
 
 /// The notification channel version moves are announced on.

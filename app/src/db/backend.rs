@@ -2,7 +2,6 @@
 //! and how its schema is brought up to date.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
@@ -12,7 +11,7 @@ use diesel::prelude::*;
 use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use super::{OpenError, SqlStats, Watch};
+use super::{CountStatements, OpenError, SqlStats};
 
 /// One connection to whichever backend the server runs on. Code that is the same on both
 /// takes `&mut Conn` and uses Diesel's query builder; the few statements one backend spells
@@ -169,41 +168,29 @@ pub(super) struct Manager {
     pub stats: Arc<SqlStats>,
 }
 
-/// A pooled connection, with the flag its [`Watch`] raises when the connection is lost.
-pub(super) struct Pooled {
-    pub connection: deadpool_diesel::Connection<Conn>,
-    lost: Arc<AtomicBool>,
-}
-
 impl managed::Manager for Manager {
-    type Type = Pooled;
+    type Type = deadpool_diesel::Connection<Conn>;
     type Error = ConnectionError;
 
     async fn create(&self) -> Result<Self::Type, Self::Error> {
         let target = self.target.clone();
         let stats = self.stats.clone();
-        let lost = Arc::new(AtomicBool::new(false));
-        let flag = lost.clone();
-        let connection = deadpool_diesel::Connection::new(Runtime::Tokio1, move || {
+        deadpool_diesel::Connection::new(Runtime::Tokio1, move || {
             let mut conn = target.connect()?;
-            conn.set_instrumentation(Watch { stats, lost: flag });
+            conn.set_instrumentation(CountStatements(stats));
             Ok::<_, ConnectionError>(conn)
         })
-        .await?;
-        Ok(Pooled { connection, lost })
+        .await
     }
 
-    async fn recycle(&self, pooled: &mut Self::Type, _: &Metrics) -> RecycleResult<Self::Error> {
-        if pooled.lost.load(Ordering::Relaxed) {
-            return Err(RecycleError::message("the connection was lost"));
-        }
-        if pooled.connection.is_mutex_poisoned() {
+    async fn recycle(&self, conn: &mut Self::Type, _: &Metrics) -> RecycleResult<Self::Error> {
+        if conn.is_mutex_poisoned() {
             return Err(RecycleError::message("a query panicked on this connection"));
         }
-        // No ping: a connection whose server went away fails its next statement, which
-        // raises the flag above, and the request gets a 503 while the pool opens a new one.
-        let clean = pooled
-            .connection
+        // No ping before every checkout: a PostgreSQL connection whose server went away fails
+        // its next statement, after which Diesel reports its transaction manager broken (libpq
+        // no longer knows the transaction state), so it is dropped here and replaced.
+        let clean = conn
             .interact(|conn| {
                 use diesel::connection::TransactionManager;
                 !<Conn as Connection>::TransactionManager::is_broken_transaction_manager(conn)
@@ -213,7 +200,9 @@ impl managed::Manager for Manager {
         if clean {
             Ok(())
         } else {
-            Err(RecycleError::message("left inside a transaction"))
+            Err(RecycleError::message(
+                "broken: left inside a transaction, or its server went away",
+            ))
         }
     }
 }

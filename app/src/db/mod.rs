@@ -60,32 +60,19 @@ pub struct SqlStats {
     pub topic_statements: AtomicU64,
 }
 
-/// Watches one connection's statements: counts them, and notes when one failed because the
-/// connection is gone, so the pool drops it instead of handing it out again (a cheaper check
-/// than a ping before every checkout).
-struct Watch {
-    stats: Arc<SqlStats>,
-    lost: Arc<std::sync::atomic::AtomicBool>,
-}
+/// Counts one connection's statements.
+struct CountStatements(Arc<SqlStats>);
 
-impl Instrumentation for Watch {
+impl Instrumentation for CountStatements {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        if let InstrumentationEvent::FinishQuery {
-            error: Some(err), ..
-        } = event
-        {
-            if is_connection_lost(err) {
-                self.lost.store(true, Ordering::Relaxed);
-            }
-        }
         if let InstrumentationEvent::StartQuery { query, .. } = event {
-            self.stats.statements.fetch_add(1, Ordering::Relaxed);
+            self.0.statements.fetch_add(1, Ordering::Relaxed);
             let sql = query.to_string();
             tracing::trace!(%sql, "statement");
             // The statement's text, not the values bound to it (which Diesel appends).
             let text = sql.split("-- binds:").next().unwrap_or_default();
             if text.contains("topic") {
-                self.stats.topic_statements.fetch_add(1, Ordering::Relaxed);
+                self.0.topic_statements.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -170,8 +157,7 @@ impl Db {
                 other => other.to_string(),
             })
         })?;
-        conn.connection
-            .interact(backend::migrate)
+        conn.interact(backend::migrate)
             .await
             .map_err(|e| MigrateFailure::Migrate(e.to_string()))?
             .map_err(MigrateFailure::Migrate)
@@ -202,8 +188,7 @@ impl Db {
             .get()
             .await
             .map_err(|e| E::from(DbError::Pool(e.to_string())))?;
-        conn.connection
-            .interact(f)
+        conn.interact(f)
             .await
             .map_err(|e| E::from(DbError::Interact(e.to_string())))?
     }
@@ -364,24 +349,6 @@ pub fn is_unavailable(err: &diesel::result::Error) -> bool {
         diesel::result::Error::DatabaseError(kind, info) => {
             matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
                 || UNAVAILABLE.iter().any(|m| info.message().contains(m))
-        }
-        _ => false,
-    }
-}
-
-/// Whether `err` means the connection itself is gone (the server restarted, the connection
-/// was terminated): it cannot serve another statement.
-fn is_connection_lost(err: &diesel::result::Error) -> bool {
-    const LOST: [&str; 4] = [
-        "terminating connection",
-        "server closed the connection",
-        "no connection to the server",
-        "connection to server",
-    ];
-    match err {
-        diesel::result::Error::DatabaseError(kind, info) => {
-            matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
-                || LOST.iter().any(|m| info.message().contains(m))
         }
         _ => false,
     }

@@ -218,16 +218,24 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn a_change_on_one_instance_reaches_the_open_pages_of_another() {
-        let place = ScratchDatabase::create();
-        let (a, b) = (instance(&place).await, instance(&place).await);
+    /// Two instances on `place`, a member, and the first topic of the list.
+    async fn two_instances_and_a_member(
+        place: &ScratchDatabase,
+    ) -> (Services, Services, UserId, crate::ids::TopicId) {
+        let (a, b) = (instance(place).await, instance(place).await);
         let alice = member(&a, "alice").await;
-        let python = crate::topics::ssr::list(&a, alice, Default::default())
+        let first_topic = crate::topics::ssr::list(&a, alice, Default::default())
             .await
             .expect("list")
             .topics[0]
             .id;
+        (a, b, alice, first_topic)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_change_on_one_instance_reaches_the_open_pages_of_another() {
+        let place = ScratchDatabase::create();
+        let (a, b, alice, python) = two_instances_and_a_member(&place).await;
         let mut events = b.live.subscribe();
         let version = crate::subscriptions::ssr::subscribe(&a, alice, python)
             .await
@@ -243,13 +251,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_terminated_listener_reconnects_and_catches_up() {
         let place = ScratchDatabase::create();
-        let (a, b) = (instance(&place).await, instance(&place).await);
-        let alice = member(&a, "alice").await;
-        let python = crate::topics::ssr::list(&a, alice, Default::default())
-            .await
-            .expect("list")
-            .topics[0]
-            .id;
+        let (a, b, alice, python) = two_instances_and_a_member(&place).await;
         let mut admin = crate::db::Target::parse(place.url())
             .expect("url")
             .connect()

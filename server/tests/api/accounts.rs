@@ -601,16 +601,7 @@ async fn an_unopenable_database_is_a_clear_startup_error() {
     let dir = tempfile::tempdir().expect("temp dir");
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, b"not a folder").expect("write");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}/app.db", blocker.display()),
-        )
-        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
-        .output()
-        .expect("run");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = start_fails(&format!("sqlite://{}/app.db", blocker.display()));
     assert!(
         stderr.contains("cannot create the database folder"),
         "{stderr}"
@@ -642,16 +633,7 @@ async fn create_user_command_makes_staff_accounts() {
 #[test]
 fn an_unreachable_postgres_is_a_startup_error_with_the_drivers_reason() {
     // Port 1 on loopback: nothing listens there, so the connection is refused at once.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-        .env(
-            "DATABASE_URL",
-            "postgres://app:s3cret@127.0.0.1:1/subscriptions",
-        )
-        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
-        .output()
-        .expect("run");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = start_fails("postgres://app:s3cret@127.0.0.1:1/subscriptions");
     assert!(stderr.contains("Connection refused"), "{stderr}");
     assert!(
         stderr.contains("postgres://app:***@127.0.0.1:1/subscriptions"),
@@ -670,13 +652,7 @@ fn a_misconfigured_postgres_is_a_startup_error_with_the_drivers_reason() {
             .rsplit_once('/')
             .map_or(server.as_str(), |(base, _)| base)
     );
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-        .env("DATABASE_URL", &missing)
-        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
-        .output()
-        .expect("run");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = start_fails(&missing);
     assert!(
         stderr.contains("database \"no_such_database_here\" does not exist"),
         "{stderr}"
@@ -688,4 +664,15 @@ fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")
         .as_secs()
+}
+
+/// Starts the server on `database_url`, expects it to exit with a failure; its stderr.
+fn start_fails(database_url: &str) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .env("DATABASE_URL", database_url)
+        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+        .output()
+        .expect("run");
+    assert!(!output.status.success(), "the server must not start");
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
