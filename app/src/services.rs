@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cache::probes::Probes;
 use crate::cache::TopicCache;
 use crate::db::{Backend, Conn, Db, Target};
 use crate::error::AppError;
@@ -31,6 +32,8 @@ pub struct Services {
     pub remote: Option<Arc<RemoteStats>>,
     /// Sessions in memory, in front of the database (`crate::sessions`).
     pub session_memory: MemorySessions,
+    /// Reads of the database's cache versions (PostgreSQL only).
+    pub probes: Option<Probes>,
 }
 
 impl std::fmt::Debug for Services {
@@ -45,9 +48,13 @@ impl Services {
     /// Connects the signal receivers (our `ready()`) to a cache whose entries live
     /// `cache_ttl` (zero turns caching off, for measuring) and to the live hub.
     pub fn new(db: Db, cache_ttl: Duration) -> Self {
-        let cache = match db.backend() {
-            Backend::Sqlite => TopicCache::new(cache_ttl),
-            Backend::Postgres => TopicCache::following_database_versions(cache_ttl),
+        let (cache, probes) = match db.backend() {
+            Backend::Sqlite => (TopicCache::new(cache_ttl), None),
+            Backend::Postgres => {
+                let cache = TopicCache::following_database_versions(cache_ttl);
+                let probes = Probes::new(db.clone(), cache.clone());
+                (cache, Some(probes))
+            }
         };
         let live = LiveHub::default();
         let effects = Effects::new(cache.clone(), live.clone());
@@ -75,6 +82,7 @@ impl Services {
             purge: PurgeQueue::default(),
             remote,
             session_memory,
+            probes,
         }
     }
 
@@ -108,22 +116,10 @@ impl Services {
     /// there (PostgreSQL: other instances may have committed changes). Call before trusting
     /// the cache for a request; on SQLite the cache's own versions are the truth already.
     pub async fn catch_up(&self, user_id: UserId) -> Result<(), AppError> {
-        if self.db.backend() == Backend::Sqlite {
-            return Ok(());
+        match &self.probes {
+            Some(probes) => probes.catch_up(user_id).await,
+            None => Ok(()),
         }
-        let probed = self
-            .db
-            .run(move |conn| match conn {
-                Conn::Pg(pg) => crate::cache::shared::probe(pg, user_id)
-                    .map(Some)
-                    .map_err(AppError::from),
-                Conn::Sqlite(_) => Ok(None),
-            })
-            .await?;
-        if let Some(probed) = probed {
-            self.cache.observe(&probed);
-        }
-        Ok(())
     }
 
     /// The version of what `user_id` sees; it moves whenever a committed change touches it.

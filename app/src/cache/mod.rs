@@ -25,6 +25,7 @@ use crate::ids::{TopicId, UserId};
 use crate::live::{LiveEvent, ViewVersion};
 use crate::signals::Receiving;
 
+pub mod probes;
 pub mod shared;
 
 pub const TTL: Duration = Duration::from_secs(60);
@@ -310,7 +311,9 @@ impl TopicCache {
         let mut generations = self.generations();
         self.raise(&mut generations, CATALOG_KEY, probed.catalog);
         self.raise(&mut generations, ALL_USERS_KEY, probed.all_users);
-        self.raise(&mut generations, &user_key(probed.user_id), probed.user);
+        for &(user_id, version) in &probed.users {
+            self.raise(&mut generations, &user_key(user_id), version);
+        }
     }
 
     /// After a commit that moved versions in the database (this instance's, or another's

@@ -9,6 +9,8 @@
 //! work, never by triggers: a row written behind the application's back stays invisible to
 //! the cache until the application itself changes something, as on SQLite.
 
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 use diesel::PgConnection;
 
@@ -23,13 +25,13 @@ diesel::table! {
     }
 }
 
-/// The versions a reader found, for the keys one user's page depends on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The versions a reader found for the keys some users' pages depend on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Probed {
     pub catalog: u64,
     pub all_users: u64,
-    pub user_id: UserId,
-    pub user: u64,
+    /// One entry per user asked for (a missing row is version 0).
+    pub users: Vec<(UserId, u64)>,
 }
 
 /// The versions a committed change moved to.
@@ -41,24 +43,24 @@ pub struct Moved {
     pub users: Vec<(UserId, u64)>,
 }
 
-/// The current versions of what `user_id`'s page depends on (a missing row is version 0).
-pub fn probe(conn: &mut PgConnection, user_id: UserId) -> QueryResult<Probed> {
-    let user = user_key(user_id);
-    let keys = [CATALOG_KEY, ALL_USERS_KEY, user.as_str()];
+/// The current versions of what the pages of `users` depend on: one indexed read of the
+/// shared keys and one key per user.
+pub fn probe(conn: &mut PgConnection, users: &[UserId]) -> QueryResult<Probed> {
+    let mut keys: Vec<String> = users.iter().map(|&user| user_key(user)).collect();
+    keys.extend([CATALOG_KEY.to_owned(), ALL_USERS_KEY.to_owned()]);
     let rows: Vec<(String, i64)> = cache_versions::table
-        .filter(cache_versions::key.eq_any(keys))
+        .filter(cache_versions::key.eq_any(&keys))
         .select((cache_versions::key, cache_versions::version))
         .load(conn)?;
-    let version_of = |key: &str| {
-        rows.iter()
-            .find(|(found, _)| found == key)
-            .map_or(0, |(_, version)| unsigned(*version))
-    };
+    let found = collect(rows);
+    let user_versions: HashMap<UserId, u64> = found.users.into_iter().collect();
     Ok(Probed {
-        catalog: version_of(CATALOG_KEY),
-        all_users: version_of(ALL_USERS_KEY),
-        user_id,
-        user: version_of(&user),
+        catalog: found.catalog.unwrap_or(0),
+        all_users: found.all_users.unwrap_or(0),
+        users: users
+            .iter()
+            .map(|&user| (user, user_versions.get(&user).copied().unwrap_or(0)))
+            .collect(),
     })
 }
 
