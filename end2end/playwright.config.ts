@@ -51,6 +51,8 @@ export default defineConfig({
       RUST_LOG: "warn",
       // The suite signs many people up from 127.0.0.1.
       SIGNUPS_PER_IP_PER_HOUR: "10000",
+      // No load balancer to wait for before stopping.
+      SHUTDOWN_DRAIN_SECONDS: "0",
     },
   },
 });

@@ -57,7 +57,7 @@ echo "$seed_line" >&2
 launch() {
   LEPTOS_SITE_ADDR="127.0.0.1:$1" LEPTOS_SITE_ROOT=target/site \
     RUST_LOG=warn,app::topics::ssr::purge=info \
-    TOPIC_CACHE_TTL_SECONDS="$2" METRICS_TOKEN="$metrics_token" \
+    TOPIC_CACHE_TTL_SECONDS="$2" METRICS_TOKEN="$metrics_token" SHUTDOWN_DRAIN_SECONDS=0 \
     target/release/server >"$3" 2>&1 &
   launched=$!
   for _ in $(seq 100); do

@@ -19,6 +19,8 @@ function startServer(database: string): Promise<ChildProcess> {
       LEPTOS_SITE_ROOT: path.join(root, "target/site"),
       RUST_LOG: "warn",
       SIGNUPS_PER_IP_PER_HOUR: "10000",
+      // No load balancer to wait for before stopping.
+      SHUTDOWN_DRAIN_SECONDS: "0",
     },
     stdio: "ignore",
   });

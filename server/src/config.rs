@@ -32,6 +32,10 @@ pub struct Config {
     /// `SHUTDOWN_DEADLINE_SECONDS`: after SIGTERM, how long open requests may still finish
     /// before the server exits anyway (default 30).
     pub shutdown_deadline: Duration,
+    /// `SHUTDOWN_DRAIN_SECONDS`: after SIGTERM, how long `/readyz` answers 503 while every
+    /// request is still served, so that load balancers stop sending requests first (default 5;
+    /// 0 stops accepting at once).
+    pub shutdown_drain: Duration,
     /// `METRICS_TOKEN`: the bearer token `/metrics` asks for; unset, `/metrics` is not served.
     pub metrics_token: Option<String>,
     /// Site folder and address: `LEPTOS_SITE_ROOT`, `LEPTOS_SITE_ADDR` (as cargo-leptos sets them).
@@ -100,6 +104,7 @@ impl Config {
                 Duration::from_secs(30),
             )?),
             shutdown_deadline: env_seconds("SHUTDOWN_DEADLINE_SECONDS", Duration::from_secs(30))?,
+            shutdown_drain: env_seconds("SHUTDOWN_DRAIN_SECONDS", Duration::from_secs(5))?,
             metrics_token: std::env::var("METRICS_TOKEN")
                 .ok()
                 .filter(|token| !token.trim().is_empty()),

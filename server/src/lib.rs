@@ -36,6 +36,7 @@ pub mod config;
 mod live_routes;
 mod metrics;
 mod page_cache;
+mod readiness;
 mod render;
 mod security;
 mod server_fn_errors;
@@ -44,6 +45,7 @@ mod throttle;
 mod topic_routes;
 
 pub use config::Config;
+pub use readiness::Readiness;
 use throttle::{ClientAddress, Throttle};
 
 const SESSION_COOKIE: &str = "subscriptions_session";
@@ -85,7 +87,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         source,
     })?;
 
-    let shutdown = shutdown_signal().map_err(ServeError::Signals)?;
+    let mut stop_signals = StopSignals::register().map_err(ServeError::Signals)?;
     let sweeper = tokio::spawn(sweep_expired_sessions(DbSessionStore::new(db.clone())));
     // The composition root: the domain's services, then the web layer around them.
     let services = Services::new(db, config.cache_ttl);
@@ -94,6 +96,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         services.db.clone(),
         services.purge.clone(),
     ));
+    let readiness = Readiness::new(services.clone());
     let state = AppState::new(services, config.leptos.clone());
     let throttle = Arc::new(Throttle::new(
         ClientAddress::new(config.trusted_proxy_header.clone()),
@@ -106,6 +109,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         trusted_origins: config.trusted_origins.clone().into(),
         throttle,
         metrics_token: config.metrics_token.clone(),
+        readiness: readiness.clone(),
     };
     let app = router(state, settings).into_make_service_with_connect_info::<SocketAddr>();
 
@@ -118,9 +122,23 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         }
     });
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let drain = config.shutdown_drain;
     let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        // Open pages' event streams would otherwise keep the shutdown waiting forever.
+        stop_signals.recv().await;
+        // Load balancers take the instance out of rotation while it still serves; a second
+        // signal cuts the wait short.
+        readiness.start_draining();
+        tracing::info!(
+            seconds = drain.as_secs(),
+            "shutting down: /readyz answers 503 while requests are still served"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(drain) => {}
+            () = stop_signals.recv() => tracing::info!("second signal: not waiting any longer"),
+        }
+        tracing::info!("shutting down: no new connections; finishing open requests");
+        // Open pages' event streams would otherwise keep the shutdown waiting forever; they
+        // reconnect (to another instance) by themselves.
         live.shut_down();
         let _ = stopping.send(());
     });
@@ -160,6 +178,8 @@ pub struct RouterSettings {
     pub throttle: Arc<Throttle>,
     /// `/metrics` answers only requests that present it (absent: not served at all).
     pub metrics_token: Option<String>,
+    /// What `/readyz` answers; shutdown turns it to 503.
+    pub readiness: Readiness,
 }
 
 /// The most a request body may hold: forms and server-function calls are a few hundred
@@ -175,6 +195,7 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         trusted_origins,
         throttle,
         metrics_token,
+        readiness,
     } = settings;
     let routes = generate_route_list(app::App);
     let pages = page_cache::PageCache::default();
@@ -270,7 +291,12 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
     let operations = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
-        .with_state(metrics_state);
+        .with_state(metrics_state)
+        .merge(
+            Router::new()
+                .route("/readyz", get(readiness::readyz))
+                .with_state(readiness),
+        );
 
     let all = Router::new()
         .merge(operations)
@@ -330,31 +356,47 @@ async fn sweep_expired_sessions(store: DbSessionStore) {
     }
 }
 
-/// Registers the SIGTERM and Ctrl-C handlers now and returns the future that waits for
-/// either. Registering lazily (on the future's first poll) left a window after "listening on"
-/// in which a SIGTERM still killed the process outright instead of shutting it down.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, std::io::Error> {
+/// SIGTERM and Ctrl-C, registered at once: registering lazily (on the first wait) left a
+/// window after "listening on" in which a SIGTERM still killed the process outright instead
+/// of shutting it down.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut terminate = signal(SignalKind::terminate())?;
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        Ok(async move {
-            tokio::select! {
-                _ = terminate.recv() => {},
-                _ = interrupt.recv() => {},
-            }
-            tracing::info!("shutting down: finishing open requests");
-        })
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn register() -> Result<Self, std::io::Error> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(StopSignals {
+                terminate: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(StopSignals {})
+        }
     }
-    #[cfg(not(unix))]
-    {
-        Ok(async {
+
+    /// Waits for the next SIGTERM or Ctrl-C.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.terminate.recv() => {},
+                _ = self.interrupt.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
             if let Err(err) = tokio::signal::ctrl_c().await {
                 tracing::error!(error = %err, "cannot listen for Ctrl-C");
                 std::future::pending::<()>().await;
             }
-            tracing::info!("shutting down: finishing open requests");
-        })
+        }
     }
 }

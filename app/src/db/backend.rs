@@ -151,6 +151,15 @@ pub(super) fn migrate(conn: &mut Conn) -> Result<(), String> {
     }
 }
 
+/// Whether the schema lacks a migration this build knows (the database is behind the code).
+pub(super) fn has_pending_migrations(conn: &mut Conn) -> Result<bool, String> {
+    match conn {
+        Conn::Sqlite(sqlite) => sqlite.has_pending_migration(SQLITE_MIGRATIONS),
+        Conn::Pg(pg) => pg.has_pending_migration(POSTGRES_MIGRATIONS),
+    }
+    .map_err(|e| e.to_string())
+}
+
 fn run_migrations<C>(conn: &mut C, migrations: EmbeddedMigrations) -> Result<(), String>
 where
     C: MigrationHarness<C::Backend> + Connection,

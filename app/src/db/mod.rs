@@ -163,6 +163,27 @@ impl Db {
             .map_err(MigrateFailure::Migrate)
     }
 
+    /// Whether this instance can serve: a pooled connection answers within `limit` and the
+    /// schema has every migration this build expects. The error says what is wrong.
+    pub async fn check_ready(&self, limit: Duration) -> Result<(), String> {
+        let check =
+            self.run(|conn| backend::has_pending_migrations(conn).map_err(NotReady::Schema));
+        match tokio::time::timeout(limit, check).await {
+            Err(_) => Err(format!(
+                "the database did not answer within {} s",
+                limit.as_secs()
+            )),
+            Ok(Err(NotReady::Unreachable(reason))) => {
+                Err(format!("the database cannot be reached: {reason}"))
+            }
+            Ok(Err(NotReady::Schema(reason))) => Err(format!(
+                "the database's migrations cannot be read: {reason}"
+            )),
+            Ok(Ok(true)) => Err("the database's schema is behind: migrations are pending".into()),
+            Ok(Ok(false)) => Ok(()),
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -191,6 +212,17 @@ impl Db {
         conn.interact(f)
             .await
             .map_err(|e| E::from(DbError::Interact(e.to_string())))?
+    }
+}
+
+enum NotReady {
+    Unreachable(DbError),
+    Schema(String),
+}
+
+impl From<DbError> for NotReady {
+    fn from(err: DbError) -> Self {
+        NotReady::Unreachable(err)
     }
 }
 

@@ -294,3 +294,73 @@ async fn shutdown_waits_for_open_requests_only_until_its_deadline() {
     stopping.join().expect("the server exits with 0");
     lock.join().expect("lock holder");
 }
+
+#[tokio::test]
+async fn readiness_turns_503_at_shutdown_while_requests_are_still_served() {
+    let server = TestServer::start_with(&[("SHUTDOWN_DRAIN_SECONDS", "30")]);
+    let client = server.client();
+    wait_until_ready(&client).await;
+
+    server.terminate();
+    let mut answered = None;
+    for _ in 0..100 {
+        let response = client.get("/readyz").await;
+        if response.status() != StatusCode::OK {
+            answered = Some(response);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let draining = answered.expect("/readyz turned from 200 after SIGTERM");
+    assert_eq!(draining.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(header(&draining, "retry-after"), "5");
+    assert!(draining
+        .text()
+        .await
+        .expect("body")
+        .contains("shutting down"));
+    // Still serving while the balancer takes the instance out.
+    assert_eq!(client.get("/healthz").await.status(), StatusCode::OK);
+    expect_redirect(client.signup("late").await, "/topics/").await;
+    assert_eq!(client.get("/topics/").await.status(), StatusCode::OK);
+
+    // A second signal ends the drain (the deadline is far away).
+    server.terminate();
+    server.wait_for_exit();
+}
+
+#[tokio::test]
+async fn readiness_says_why_when_the_schema_is_behind_the_code() {
+    let server = TestServer::start();
+    let client = server.client();
+    wait_until_ready(&client).await;
+    crate::support::execute_sql(
+        &server.db,
+        "DELETE FROM __diesel_schema_migrations \
+         WHERE version = (SELECT MAX(version) FROM __diesel_schema_migrations)",
+    )
+    .await;
+    let response = client.get("/readyz").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = response.text().await.expect("body");
+    assert!(body.contains("migrations are pending"), "{body}");
+    // Liveness is not readiness: the process still answers.
+    assert_eq!(client.get("/healthz").await.status(), StatusCode::OK);
+}
+
+/// An instance is ready once its database answers and (PostgreSQL) it hears other
+/// instances' changes: the listening connection comes up just after start.
+async fn wait_until_ready(client: &crate::support::TestClient) {
+    let mut last = String::new();
+    for _ in 0..100 {
+        let response = client.get("/readyz").await;
+        let status = response.status();
+        last = response.text().await.expect("body");
+        if status == StatusCode::OK {
+            assert_eq!(last, "ready\n");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("never ready: {last}");
+}

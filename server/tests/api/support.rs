@@ -97,6 +97,8 @@ impl TestServer {
             // Tests sign many people up from one address; a test of the limit sets its own.
             .env("SIGNUPS_PER_IP_PER_HOUR", "10000")
             .env("METRICS_TOKEN", METRICS_TOKEN)
+            // No load balancer to wait for; a test of the drain sets its own.
+            .env("SHUTDOWN_DRAIN_SECONDS", "0")
             .envs(vars.iter().copied())
             .env("DATABASE_URL", db.url())
             .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
@@ -163,14 +165,25 @@ impl TestServer {
         self.logs.lock().expect("log lock").clone()
     }
 
-    /// Sends SIGTERM and waits for a clean exit; returns the database for a restart.
-    pub fn stop(mut self) -> Database {
-        let mut child = self.child.take().expect("running");
+    /// Sends SIGTERM and returns at once (the shutdown goes on).
+    pub fn terminate(&self) {
+        let child = self.child.as_ref().expect("running");
         let status = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
             .expect("kill");
         assert!(status.success());
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns the database for a restart.
+    pub fn stop(self) -> Database {
+        self.terminate();
+        self.wait_for_exit()
+    }
+
+    /// Waits for the exit a SIGTERM began, which must be clean; returns the database.
+    pub fn wait_for_exit(mut self) -> Database {
+        let mut child = self.child.take().expect("running");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(exit) = child.try_wait().expect("wait") {
