@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use axum::{Extension, Router};
@@ -18,6 +18,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -38,6 +39,7 @@ mod metrics;
 mod page_cache;
 mod readiness;
 mod render;
+mod request_ids;
 mod security;
 mod server_fn_errors;
 mod session_renewal;
@@ -110,6 +112,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         throttle,
         metrics_token: config.metrics_token.clone(),
         readiness: readiness.clone(),
+        trust_proxy_request_ids: config.trusted_proxy_header.is_some(),
     };
     let app = router(state, settings).into_make_service_with_connect_info::<SocketAddr>();
 
@@ -180,6 +183,8 @@ pub struct RouterSettings {
     pub metrics_token: Option<String>,
     /// What `/readyz` answers; shutdown turns it to 503.
     pub readiness: Readiness,
+    /// Behind a trusted proxy: keep the `x-request-id` it sends (else every id is made here).
+    pub trust_proxy_request_ids: bool,
 }
 
 /// The most a request body may hold: forms and server-function calls are a few hundred
@@ -196,6 +201,7 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         throttle,
         metrics_token,
         readiness,
+        trust_proxy_request_ids,
     } = settings;
     let routes = generate_route_list(app::App);
     let pages = page_cache::PageCache::default();
@@ -302,9 +308,15 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         .merge(operations)
         .nest_service(&pkg_route, static_files)
         .merge(site);
+    let request_id = HeaderName::from_static(request_ids::HEADER);
     security::with_security_headers(all)
         .layer(CompressionLayer::new())
-        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(request_ids::span_for))
+        .layer(SetRequestIdLayer::new(request_id, request_ids::MakeId))
+        .layer(axum::middleware::map_request(
+            request_ids::keep_only_trusted(trust_proxy_request_ids),
+        ))
 }
 
 /// The wasm, JS and CSS of the site: no session, no database, files compressed ahead of time

@@ -42,13 +42,21 @@ fn keep_large_allocations_in_mmap() {}
 
 async fn run() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER)),
-        )
-        .with_ansi(std::io::stdout().is_terminal())
-        .init();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match std::env::var("LOG_FORMAT").as_deref() {
+        Ok("json") => logs
+            .json()
+            .with_current_span(false)
+            .with_span_list(true)
+            .init(),
+        Ok("text") | Err(_) => logs.with_ansi(std::io::stdout().is_terminal()).init(),
+        Ok(other) => {
+            eprintln!("error: LOG_FORMAT must be `text` or `json`, not `{other}`");
+            return ExitCode::from(2);
+        }
+    }
 
     let config = match Config::from_env() {
         Ok(config) => config,

@@ -209,7 +209,10 @@ impl Db {
             .get()
             .await
             .map_err(|e| E::from(DbError::Pool(e.to_string())))?;
-        conn.interact(f)
+        // Log lines written on the blocking thread (receivers' included) belong to the
+        // request that asked for the work.
+        let span = tracing::Span::current();
+        conn.interact(move |conn| span.in_scope(|| f(conn)))
             .await
             .map_err(|e| E::from(DbError::Interact(e.to_string())))?
     }

@@ -364,3 +364,96 @@ async fn wait_until_ready(client: &crate::support::TestClient) {
     }
     panic!("never ready: {last}");
 }
+
+/// The JSON log lines whose message contains `needle`, waiting briefly for them.
+async fn json_log_lines(server: &TestServer, needle: &str) -> Vec<serde_json::Value> {
+    for _ in 0..40 {
+        let found: Vec<serde_json::Value> = server
+            .logs()
+            .iter()
+            .filter(|line| line.contains(needle))
+            .map(|line| serde_json::from_str(line).expect("each log line is JSON"))
+            .collect();
+        if !found.is_empty() {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no log line contains {needle:?}: {:?}", server.logs());
+}
+
+/// The outermost span of a JSON log line: the request's.
+fn request_span(line: &serde_json::Value) -> &serde_json::Value {
+    let span = &line["spans"][0];
+    assert_eq!(span["name"], "request", "{line}");
+    span
+}
+
+async fn create_with_id(
+    client: &crate::support::TestClient,
+    name: &str,
+    id: &str,
+) -> reqwest::Response {
+    client
+        .http
+        .post(format!("{}/topics/create/", client.base))
+        .header("x-request-id", id)
+        .form(&[("name", name)])
+        .send()
+        .await
+        .expect("POST")
+}
+
+#[tokio::test]
+async fn every_request_has_an_id_that_its_log_lines_carry() {
+    let server = TestServer::start_with(&[("LOG_FORMAT", "json")]);
+    let alice = server.client();
+    expect_redirect(alice.signup("alice").await, "/topics/").await;
+
+    // Not behind a trusted proxy: a client's id is replaced by one made here.
+    let response = create_with_id(&alice, "Traced", "chosen-by-the-client").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let id = header(&response, "x-request-id").to_owned();
+    assert_ne!(id, "chosen-by-the-client");
+    assert_eq!(id.len(), 32, "a UUID in hex: {id}");
+    let topic = crate::support::count_sql(
+        &server.db,
+        "SELECT id AS n FROM topics WHERE name = 'Traced'",
+    )
+    .await;
+
+    // The signal receiver's line, written on a database thread, names the request.
+    let lines = json_log_lines(&server, &format!("Topic {topic} changed: created")).await;
+    assert_eq!(lines.len(), 1);
+    let request = request_span(&lines[0]);
+    assert_eq!(request["request_id"], id.as_str(), "{}", lines[0]);
+    assert_eq!(request["path"], "/topics/create/");
+    // Every response has one, pages and probes alike.
+    let page = alice.get("/topics/").await;
+    assert_eq!(header(&page, "x-request-id").len(), 32);
+}
+
+#[tokio::test]
+async fn a_trusted_proxys_request_id_is_kept_when_it_is_plain() {
+    let server = TestServer::start_with(&[
+        ("LOG_FORMAT", "json"),
+        ("TRUSTED_PROXY_HEADER", "X-Forwarded-For"),
+    ]);
+    let alice = server.client();
+    expect_redirect(alice.signup("alice").await, "/topics/").await;
+
+    let response = create_with_id(&alice, "Proxied", "lb-7f3a.42").await;
+    assert_eq!(header(&response, "x-request-id"), "lb-7f3a.42");
+    let topic = crate::support::count_sql(
+        &server.db,
+        "SELECT id AS n FROM topics WHERE name = 'Proxied'",
+    )
+    .await;
+    let lines = json_log_lines(&server, &format!("Topic {topic} changed: created")).await;
+    assert_eq!(request_span(&lines[0])["request_id"], "lb-7f3a.42");
+
+    // Anything that could forge a log entry is replaced.
+    let forged = create_with_id(&alice, "Forged", "x\",\"level\":\"ERROR").await;
+    assert_eq!(forged.status(), StatusCode::SEE_OTHER);
+    assert_eq!(header(&forged, "x-request-id").len(), 32);
+}

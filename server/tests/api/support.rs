@@ -115,6 +115,8 @@ impl TestServer {
             std::thread::spawn(move || {
                 for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                     if let Some(addr) = line.split("listening on ").nth(1) {
+                        // A text line ends with the address; a JSON line goes on after it.
+                        let addr = addr.split(['"', ' ']).next().unwrap_or_default();
                         let _ = tx.send(addr.trim().to_owned());
                     }
                     logs.lock().expect("log lock").push(line);
