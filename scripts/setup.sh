@@ -27,10 +27,12 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
 fi
 
 # Debian's packages, installed only when missing: libpq for Diesel's PostgreSQL backend
-# (linked into every build), and psql, which the tests use to check the server is there.
+# (linked into every build), psql, which the tests use to check the server is there, and nginx.
 missing=()
 [ -f /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
 command -v psql >/dev/null || missing+=(postgresql-client)
+# nginx: the rolling-restart test runs two instances behind deploy/nginx.conf.
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 if [ "$want_browser" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then
   missing+=(chromium)
 fi

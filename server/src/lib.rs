@@ -43,6 +43,7 @@ mod request_ids;
 mod security;
 mod server_fn_errors;
 mod session_renewal;
+mod shutdown;
 mod throttle;
 mod topic_routes;
 
@@ -90,6 +91,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     })?;
 
     let mut stop_signals = StopSignals::register().map_err(ServeError::Signals)?;
+    let connections = shutdown::Connections::default();
     let sweeper = tokio::spawn(sweep_expired_sessions(DbSessionStore::new(db.clone())));
     // The composition root: the domain's services, then the web layer around them.
     let services = Services::new(db, config.cache_ttl);
@@ -113,37 +115,48 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         metrics_token: config.metrics_token.clone(),
         readiness: readiness.clone(),
         trust_proxy_request_ids: config.trusted_proxy_header.is_some(),
+        connections: connections.clone(),
     };
     let app = router(state, settings).into_make_service_with_connect_info::<SocketAddr>();
 
+    let (listener, close_door) = shutdown::DoorListener::new(listener, connections.clone())
+        .map_err(|source| ServeError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+    // (`tap_io` also gives the listener axum's `ConnectInfo<SocketAddr>`.)
+    let listener = listener.tap_io(shutdown::Counted::send_without_delay);
     tracing::info!("listening on http://{local}");
-    // Small responses must leave at once: without NODELAY, Nagle's algorithm meets the
-    // client's delayed ACK and a keep-alive connection stalls ~40 ms per response.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %err, "cannot set TCP_NODELAY");
-        }
-    });
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let drain = config.shutdown_drain;
+    // The stages are explained in `shutdown`; a second signal skips the waiting.
     let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
         stop_signals.recv().await;
-        // Load balancers take the instance out of rotation while it still serves; a second
-        // signal cuts the wait short.
         readiness.start_draining();
         tracing::info!(
             seconds = drain.as_secs(),
             "shutting down: /readyz answers 503 while requests are still served"
         );
-        tokio::select! {
-            () = tokio::time::sleep(drain) => {}
-            () = stop_signals.recv() => tracing::info!("second signal: not waiting any longer"),
-        }
-        tracing::info!("shutting down: no new connections; finishing open requests");
-        // Open pages' event streams would otherwise keep the shutdown waiting forever; they
+        let hurried = tokio::select! {
+            () = tokio::time::sleep(drain) => false,
+            () = stop_signals.recv() => true,
+        };
+        let _ = close_door.send(true);
+        // The deadline for open requests runs from here.
+        let _ = stopping.send(());
+        // Open pages' event streams would otherwise keep the connections open for ever; they
         // reconnect (to another instance) by themselves.
         live.shut_down();
-        let _ = stopping.send(());
+        if !hurried {
+            let left = tokio::select! {
+                left = connections.wait_until_closed(shutdown::CLIENTS_CLOSE_WITHIN) => left,
+                () = stop_signals.recv() => connections.open(),
+            };
+            tracing::info!(
+                connections_left = left,
+                "shutting down: finishing open requests"
+            );
+        }
     });
     // Open requests may finish, but not for ever: a stuck one must not keep a deploy waiting.
     let deadline = config.shutdown_deadline;
@@ -185,6 +198,8 @@ pub struct RouterSettings {
     pub readiness: Readiness,
     /// Behind a trusted proxy: keep the `x-request-id` it sends (else every id is made here).
     pub trust_proxy_request_ids: bool,
+    /// Open connections; once shutting down, each response closes its connection.
+    pub connections: shutdown::Connections,
 }
 
 /// The most a request body may hold: forms and server-function calls are a few hundred
@@ -202,6 +217,7 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         metrics_token,
         readiness,
         trust_proxy_request_ids,
+        connections,
     } = settings;
     let routes = generate_route_list(app::App);
     let pages = page_cache::PageCache::default();
@@ -310,6 +326,16 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         .merge(site);
     let request_id = HeaderName::from_static(request_ids::HEADER);
     security::with_security_headers(all)
+        // Once the server stops accepting, each connection closes after its response
+        // (`shutdown`: the server never closes one its client may be about to use).
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONNECTION,
+            move |_: &axum::response::Response| {
+                connections
+                    .is_closing()
+                    .then(|| HeaderValue::from_static("close"))
+            },
+        ))
         .layer(CompressionLayer::new())
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(request_ids::span_for))

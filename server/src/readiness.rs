@@ -38,8 +38,12 @@ impl Readiness {
         self.draining.store(true, Ordering::Relaxed);
     }
 
+    fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
     async fn check(&self) -> Result<(), String> {
-        if self.draining.load(Ordering::Relaxed) {
+        if self.is_draining() {
             return Err("shutting down".to_owned());
         }
         self.services.db.check_ready(DATABASE_CHECK_LIMIT).await?;

@@ -457,3 +457,37 @@ async fn a_trusted_proxys_request_id_is_kept_when_it_is_plain() {
     assert_eq!(forged.status(), StatusCode::SEE_OTHER);
     assert_eq!(header(&forged, "x-request-id").len(), 32);
 }
+
+#[tokio::test]
+async fn once_the_door_closes_open_connections_are_served_and_then_closed() {
+    let server = TestServer::start();
+    let alice = server.client();
+    expect_redirect(alice.signup("alice").await, "/topics/").await;
+    // alice's client keeps its connection open (keep-alive).
+    assert_eq!(alice.get("/topics/").await.status(), StatusCode::OK);
+
+    server.terminate();
+    // No drain here: the listening socket closes at once.
+    let stranger = server.client();
+    let mut refused = false;
+    for _ in 0..100 {
+        if stranger
+            .http
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .is_err()
+        {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(refused, "new connections are refused once shutting down");
+
+    // The connection opened before is still served, and asked to close.
+    let response = alice.get("/topics/").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "connection"), "close");
+    server.wait_for_exit();
+}

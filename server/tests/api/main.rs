@@ -7,6 +7,7 @@ mod concurrency;
 mod fuzz;
 mod http;
 mod live;
+mod operations;
 mod scale_out;
 mod support;
 mod topics;

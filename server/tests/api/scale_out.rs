@@ -11,7 +11,7 @@ use crate::support::{count_sql, execute_sql, expect_redirect, TestClient, TestSe
 const MEMBERS: usize = 3;
 
 /// Several instances need a database they can share: this runs in the PostgreSQL pass.
-fn postgres_pass() -> bool {
+pub(crate) fn postgres_pass() -> bool {
     let on = app::db::scratch::tests_use_postgres();
     if !on {
         eprintln!("two instances share a PostgreSQL database: run with TEST_BACKEND=postgres");

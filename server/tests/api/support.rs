@@ -99,9 +99,9 @@ impl TestServer {
             .env("METRICS_TOKEN", METRICS_TOKEN)
             // No load balancer to wait for; a test of the drain sets its own.
             .env("SHUTDOWN_DRAIN_SECONDS", "0")
+            .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
             .envs(vars.iter().copied())
             .env("DATABASE_URL", db.url())
-            .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -150,17 +150,7 @@ impl TestServer {
 
     /// A browser-like client: its own cookie jar, sends this site's Origin on POSTs.
     pub fn client(&self) -> TestClient {
-        let mut headers = HeaderMap::new();
-        headers.insert(ORIGIN, HeaderValue::from_str(&self.base).expect("origin"));
-        TestClient {
-            http: Client::builder()
-                .cookie_store(true)
-                .redirect(Policy::none())
-                .default_headers(headers)
-                .build()
-                .expect("client"),
-            base: self.base.clone(),
-        }
+        TestClient::new(&self.base)
     }
 
     pub fn logs(&self) -> Vec<String> {
@@ -218,6 +208,21 @@ pub struct TestClient {
 }
 
 impl TestClient {
+    /// A browser-like client of the site at `base` (a server, or a load balancer in front).
+    pub fn new(base: &str) -> TestClient {
+        let mut headers = HeaderMap::new();
+        headers.insert(ORIGIN, HeaderValue::from_str(base).expect("origin"));
+        TestClient {
+            http: Client::builder()
+                .cookie_store(true)
+                .redirect(Policy::none())
+                .default_headers(headers)
+                .build()
+                .expect("client"),
+            base: base.to_owned(),
+        }
+    }
+
     /// The same browser (cookie jar and all) pointed at another server, e.g. after a restart.
     pub fn against(&self, server: &TestServer) -> TestClient {
         TestClient {
