@@ -221,11 +221,8 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
     } = settings;
     let routes = generate_route_list(app::App);
     let pages = page_cache::PageCache::default();
-    let metrics_state = metrics::MetricsState {
-        app: state.clone(),
-        pages: pages.clone(),
-        token: metrics_token.map(Arc::from),
-    };
+    let (metrics_state, request_metrics) =
+        metrics::registry(state.clone(), pages.clone(), metrics_token);
     let (pkg_route, static_files) = static_files(&state.leptos_options);
 
     let session_layer = SessionManagerLayer::new(app::sessions::sessions(
@@ -323,7 +320,12 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
     let all = Router::new()
         .merge(operations)
         .nest_service(&pkg_route, static_files)
-        .merge(site);
+        .merge(site)
+        // On the router, so it runs after routing and sees the declared route.
+        .layer(axum::middleware::from_fn_with_state(
+            request_metrics,
+            metrics::measure,
+        ));
     let request_id = HeaderName::from_static(request_ids::HEADER);
     security::with_security_headers(all)
         // Once the server stops accepting, each connection closes after its response

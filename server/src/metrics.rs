@@ -1,25 +1,129 @@
-//! `/metrics`: counters in the Prometheus text format, for whoever presents the configured
-//! token (`METRICS_TOKEN`, as `Authorization: Bearer …`); without one configured the route is
-//! not served, so the public listener never shows it.
+//! `/metrics` in the Prometheus text format (`prometheus-client`), for whoever presents the
+//! configured token (`METRICS_TOKEN`, as `Authorization: Bearer …`); without one configured
+//! the route is not served, so the public listener never shows it.
+//!
+//! Request durations and requests in flight are measured by [`measure`] on every route; the
+//! rest is read when scraped from the counters the domain keeps anyway ([`Snapshot`]).
 
-use std::fmt::Write;
 use std::sync::atomic::Ordering;
-
 use std::sync::Arc;
+use std::time::Instant;
 
-use axum::extract::State;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 use app::web::AppState;
 
 use crate::page_cache::PageCache;
 
+/// Upper bounds of the request-duration buckets, in seconds: a stored page takes tens of
+/// microseconds, a password check about a tenth of a second.
+const DURATION_BUCKETS: [f64; 16] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    /// The route as declared (`/topics/subscribe/{id}/`), so ids do not multiply the series.
+    route: String,
+    /// `2xx`, `3xx`, `4xx` or `5xx`.
+    status: &'static str,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+type Durations = Family<RequestLabels, Histogram, fn() -> Histogram>;
+
+/// What [`measure`] records on every request.
+#[derive(Clone)]
+pub struct RequestMetrics {
+    durations: Durations,
+    in_flight: Gauge,
+}
+
+/// The registry `/metrics` encodes, and who may read it.
 #[derive(Clone)]
 pub struct MetricsState {
-    pub app: AppState,
-    pub pages: PageCache,
-    pub token: Option<Arc<str>>,
+    registry: Arc<Registry>,
+    snapshot: Arc<Snapshot>,
+    token: Option<Arc<str>>,
+}
+
+/// Builds the registry: the request metrics (returned, for [`measure`]) and the figures read
+/// at each scrape.
+pub fn registry(
+    app: AppState,
+    pages: PageCache,
+    token: Option<String>,
+) -> (MetricsState, RequestMetrics) {
+    let mut registry = Registry::default();
+    let requests = RequestMetrics {
+        durations: Family::new_with_constructor(duration_histogram),
+        in_flight: Gauge::default(),
+    };
+    registry.register(
+        "http_request_duration_seconds",
+        "Time from a request's arrival until its response head, by route and status class.",
+        requests.durations.clone(),
+    );
+    registry.register(
+        "http_requests_in_flight",
+        "Requests being handled now (live streams count until their response head).",
+        requests.in_flight.clone(),
+    );
+    let snapshot = Arc::new(Snapshot {
+        app,
+        pages,
+        purge_backlog: Default::default(),
+    });
+    registry.register_collector(Box::new(snapshot.clone()));
+    let state = MetricsState {
+        registry: Arc::new(registry),
+        snapshot,
+        token: token.map(Arc::from),
+    };
+    (state, requests)
+}
+
+/// Times every request of the router it is layered on (after routing, so the declared route
+/// is known).
+pub async fn measure(
+    State(metrics): State<RequestMetrics>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let started = Instant::now();
+    metrics.in_flight.inc();
+    let response = next.run(request).await;
+    metrics.in_flight.dec();
+    let status = match response.status().as_u16() {
+        100..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics
+        .durations
+        .get_or_create(&RequestLabels { route, status })
+        .observe(started.elapsed().as_secs_f64());
+    response
 }
 
 pub async fn render(State(metrics): State<MetricsState>, headers: HeaderMap) -> Response {
@@ -38,96 +142,225 @@ pub async fn render(State(metrics): State<MetricsState>, headers: HeaderMap) -> 
         )
             .into_response();
     }
-    let MetricsState {
-        app: state, pages, ..
-    } = metrics;
-    let sql = state.services.db.sql_stats();
-    let cache = state.services.cache.stats();
-    let mut counters = vec![
-        (
-            "sql_statements_total",
-            "SQL statements run, transaction control included.",
-            sql.statements.load(Ordering::Relaxed),
-        ),
-        (
-            "sql_topic_statements_total",
-            "SQL statements that touched the topic tables.",
-            sql.topic_statements.load(Ordering::Relaxed),
-        ),
-        (
-            "cache_hits_total",
-            "Topic cache lookups that found an entry.",
-            cache.hits.load(Ordering::Relaxed),
-        ),
-        (
-            "cache_misses_total",
-            "Topic cache lookups that found nothing.",
-            cache.misses.load(Ordering::Relaxed),
-        ),
-        (
-            "cache_invalidations_total",
-            "Topic cache entries invalidated by signal receivers.",
-            cache.invalidations.load(Ordering::Relaxed),
-        ),
-        (
-            "page_cache_hits_total",
-            "Topic pages served as stored for the same user and version.",
-            pages.hits.load(Ordering::Relaxed),
-        ),
-        (
-            "page_cache_misses_total",
-            "Topic pages rendered.",
-            pages.misses.load(Ordering::Relaxed),
-        ),
-        (
-            "cache_refused_fills_total",
-            "Cache fills refused because a change committed during the read.",
-            cache.refused_fills.load(Ordering::Relaxed),
-        ),
-    ];
-    if let Some(remote) = &state.services.remote {
-        counters.extend([
-            (
-                "versions_notifications_total",
-                "Version moves heard from the database (every instance's changes).",
-                remote.received.load(Ordering::Relaxed),
-            ),
-            (
-                "versions_listener_reconnects_total",
-                "Times the connection listening for other instances' changes was made again.",
-                remote.reconnects.load(Ordering::Relaxed),
-            ),
-        ]);
-    }
+    metrics.snapshot.read_purge_backlog().await;
     let mut body = String::new();
-    for (name, help, value) in counters {
-        let _ = writeln!(
-            body,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-        );
+    if let Err(err) =
+        prometheus_client::encoding::prometheus_text::encode(&mut body, &metrics.registry)
+    {
+        tracing::error!(error = %err, "could not encode the metrics");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    if let Some(remote) = &state.services.remote {
-        let connected = u8::from(remote.connected.load(Ordering::Relaxed));
-        let _ = writeln!(
-            body,
-            "# HELP versions_listener_connected Whether other instances' changes are heard now.\n\
-             # TYPE versions_listener_connected gauge\nversions_listener_connected {connected}"
-        );
-    }
-    let streams = state.services.live.open_streams();
-    let _ = writeln!(
-        body,
-        "# HELP live_streams Open live-update streams (pages following changes).\n\
-         # TYPE live_streams gauge\nlive_streams {streams}"
-    );
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
         )],
         body,
     )
         .into_response()
+}
+
+/// Figures the domain keeps anyway, read at each scrape.
+struct Snapshot {
+    app: AppState,
+    pages: PageCache,
+    /// Retired topics and their subscriptions not purged yet, read from the database just
+    /// before encoding (`None` when the database could not say).
+    purge_backlog: std::sync::Mutex<Option<(i64, i64)>>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").finish_non_exhaustive()
+    }
+}
+
+impl Snapshot {
+    async fn read_purge_backlog(&self) {
+        let backlog = self
+            .app
+            .services
+            .db
+            .run(|conn| app::topics::ssr::purge::backlog(conn).map_err(app::db::DbError::from))
+            .await;
+        let backlog = match backlog {
+            Ok(backlog) => Some(backlog),
+            Err(err) => {
+                tracing::warn!(error = %err, "metrics: cannot read the purge backlog");
+                None
+            }
+        };
+        *self
+            .purge_backlog
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = backlog;
+    }
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: i64,
+) -> Result<(), std::fmt::Error> {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn signed(value: usize) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let services = &self.app.services;
+        let sql = services.db.sql_stats();
+        let cache = services.cache.stats();
+        let e = &mut encoder;
+        // Counter names get `_total` appended by the encoder.
+        counter(
+            e,
+            "sql_statements",
+            "SQL statements run, transaction control included.",
+            sql.statements.load(Ordering::Relaxed),
+        )?;
+        counter(
+            e,
+            "sql_topic_statements",
+            "SQL statements that touched the topic tables.",
+            sql.topic_statements.load(Ordering::Relaxed),
+        )?;
+        counter(
+            e,
+            "cache_hits",
+            "Topic cache lookups that found an entry.",
+            cache.hits.load(Ordering::Relaxed),
+        )?;
+        counter(
+            e,
+            "cache_misses",
+            "Topic cache lookups that found nothing.",
+            cache.misses.load(Ordering::Relaxed),
+        )?;
+        counter(
+            e,
+            "cache_invalidations",
+            "Topic cache entries invalidated by signal receivers.",
+            cache.invalidations.load(Ordering::Relaxed),
+        )?;
+        counter(
+            e,
+            "cache_refused_fills",
+            "Cache fills refused because a change committed during the read.",
+            cache.refused_fills.load(Ordering::Relaxed),
+        )?;
+        counter(
+            e,
+            "page_cache_hits",
+            "Topic pages served as stored for the same user and version.",
+            self.pages.hits.load(Ordering::Relaxed),
+        )?;
+        counter(
+            e,
+            "page_cache_misses",
+            "Topic pages rendered.",
+            self.pages.misses.load(Ordering::Relaxed),
+        )?;
+        let pool = services.db.pool_status();
+        gauge(
+            e,
+            "db_pool_connections",
+            "Database connections open in the pool.",
+            signed(pool.open),
+        )?;
+        gauge(
+            e,
+            "db_pool_connections_idle",
+            "Open pool connections not in use.",
+            signed(pool.idle),
+        )?;
+        gauge(
+            e,
+            "db_pool_connections_max",
+            "The most connections the pool opens.",
+            signed(pool.max),
+        )?;
+        gauge(
+            e,
+            "db_pool_waiting",
+            "Requests waiting for a pool connection now.",
+            signed(pool.waiting),
+        )?;
+        gauge(
+            e,
+            "live_streams",
+            "Open live-update streams (pages following changes).",
+            signed(services.live.open_streams()),
+        )?;
+        gauge(
+            e,
+            "password_checks_pending",
+            "Password hashing jobs waiting or running.",
+            signed(app::users::password_checks_pending()),
+        )?;
+        let backlog = *self
+            .purge_backlog
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((topics, subscriptions)) = backlog {
+            gauge(
+                e,
+                "purge_backlog_topics",
+                "Retired topics whose subscriptions are still being purged.",
+                topics,
+            )?;
+            gauge(
+                e,
+                "purge_backlog_subscriptions",
+                "Subscriptions of retired topics not purged yet.",
+                subscriptions,
+            )?;
+        }
+        if let Some(probes) = &services.probes {
+            counter(
+                e,
+                "cache_version_reads",
+                "Reads of the database's cache versions (one serves every request waiting).",
+                probes.reads(),
+            )?;
+        }
+        if let Some(remote) = &services.remote {
+            counter(
+                e,
+                "versions_notifications",
+                "Version moves heard from the database (every instance's changes).",
+                remote.received.load(Ordering::Relaxed),
+            )?;
+            counter(
+                e,
+                "versions_listener_reconnects",
+                "Times the connection listening for other instances' changes was made again.",
+                remote.reconnects.load(Ordering::Relaxed),
+            )?;
+            gauge(
+                e,
+                "versions_listener_connected",
+                "Whether other instances' changes are heard now.",
+                i64::from(remote.connected.load(Ordering::Relaxed)),
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Compares without stopping at the first difference, so timing does not reveal the token.

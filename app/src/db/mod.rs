@@ -78,6 +78,15 @@ impl Instrumentation for CountStatements {
     }
 }
 
+/// See [`Db::pool_status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub open: usize,
+    pub idle: usize,
+    pub max: usize,
+    pub waiting: usize,
+}
+
 /// Which SQL backend a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -181,6 +190,18 @@ impl Db {
             )),
             Ok(Ok(true)) => Err("the database's schema is behind: migrations are pending".into()),
             Ok(Ok(false)) => Ok(()),
+        }
+    }
+
+    /// The pool now: connections open, idle, the most there may be, and requests waiting
+    /// for one.
+    pub fn pool_status(&self) -> PoolStatus {
+        let status = self.pool.status();
+        PoolStatus {
+            open: status.size,
+            idle: status.available,
+            max: status.max_size,
+            waiting: status.waiting,
         }
     }
 

@@ -10,6 +10,7 @@
 //! unbounded work (and memory). When it is full a request is refused at once with
 //! [`AppError::Busy`] instead of waiting, and a queued job whose client has gone is skipped.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -27,6 +28,8 @@ type Job = Box<dyn FnOnce() + Send>;
 /// Hashing threads and the bounded queue that feeds them.
 pub(super) struct HashingQueue {
     sender: SyncSender<Job>,
+    /// Jobs accepted and not yet finished (waiting or running), for the metrics.
+    pending: Arc<AtomicUsize>,
 }
 
 impl HashingQueue {
@@ -42,7 +45,15 @@ impl HashingQueue {
                 tracing::error!(error = %err, "cannot start a password hashing thread");
             }
         }
-        HashingQueue { sender }
+        HashingQueue {
+            sender,
+            pending: Arc::default(),
+        }
+    }
+
+    /// Jobs waiting or running now.
+    pub(super) fn pending(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
     }
 
     /// Runs `f` on a hashing thread and waits for it without blocking the async runtime;
@@ -53,14 +64,19 @@ impl HashingQueue {
         f: impl FnOnce() -> R + Send + 'static,
     ) -> Result<R, AppError> {
         let (reply, answer) = oneshot::channel();
+        let pending = self.pending.clone();
+        pending.fetch_add(1, Ordering::Relaxed);
         let job: Job = Box::new(move || {
             if !reply.is_closed() {
                 let _ = reply.send(f());
             }
+            pending.fetch_sub(1, Ordering::Relaxed);
         });
+        let refused = |pending: &AtomicUsize| pending.fetch_sub(1, Ordering::Relaxed);
         match self.sender.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
+                refused(&self.pending);
                 tracing::warn!("password hashing queue full: request refused");
                 return Err(AppError::Busy(
                     "Too many sign-ins are being checked right now. Please try again in a moment."
@@ -68,6 +84,7 @@ impl HashingQueue {
                 ));
             }
             Err(TrySendError::Disconnected(_)) => {
+                refused(&self.pending);
                 tracing::error!("the password hashing threads are gone");
                 return Err(AppError::Internal);
             }

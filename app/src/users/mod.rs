@@ -14,6 +14,12 @@ mod hashing;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 
+/// Password checks waiting for or running on the hashing threads now.
+#[cfg(feature = "ssr")]
+pub fn password_checks_pending() -> usize {
+    hashing::queue().pending()
+}
+
 /// The logged-in user as pages see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CurrentUser {

@@ -491,3 +491,61 @@ async fn once_the_door_closes_open_connections_are_served_and_then_closed() {
     assert_eq!(header(&response, "connection"), "close");
     server.wait_for_exit();
 }
+
+/// A line of the metrics text, by its exact series (name and labels).
+async fn series(server: &TestServer, name_and_labels: &str) -> Option<f64> {
+    let body = reqwest::Client::new()
+        .get(server.url("/metrics"))
+        .bearer_auth(crate::support::METRICS_TOKEN)
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("body");
+    body.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name_and_labels} ")))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_time_every_route_and_show_the_pool_and_queues() {
+    let server = TestServer::start();
+    let alice = server.client();
+    expect_redirect(alice.signup("alice").await, "/topics/").await;
+    let topic = alice.topics().await[0].0;
+    for _ in 0..3 {
+        alice.subscribe(topic).await;
+    }
+    assert_eq!(
+        alice.get("/topics/subscribe/nope/").await.status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    let subscribed =
+        r#"http_request_duration_seconds_count{route="/topics/subscribe/{id}/",status="3xx"}"#;
+    assert_eq!(
+        series(&server, subscribed).await,
+        Some(3.0),
+        "one series per route, ids folded"
+    );
+    let bucket = r#"http_request_duration_seconds_bucket{route="/topics/subscribe/{id}/",status="3xx",le="+Inf"}"#;
+    assert_eq!(series(&server, bucket).await, Some(3.0));
+    assert_eq!(
+        series(
+            &server,
+            r#"http_request_duration_seconds_count{route="/topics/subscribe/{id}/",status="4xx"}"#
+        )
+        .await,
+        Some(1.0)
+    );
+    // The scrape itself is the one request in flight.
+    assert_eq!(series(&server, "http_requests_in_flight").await, Some(1.0));
+    assert_eq!(series(&server, "db_pool_connections_max").await, Some(8.0));
+    assert!(series(&server, "db_pool_connections")
+        .await
+        .is_some_and(|open| open >= 1.0));
+    assert_eq!(series(&server, "db_pool_waiting").await, Some(0.0));
+    assert_eq!(series(&server, "password_checks_pending").await, Some(0.0));
+    assert_eq!(series(&server, "purge_backlog_topics").await, Some(0.0));
+    assert_eq!(series(&server, "live_streams").await, Some(0.0));
+}

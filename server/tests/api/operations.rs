@@ -255,3 +255,35 @@ async fn a_rolling_restart_behind_nginx_fails_no_request_and_loses_no_write() {
         }
     }
 }
+
+/// `deploy/subscriptions.service` as systemd reads it (where systemd is installed): known
+/// keys only, valid values, the binary executable.
+#[test]
+fn the_systemd_unit_is_what_systemd_accepts() {
+    let Ok(probe) = Command::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("systemd-analyze is not installed here: the unit is not checked");
+        return;
+    };
+    assert!(probe.status.success());
+    let documented = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/subscriptions.service");
+    let unit = std::fs::read_to_string(&documented).expect("deploy/subscriptions.service");
+    assert!(unit.contains("DynamicUser=yes") && unit.contains("ProtectSystem=strict"));
+    // The unit names the installed path; the check needs a binary that exists.
+    let unit = unit.replace(
+        "ExecStart=/usr/local/bin/subscriptions",
+        &format!("ExecStart={}", env!("CARGO_BIN_EXE_server")),
+    );
+    let folder = tempfile::tempdir().expect("folder");
+    let path = folder.path().join("subscriptions.service");
+    std::fs::write(&path, unit).expect("write the unit");
+    let verified = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze verify");
+    let complaints = String::from_utf8_lossy(&verified.stderr);
+    assert!(
+        verified.status.success() && complaints.trim().is_empty(),
+        "systemd-analyze verify: {complaints}"
+    );
+}

@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use crate::activity;
 use crate::db::{self, Conn, Db, DbError};
 use crate::ids::TopicId;
-use crate::schema::topics;
+use crate::schema::{topic_subscribers, topics};
 use crate::subscriptions;
 
 /// Subscriptions removed per write transaction (~10 ms on SQLite), and the most a request
@@ -56,6 +56,20 @@ pub struct Purged {
     pub subscriptions: usize,
     /// The topic row went too: nothing of it is left.
     pub finished: bool,
+}
+
+/// Retired topics whose subscriptions are not purged yet, and those subscriptions.
+pub fn backlog(conn: &mut Conn) -> QueryResult<(i64, i64)> {
+    let retired = topics::table.filter(topics::deleted_at.is_not_null());
+    let topics_left: i64 = retired.count().get_result(conn)?;
+    if topics_left == 0 {
+        return Ok((0, 0));
+    }
+    let subscriptions_left: i64 = topic_subscribers::table
+        .filter(topic_subscribers::topic_id.eq_any(retired.select(topics::id)))
+        .count()
+        .get_result(conn)?;
+    Ok((topics_left, subscriptions_left))
 }
 
 /// Removes one batch of the oldest retired topic's subscriptions, and the row once none are
