@@ -7,6 +7,7 @@
 //! activity goes and the signals run as for any delete. After the response, [`run`] removes
 //! its subscriptions [`BATCH`] at a time, one short write transaction each, then the row.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,14 +29,53 @@ const PAUSE: Duration = Duration::from_millis(5);
 /// After a failed batch (the database busy for longer than its timeout, say).
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// Wakes the purge after a topic was retired.
+/// Wakes the purge after a topic was retired, and says how much it has left.
 #[derive(Clone, Default)]
-pub struct PurgeQueue(Arc<Notify>);
+pub struct PurgeQueue(Arc<Queue>);
+
+#[derive(Default)]
+struct Queue {
+    wake: Notify,
+    /// Retired topics and their subscriptions left when this instance's purge last looked
+    /// (counted when a purge starts, lowered with each batch): read by the metrics without a
+    /// query of their own.
+    topics_left: AtomicI64,
+    subscriptions_left: AtomicI64,
+}
 
 impl PurgeQueue {
     pub fn wake(&self) {
         // A wake while the purge is busy is kept, so a topic retired meanwhile is not missed.
-        self.0.notify_one();
+        self.0.wake.notify_one();
+    }
+
+    /// Retired topics and their subscriptions not purged yet, as the purge last saw them.
+    pub fn backlog(&self) -> (i64, i64) {
+        (
+            self.0.topics_left.load(Ordering::Relaxed),
+            self.0.subscriptions_left.load(Ordering::Relaxed),
+        )
+    }
+
+    fn set_backlog(&self, (topics, subscriptions): (i64, i64)) {
+        self.0.topics_left.store(topics, Ordering::Relaxed);
+        self.0
+            .subscriptions_left
+            .store(subscriptions, Ordering::Relaxed);
+    }
+
+    fn purged(&self, purged: &Purged) {
+        let removed = i64::try_from(purged.subscriptions).unwrap_or(i64::MAX);
+        let left = &self.0.subscriptions_left;
+        let _ = left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            Some((n - removed).max(0))
+        });
+        if purged.finished {
+            let topics = &self.0.topics_left;
+            let _ = topics.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some((n - 1).max(0))
+            });
+        }
     }
 }
 
@@ -59,7 +99,7 @@ pub struct Purged {
 }
 
 /// Retired topics whose subscriptions are not purged yet, and those subscriptions.
-pub fn backlog(conn: &mut Conn) -> QueryResult<(i64, i64)> {
+fn backlog(conn: &mut Conn) -> QueryResult<(i64, i64)> {
     let retired = topics::table.filter(topics::deleted_at.is_not_null());
     let topics_left: i64 = retired.count().get_result(conn)?;
     if topics_left == 0 {
@@ -139,30 +179,47 @@ const LOOK_AGAIN: Duration = Duration::from_secs(5);
 pub async fn run(db: Db, queue: PurgeQueue) {
     let shared = db.backend() == db::Backend::Postgres;
     loop {
-        drain(&db).await;
+        drain(&db, &queue).await;
         if shared {
-            let _ = tokio::time::timeout(LOOK_AGAIN, queue.0.notified()).await;
+            let _ = tokio::time::timeout(LOOK_AGAIN, queue.0.wake.notified()).await;
         } else {
-            queue.0.notified().await;
+            queue.0.wake.notified().await;
         }
     }
 }
 
-async fn drain(db: &Db) {
+async fn drain(db: &Db, queue: &PurgeQueue) {
     let mut started = Instant::now();
     let mut removed = 0;
+    let mut counted = false;
     loop {
         let batch = db
-            .run(|conn| {
+            .run(move |conn| {
                 let purged = purge_batch(conn)?;
+                // What is left, counted after the first batch of a drain (an idle purge runs
+                // no extra query); later batches lower the count as they go.
+                let left = match (&purged, counted) {
+                    (Some(_), false) => Some(backlog(conn)?),
+                    _ => None,
+                };
                 let held = purged.is_none() && retired_remain(conn)?;
-                Ok::<_, DbError>((purged, held))
+                Ok::<_, DbError>((purged, left, held))
             })
             .await;
         match batch {
-            Ok((None, false)) => return,
-            Ok((None, true)) => tokio::time::sleep(HELD_ELSEWHERE).await,
-            Ok((Some(purged), _)) => {
+            Ok((None, _, false)) => {
+                queue.set_backlog((0, 0));
+                return;
+            }
+            Ok((None, _, true)) => tokio::time::sleep(HELD_ELSEWHERE).await,
+            Ok((Some(purged), left, _)) => {
+                match left {
+                    Some(left) => {
+                        queue.set_backlog(left);
+                        counted = true;
+                    }
+                    None => queue.purged(&purged),
+                }
                 removed += purged.subscriptions;
                 if purged.finished {
                     tracing::info!(
@@ -181,5 +238,32 @@ async fn drain(db: &Db) {
                 tokio::time::sleep(RETRY_AFTER).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PurgeQueue, Purged};
+    use crate::ids::TopicId;
+
+    #[test]
+    fn the_backlog_goes_down_with_each_batch_and_never_below_zero() {
+        let queue = PurgeQueue::default();
+        assert_eq!(queue.backlog(), (0, 0));
+        queue.set_backlog((2, 4_500));
+        let batch = |subscriptions, finished| Purged {
+            topic_id: TopicId(1),
+            subscriptions,
+            finished,
+        };
+        queue.purged(&batch(2_000, false));
+        assert_eq!(queue.backlog(), (2, 2_500));
+        queue.purged(&batch(500, true));
+        assert_eq!(queue.backlog(), (1, 2_000));
+        // Another instance purged part of it meanwhile: this one's count never goes negative.
+        queue.purged(&batch(2_000, false));
+        queue.purged(&batch(1_000, true));
+        queue.purged(&batch(0, true));
+        assert_eq!(queue.backlog(), (0, 0));
     }
 }
