@@ -322,10 +322,7 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         .nest_service(&pkg_route, static_files)
         .merge(site)
         // On the router, so it runs after routing and sees the declared route.
-        .layer(axum::middleware::from_fn_with_state(
-            request_metrics,
-            metrics::measure,
-        ));
+        .layer(metrics::MeasureLayer(request_metrics));
     let request_id = HeaderName::from_static(request_ids::HEADER);
     security::with_security_headers(all)
         // Once the server stops accepting, each connection closes after its response

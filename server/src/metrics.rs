@@ -2,16 +2,18 @@
 //! configured token (`METRICS_TOKEN`, as `Authorization: Bearer …`); without one configured
 //! the route is not served, so the public listener never shows it.
 //!
-//! Request durations and requests in flight are measured by [`measure`] on every route; the
+//! Request durations and requests in flight are measured by [`MeasureLayer`] on every route; the
 //! rest is read when scraped from the counters the domain keeps anyway ([`Snapshot`]).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -20,6 +22,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use tower::{Layer, Service};
 
 use app::web::AppState;
 
@@ -46,7 +49,7 @@ fn duration_histogram() -> Histogram {
 
 type Durations = Family<RequestLabels, Histogram, fn() -> Histogram>;
 
-/// What [`measure`] records on every request.
+/// What [`MeasureLayer`] records on every request.
 #[derive(Clone)]
 pub struct RequestMetrics {
     durations: Durations,
@@ -60,7 +63,7 @@ pub struct MetricsState {
     token: Option<Arc<str>>,
 }
 
-/// Builds the registry: the request metrics (returned, for [`measure`]) and the figures read
+/// Builds the registry: the request metrics (returned, for [`MeasureLayer`]) and the figures read
 /// at each scrape.
 pub fn registry(
     app: AppState,
@@ -92,32 +95,103 @@ pub fn registry(
 }
 
 /// Times every request of the router it is layered on (after routing, so the declared route
-/// is known).
-pub async fn measure(
-    State(metrics): State<RequestMetrics>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
-    let started = Instant::now();
-    metrics.in_flight.inc();
-    let response = next.run(request).await;
-    metrics.in_flight.dec();
-    let status = match response.status().as_u16() {
-        100..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    };
-    metrics
-        .durations
-        .get_or_create(&RequestLabels { route, status })
-        .observe(started.elapsed().as_secs_f64());
-    response
+/// is known). A plain service rather than an async middleware, which would clone the route's
+/// whole service stack on every request.
+#[derive(Clone)]
+pub struct MeasureLayer(pub RequestMetrics);
+
+impl<S> Layer<S> for MeasureLayer {
+    type Service = Measure<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Measure {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Measure<S> {
+    inner: S,
+    metrics: RequestMetrics,
+}
+
+impl<S> Service<Request> for Measure<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Measured<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str)
+            .to_owned();
+        self.metrics.in_flight.inc();
+        Measured {
+            inner: self.inner.call(request),
+            started: Instant::now(),
+            route: Some(route),
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Measure`]: records when the response head is ready.
+    pub struct Measured<F> {
+        #[pin]
+        inner: F,
+        started: Instant,
+        route: Option<String>,
+        metrics: RequestMetrics,
+    }
+
+    impl<F> PinnedDrop for Measured<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Still set: the request was dropped unanswered (the client went away).
+            if this.route.is_some() {
+                this.metrics.in_flight.dec();
+            }
+        }
+    }
+}
+
+impl<F, E> Future for Measured<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let outcome = ready!(this.inner.poll(cx));
+        if let Some(route) = this.route.take() {
+            this.metrics.in_flight.dec();
+            let status = match &outcome {
+                Ok(response) => match response.status().as_u16() {
+                    100..=299 => "2xx",
+                    300..=399 => "3xx",
+                    400..=499 => "4xx",
+                    _ => "5xx",
+                },
+                Err(_) => "5xx",
+            };
+            this.metrics
+                .durations
+                .get_or_create(&RequestLabels { route, status })
+                .observe(this.started.elapsed().as_secs_f64());
+        }
+        Poll::Ready(outcome)
+    }
 }
 
 pub async fn render(State(metrics): State<MetricsState>, headers: HeaderMap) -> Response {

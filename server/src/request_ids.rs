@@ -6,6 +6,9 @@
 //! server sits behind one) and only when it is short and plain; anything else is replaced, so
 //! no client can write into the log or pass itself off as another request.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
 use axum::extract::Request;
 use axum::http::HeaderValue;
 use tower_http::request_id::{MakeRequestId, RequestId};
@@ -16,14 +19,22 @@ const MAX_ID_LEN: usize = 128;
 
 pub const HEADER: &str = "x-request-id";
 
-/// Makes ids for requests that arrive without a usable one.
+/// Makes ids for requests that arrive without a usable one: 32 hex digits, a random number
+/// drawn once per process followed by a counter, so ids never repeat across instances and
+/// restarts, and making one costs no system call (a random id per request cost measurable
+/// throughput).
 #[derive(Clone, Copy, Default)]
 pub struct MakeId;
 
 impl MakeRequestId for MakeId {
     fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        HeaderValue::from_str(&id).ok().map(RequestId::new)
+        static PROCESS: OnceLock<u64> = OnceLock::new();
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let process = PROCESS.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{process:016x}{n:016x}"))
+            .ok()
+            .map(RequestId::new)
     }
 }
 

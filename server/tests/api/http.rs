@@ -415,7 +415,7 @@ async fn every_request_has_an_id_that_its_log_lines_carry() {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let id = header(&response, "x-request-id").to_owned();
     assert_ne!(id, "chosen-by-the-client");
-    assert_eq!(id.len(), 32, "a UUID in hex: {id}");
+    assert_eq!(id.len(), 32, "32 hex digits: {id}");
     let topic = crate::support::count_sql(
         &server.db,
         "SELECT id AS n FROM topics WHERE name = 'Traced'",
