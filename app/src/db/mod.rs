@@ -100,7 +100,8 @@ pub struct Db {
     pool: Pool<backend::Manager>,
     stats: Arc<SqlStats>,
     backend: Backend,
-    target: Target,
+    /// Shared: a `Db` is cloned into every request's services, and a clone must not allocate.
+    target: Arc<Target>,
 }
 
 impl std::fmt::Debug for Db {
@@ -145,7 +146,7 @@ impl Db {
             pool,
             stats,
             backend,
-            target,
+            target: Arc::new(target),
         };
         db.migrate().await.map_err(|e| match e {
             MigrateFailure::Connect(reason) => OpenError::Open { database, reason },
