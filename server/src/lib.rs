@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use axum::{Extension, Router};
@@ -18,7 +18,6 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -34,6 +33,7 @@ use app::web::AppState;
 mod auth_routes;
 pub mod cli;
 pub mod config;
+mod edge;
 mod live_routes;
 mod metrics;
 mod page_cache;
@@ -323,25 +323,12 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         .merge(site)
         // On the router, so it runs after routing and sees the declared route.
         .layer(metrics::MeasureLayer(request_metrics));
-    let request_id = HeaderName::from_static(request_ids::HEADER);
-    security::with_security_headers(all)
-        // Once the server stops accepting, each connection closes after its response
-        // (`shutdown`: the server never closes one its client may be about to use).
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CONNECTION,
-            move |_: &axum::response::Response| {
-                connections
-                    .is_closing()
-                    .then(|| HeaderValue::from_static("close"))
-            },
-        ))
-        .layer(CompressionLayer::new())
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+    all.layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http().make_span_with(request_ids::span_for))
-        .layer(SetRequestIdLayer::new(request_id, request_ids::MakeId))
-        .layer(axum::middleware::map_request(
-            request_ids::keep_only_trusted(trust_proxy_request_ids),
-        ))
+        .layer(edge::EdgeLayer {
+            trust_proxy_request_ids,
+            connections,
+        })
 }
 
 /// The wasm, JS and CSS of the site: no session, no database, files compressed ahead of time

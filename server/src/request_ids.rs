@@ -10,50 +10,48 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use axum::extract::Request;
-use axum::http::HeaderValue;
-use tower_http::request_id::{MakeRequestId, RequestId};
+use axum::http::{HeaderName, HeaderValue};
 use tracing::Span;
 
 /// Longest id taken from a proxy (a UUID is 36 characters; proxies' own formats vary).
 const MAX_ID_LEN: usize = 128;
 
-pub const HEADER: &str = "x-request-id";
+pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Makes ids for requests that arrive without a usable one: 32 hex digits, a random number
-/// drawn once per process followed by a counter, so ids never repeat across instances and
-/// restarts, and making one costs no system call (a random id per request cost measurable
-/// throughput).
-#[derive(Clone, Copy, Default)]
-pub struct MakeId;
-
-impl MakeRequestId for MakeId {
-    fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
-        static PROCESS: OnceLock<u64> = OnceLock::new();
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let process = PROCESS.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{process:016x}{n:016x}"))
-            .ok()
-            .map(RequestId::new)
+/// Gives `request` its id: the one it carries when `trust_proxy` and it is plain (letters,
+/// digits, `-_.:`), else a new one, which replaces whatever it carried. Returns the id.
+pub fn assign(request: &mut Request, trust_proxy: bool) -> HeaderValue {
+    if trust_proxy {
+        if let Some(id) = request.headers().get(&HEADER) {
+            if is_plain(id.as_bytes()) {
+                return id.clone();
+            }
+        }
     }
+    let id = new_id();
+    request.headers_mut().insert(HEADER, id.clone());
+    id
 }
 
-/// Drops an incoming id unless `trust_proxy` and it is plain (letters, digits, `-_.:`),
-/// so that [`MakeId`] makes one instead.
-pub fn keep_only_trusted(
-    trust_proxy: bool,
-) -> impl Fn(Request) -> std::future::Ready<Request> + Clone {
-    move |mut request: Request| {
-        let usable = trust_proxy
-            && request
-                .headers()
-                .get(HEADER)
-                .is_some_and(|id| is_plain(id.as_bytes()));
-        if !usable {
-            request.headers_mut().remove(HEADER);
-        }
-        std::future::ready(request)
+/// 32 hex digits: a random number drawn once per process followed by a counter, so ids never
+/// repeat across instances and restarts, and making one costs no system call (a random id per
+/// request cost measurable throughput).
+fn new_id() -> HeaderValue {
+    static PROCESS: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let process = PROCESS.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut digits = [0_u8; 32];
+    let hex = b"0123456789abcdef";
+    for (i, nibble) in (0..16)
+        .map(|k| (process >> (60 - 4 * k)) & 0xf)
+        .chain((0..16).map(|k| (n >> (60 - 4 * k)) & 0xf))
+        .enumerate()
+    {
+        digits[i] = hex[usize::try_from(nibble).unwrap_or(0)];
     }
+    // Hex digits are always a valid header value.
+    HeaderValue::from_bytes(&digits).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 fn is_plain(id: &[u8]) -> bool {
@@ -68,7 +66,7 @@ fn is_plain(id: &[u8]) -> bool {
 pub fn span_for<B>(request: &http::Request<B>) -> Span {
     let id = request
         .headers()
-        .get(HEADER)
+        .get(&HEADER)
         .and_then(|id| id.to_str().ok())
         .unwrap_or("-");
     tracing::info_span!(
@@ -81,7 +79,7 @@ pub fn span_for<B>(request: &http::Request<B>) -> Span {
 
 #[cfg(test)]
 mod tests {
-    use super::is_plain;
+    use super::{is_plain, new_id};
 
     #[test]
     fn only_plain_short_ids_are_kept() {
@@ -94,5 +92,16 @@ mod tests {
         assert!(!is_plain("ünïcode".as_bytes()));
         assert!(!is_plain(&[b'a'; 129]));
         assert!(is_plain(&[b'a'; 128]));
+    }
+
+    #[test]
+    fn made_ids_are_32_hex_digits_and_never_repeat() {
+        let (a, b) = (new_id(), new_id());
+        assert_ne!(a, b);
+        for id in [a, b] {
+            assert_eq!(id.len(), 32);
+            assert!(id.as_bytes().iter().all(u8::is_ascii_hexdigit));
+            assert!(is_plain(id.as_bytes()));
+        }
     }
 }

@@ -3,43 +3,15 @@
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Router;
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use app::url::encode_query_value;
 use app::users::ssr::{AuthSession, User};
-
-/// Headers every response carries: no MIME sniffing, never framed, no full URLs leaked to other
-/// sites, and a Content-Security-Policy that allows nothing active for responses that did not
-/// set their own (pages set one naming their scripts' nonce, see
-/// `app::web::page_security_policy`). Synchronous layers: no per-request clone of the stack.
-pub fn with_security_headers(router: Router) -> Router {
-    router
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-            ),
-        ))
-}
 
 /// Pages under these prefixes need a logged-in user.
 const LOGIN_REQUIRED: &[&str] = &["/topics"];
@@ -183,6 +155,7 @@ pub fn safe_next(next: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
