@@ -21,6 +21,8 @@ cleanup() {
 }
 trap cleanup EXIT
 log() { printf '==> %s\n' "$*" >&2; }
+# shellcheck source=bench/login.sh
+. scripts/bench/login.sh
 
 names=() ports=()
 port=3600
@@ -37,14 +39,7 @@ for spec in "$@"; do
     "$work/$name/server" >"$work/$name/log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-  : >"$work/$name/cookies"
-  for n in $(seq "$logins"); do
-    curl -fs -o /dev/null -D - -X POST "http://127.0.0.1:$port/login" \
-      --data-urlencode "username=bench$n" --data-urlencode "password=bench-password" \
-      | sed -n 's/^[Ss]et-[Cc]ookie: \(subscriptions_session=[^;]*\).*/\1/p' | tr -d '\r' \
-      >>"$work/$name/cookies"
-  done
-  [ "$(wc -l <"$work/$name/cookies")" -eq "$logins" ] || { echo "$name: login failed" >&2; exit 1; }
+  log_in_bench_users "http://127.0.0.1:$port" "$logins" "$work/$name/cookies"
   names+=("$name") ports+=("$port")
   log "$name ready on $port"
 done

@@ -88,16 +88,9 @@ metric() {
   echo "$total"
 }
 
-login_users() {
-  : >"$work/cookies"
-  for n in $(seq "$logins"); do
-    curl -fs -o /dev/null -D - -X POST "$base/login" \
-      --data-urlencode "username=bench$n" --data-urlencode "password=bench-password" \
-      | sed -n 's/^[Ss]et-[Cc]ookie: \(subscriptions_session=[^;]*\).*/\1/p' | tr -d '\r' \
-      >>"$work/cookies"
-  done
-  [ "$(wc -l <"$work/cookies")" -eq "$logins" ] || { echo "login failed" >&2; exit 1; }
-}
+# shellcheck source=bench/login.sh
+. scripts/bench/login.sh
+login_users() { log_in_bench_users "$base" "$logins" "$work/cookies"; }
 
 export BENCH_LUA="$PWD/scripts/bench" BENCH_COOKIES="$work/cookies"
 # Where wrk sends its load: the server, or the load balancer in front of several.

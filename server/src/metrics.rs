@@ -85,8 +85,7 @@ pub fn registry(
         "Requests being handled now (live streams count until their response head).",
         requests.in_flight.clone(),
     );
-    let snapshot = Arc::new(Snapshot { app, pages });
-    registry.register_collector(Box::new(snapshot.clone()));
+    registry.register_collector(Box::new(Snapshot { app, pages }));
     let state = MetricsState {
         registry: Arc::new(registry),
         token: token.map(Arc::from),

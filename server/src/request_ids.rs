@@ -41,17 +41,9 @@ fn new_id() -> HeaderValue {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let process = PROCESS.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut digits = [0_u8; 32];
-    let hex = b"0123456789abcdef";
-    for (i, nibble) in (0..16)
-        .map(|k| (process >> (60 - 4 * k)) & 0xf)
-        .chain((0..16).map(|k| (n >> (60 - 4 * k)) & 0xf))
-        .enumerate()
-    {
-        digits[i] = hex[usize::try_from(nibble).unwrap_or(0)];
-    }
     // Hex digits are always a valid header value.
-    HeaderValue::from_bytes(&digits).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    HeaderValue::try_from(format!("{process:016x}{n:016x}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 fn is_plain(id: &[u8]) -> bool {

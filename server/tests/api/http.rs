@@ -492,20 +492,10 @@ async fn once_the_door_closes_open_connections_are_served_and_then_closed() {
     server.wait_for_exit();
 }
 
-/// A line of the metrics text, by its exact series (name and labels).
+/// One series of the metrics text, by its exact name and labels.
 async fn series(server: &TestServer, name_and_labels: &str) -> Option<f64> {
-    let body = reqwest::Client::new()
-        .get(server.url("/metrics"))
-        .bearer_auth(crate::support::METRICS_TOKEN)
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("body");
-    body.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name_and_labels} ")))
-        .and_then(|value| value.trim().parse().ok())
+    let (value, _) = server.metric_series(name_and_labels).await;
+    value.and_then(|value| value.parse().ok())
 }
 
 #[tokio::test]

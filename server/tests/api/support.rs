@@ -316,6 +316,15 @@ impl TestServer {
 
     /// A counter from `/metrics`.
     pub async fn metric(&self, name: &str) -> u64 {
+        let (value, body) = self.metric_series(name).await;
+        value
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("metric {name} missing from:\n{body}"))
+    }
+
+    /// The value of one series of `/metrics` (its name and labels exactly as printed), if
+    /// present, and the whole text.
+    pub async fn metric_series(&self, series: &str) -> (Option<String>, String) {
         let body = reqwest::Client::new()
             .get(self.url("/metrics"))
             .bearer_auth(METRICS_TOKEN)
@@ -325,10 +334,11 @@ impl TestServer {
             .text()
             .await
             .expect("body");
-        body.lines()
-            .find_map(|line| line.strip_prefix(&format!("{name} ")))
-            .and_then(|value| value.trim().parse().ok())
-            .unwrap_or_else(|| panic!("metric {name} missing from:\n{body}"))
+        let value = body
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{series} ")))
+            .map(|value| value.trim().to_owned());
+        (value, body)
     }
 
     /// The activity feed straight from the database: (topic_id, topic_name, action).
