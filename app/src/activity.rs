@@ -81,9 +81,10 @@ fn ActivityList(data: ActivityPageData) -> impl IntoView {
             view! { <p class="empty">"Nothing has happened yet."</p> }.into_any()
         } else {
             view! {
+                <div class="table-scroll">
                 <table class="activity">
                     <thead>
-                        <tr><th>"Topic"</th><th>"Action"</th><th>"When (UTC)"</th></tr>
+                        <tr><th>"Topic"</th><th>"Action"</th><th>"When"</th></tr>
                     </thead>
                     <tbody>
                         {items
@@ -97,13 +98,14 @@ fn ActivityList(data: ActivityPageData) -> impl IntoView {
                                     >
                                         <td>{item.topic_name.clone()}</td>
                                         <td>{item.action.clone()}</td>
-                                        <td><time>{item.created_at.clone()}</time></td>
+                                        <td><When utc=item.created_at.clone()/></td>
                                     </tr>
                                 }
                             })
                             .collect_view()}
                     </tbody>
                 </table>
+                </div>
             }
                 .into_any()
         }}
@@ -119,6 +121,48 @@ fn ActivityList(data: ActivityPageData) -> impl IntoView {
                 })}
         </nav>
     }
+}
+
+/// A moment of the feed: in UTC as the server renders it (right without JavaScript, and what
+/// the client hydrates), then in the reader's own time zone and language once the page runs.
+#[component]
+fn When(
+    /// `YYYY-MM-DD HH:MM:SS`, UTC.
+    utc: String,
+) -> impl IntoView {
+    let iso = format!("{}Z", utc.replacen(' ', "T", 1));
+    let in_utc = format!("{utc} UTC");
+    let local = RwSignal::new(None::<String>);
+    #[cfg(feature = "hydrate")]
+    {
+        let iso = iso.clone();
+        Effect::new(move |_| local.set(local_time(&iso)));
+    }
+    let title = in_utc.clone();
+    view! {
+        <time datetime=iso title=title>
+            {move || local.get().unwrap_or_else(|| in_utc.clone())}
+        </time>
+    }
+}
+
+/// `iso` in the browser's time zone and language, e.g. "3 Dec 2026, 17:05".
+#[cfg(feature = "hydrate")]
+fn local_time(iso: &str) -> Option<String> {
+    use wasm_bindgen::JsValue;
+    let date = js_sys::Date::new(&JsValue::from_str(iso));
+    if date.get_time().is_nan() {
+        return None;
+    }
+    let options = js_sys::Object::new();
+    js_sys::Reflect::set(&options, &"dateStyle".into(), &"medium".into()).ok()?;
+    js_sys::Reflect::set(&options, &"timeStyle".into(), &"short".into()).ok()?;
+    let format = js_sys::Intl::DateTimeFormat::new(&js_sys::Array::new(), &options);
+    format
+        .format()
+        .call1(&JsValue::NULL, &date)
+        .ok()?
+        .as_string()
 }
 
 #[cfg(feature = "ssr")]

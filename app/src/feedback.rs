@@ -83,6 +83,46 @@ impl FormFeedback {
     }
 }
 
+/// The path of the page this render shows, when it answers a failed form POST: the POST's
+/// own address (`/topics/create/`) is not that page's, and only the server knows which page it
+/// rendered. Put on `<body>` by the server-only shell, for [`show_answered_page_path`].
+pub fn answered_page_path() -> Option<String> {
+    #[cfg(feature = "ssr")]
+    {
+        use_context::<FormFeedback>()?;
+        use_context::<http::request::Parts>().map(|parts| parts.uri.path().to_owned())
+    }
+    #[cfg(not(feature = "ssr"))]
+    None
+}
+
+/// Runs before hydration: when the document answers a failed form POST, the address bar is
+/// set to the page it shows. The router then routes that page (at the POST's address it
+/// would route the not-found view and hydration would fail), and a reload shows the page
+/// instead of posting the form again.
+///
+/// Runs before anything of Leptos: it reads the document through `web_sys` directly (Leptos's
+/// own `document()` here, before hydration starts, broke the hydration that followed).
+#[cfg(feature = "hydrate")]
+pub fn show_answered_page_path() {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let Some(path) = window
+        .document()
+        .and_then(|document| document.body())
+        .and_then(|body| body.get_attribute("data-page-path"))
+    else {
+        return;
+    };
+    if window.location().pathname().ok().as_deref() == Some(path.as_str()) {
+        return;
+    }
+    if let Ok(history) = window.history() {
+        let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path));
+    }
+}
+
 /// The feedback of this render, if it answers a failed form POST. Carried from the server
 /// render to the hydrating client so both render the same markup.
 pub fn use_page_feedback() -> Option<FormFeedback> {
@@ -99,12 +139,31 @@ pub fn use_form_feedback(form: FormId) -> Option<FormFeedback> {
 /// `message` is read inside the element's own effect rather than through a separate derived
 /// signal: a topic row is replaced when the list refetches, and a message that arrives just
 /// then would otherwise be read through a signal already disposed with the old row.
+///
+/// `id` names the element for the inputs it explains (`aria-describedby`, see
+/// [`described_by`]).
 #[component]
-pub fn FormError(message: impl Fn() -> Option<String> + Send + Sync + 'static) -> impl IntoView {
+pub fn FormError(
+    message: impl Fn() -> Option<String> + Send + Sync + 'static,
+    #[prop(optional, into)] id: Option<String>,
+) -> impl IntoView {
     move || {
+        let id = id.clone();
         message().map(|text| {
-            view! { <p class="form-error" role="alert" data-form-error="">{text}</p> }
+            view! { <p class="form-error" role="alert" id=id data-form-error="">{text}</p> }
         })
+    }
+}
+
+/// The `aria-describedby` and `aria-invalid` values of an input whose form shows `error`
+/// in the [`FormError`] named `error_id`: nothing while there is no error.
+pub fn described_by(
+    error: Option<&String>,
+    error_id: &str,
+) -> (Option<String>, Option<&'static str>) {
+    match error {
+        Some(_) => (Some(error_id.to_owned()), Some("true")),
+        None => (None, None),
     }
 }
 

@@ -61,7 +61,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <HashedStylesheet options id="leptos"/>
                 <MetaTags/>
             </head>
-            <body>
+            <body data-page-path=feedback::answered_page_path()>
                 <App/>
             </body>
         </html>

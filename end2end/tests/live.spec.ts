@@ -1,8 +1,9 @@
-import { expect, test, type Browser, type Page } from "@playwright/test";
+import type { Browser, Page } from "@playwright/test";
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { expect, test, watchConsole } from "./fixtures";
 import { createStaffIn, PASSWORD, topicRow, uniqueName } from "./helpers";
 
 // This test runs its own server, because it restarts it in the middle.
@@ -50,6 +51,7 @@ function stopServer(child: ChildProcess): Promise<void> {
 async function logIn(browser: Browser, username: string, signUp: boolean): Promise<Page> {
   const context = await browser.newContext({ baseURL: base });
   const page = await context.newPage();
+  watchConsole(page);
   await page.goto(signUp ? "/signup" : "/login");
   await page.getByLabel("Username").fill(username);
   await page.getByLabel("Password").fill(PASSWORD);
@@ -61,17 +63,24 @@ async function logIn(browser: Browser, username: string, signUp: boolean): Promi
 
 const within = { timeout: 2_000 };
 
+// While the server restarts, the pages' streams and the acting page's first tries find no
+// server: the browser logs each refused connection. That is the situation under test.
+test.use({ allowedConsole: [/net::ERR_CONNECTION_REFUSED/] });
+
 test("an open page follows another user's changes without reload, across a restart", async ({
   browser,
 }) => {
   test.setTimeout(90_000);
   const database = path.join(os.tmpdir(), `subscriptions-live-${process.pid}-${Date.now()}.db`);
+  const pages: Page[] = [];
   let server = await startServer(database);
   try {
     const staff = uniqueName("a");
     createStaffIn(database, staff);
     const a = await logIn(browser, staff, false);
+    pages.push(a);
     const b = await logIn(browser, uniqueName("b"), true);
+    pages.push(b);
     await b.evaluate(() => {
       (window as unknown as { __stillHere: boolean }).__stillHere = true;
     });
@@ -107,6 +116,8 @@ test("an open page follows another user's changes without reload, across a resta
     );
     expect(still, "B's page was never reloaded").toBe(true);
   } finally {
+    // Closed first: an open page would log its stream's refused reconnections.
+    for (const page of pages) await page.context().close();
     await stopServer(server);
     for (const suffix of ["", "-wal", "-shm"]) fs.rmSync(database + suffix, { force: true });
   }

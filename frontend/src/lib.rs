@@ -3,5 +3,6 @@
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
+    app::feedback::show_answered_page_path();
     leptos::mount::hydrate_body(app::App);
 }

@@ -10,7 +10,8 @@ use leptos_router::hooks::use_query_map;
 use super::api::{list_topics, CreateTopic, PageRequest, TopicListing, TopicView};
 use super::row::{Rows, TopicRow};
 use crate::error::AppError;
-use crate::feedback::{use_page_feedback, FormError, FormFeedback, FormId};
+use crate::feedback::{described_by, use_page_feedback, FormError, FormFeedback, FormId};
+use crate::ids::TopicId;
 use crate::live::ViewVersion;
 use crate::subscriptions::UnsubscribeAll;
 use crate::users::use_current_user;
@@ -29,9 +30,22 @@ pub fn TopicsPage() -> impl IntoView {
     // The version on screen, kept by an effect: reading the resource outside a <Transition/>
     // (in the callbacks below) would warn about hydration mismatches.
     let shown = RwSignal::new(None::<ViewVersion>);
+    // Counts that move while the page is open are read out by screen readers, politely and
+    // without moving focus: the list itself is rebuilt on every refetch, which a live region
+    // on it would read out whole.
+    let announcement = RwSignal::new(String::new());
+    let counts_shown = StoredValue::new(None::<Vec<(TopicId, String, i64)>>);
     Effect::new(move |_| {
         if let Some(Ok(listing)) = listing.get() {
             shown.set(Some(listing.version));
+            let counts = counts_of(&listing);
+            if let Some(before) = counts_shown.get_value() {
+                let moved = count_changes(&before, &counts);
+                if !moved.is_empty() {
+                    announcement.set(moved);
+                }
+            }
+            counts_shown.set_value(Some(counts));
         }
     });
     let shown_version = move || shown.get_untracked();
@@ -110,8 +124,30 @@ pub fn TopicsPage() -> impl IntoView {
                 }}
             </Transition>
             <UnsubscribeAllForm action=unsubscribe_all feedback/>
+            <p class="visually-hidden" role="status" aria-live="polite" data-announcement="">
+                {move || announcement.get()}
+            </p>
         </section>
     }
+}
+
+fn counts_of(listing: &TopicListing) -> Vec<(TopicId, String, i64)> {
+    listing
+        .topics
+        .iter()
+        .map(|topic| (topic.id, topic.name.clone(), topic.subscribers))
+        .collect()
+}
+
+/// What to read out when the counts on screen move: "Python: 3 subscribers." for every topic
+/// shown before and after whose count changed (topics that appear or go are seen, not read).
+fn count_changes(before: &[(TopicId, String, i64)], after: &[(TopicId, String, i64)]) -> String {
+    after
+        .iter()
+        .filter(|(id, _, count)| before.iter().any(|(was, _, old)| was == id && old != count))
+        .map(|(_, name, count)| format!("{name}: {}.", super::row::subscriber_label(*count)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A failed form's message that has no row to stand beside: the list as a whole failed, or
@@ -143,6 +179,11 @@ fn form_error(
     })
 }
 
+/// `aria-busy` of a button whose action is on its way (absent otherwise).
+fn busy(pending: Memo<bool>) -> impl Fn() -> Option<&'static str> + Send + Sync + 'static {
+    move || pending.get().then_some("true")
+}
+
 #[component]
 fn CreateForm(create: ServerAction<CreateTopic>, feedback: Option<FormFeedback>) -> impl IntoView {
     let input: NodeRef<html::Input> = NodeRef::new();
@@ -166,16 +207,30 @@ fn CreateForm(create: ServerAction<CreateTopic>, feedback: Option<FormFeedback>)
             data-form="create"
             on:submit=move |ev| {
                 ev.prevent_default();
+                if create.pending().get_untracked() {
+                    return;
+                }
                 let name = input.get().map(|field| field.value()).unwrap_or_default();
                 create.dispatch(CreateTopic { name });
             }
         >
-            <FormError message=move || error.get()/>
+            <FormError id="create-error" message=move || error.get()/>
             <label>
                 "New topic"
-                <input node_ref=input name="name" maxlength="100" required value=typed placeholder="e.g. Rust"/>
+                <input
+                    node_ref=input
+                    name="name"
+                    maxlength="100"
+                    required
+                    value=typed
+                    placeholder="e.g. Rust"
+                    aria-describedby=move || error.with(|e| described_by(e.as_ref(), "create-error").0)
+                    aria-invalid=move || error.with(|e| described_by(e.as_ref(), "create-error").1)
+                />
             </label>
-            <button type="submit">"Create"</button>
+            <button type="submit" disabled=move || create.pending().get() aria-busy=busy(create.pending())>
+                "Create"
+            </button>
         </form>
     }
 }
@@ -196,11 +251,20 @@ fn UnsubscribeAllForm(
             data-form="unsubscribe-all"
             on:submit=move |ev| {
                 ev.prevent_default();
-                action.dispatch(UnsubscribeAll {});
+                if !action.pending().get_untracked() {
+                    action.dispatch(UnsubscribeAll {});
+                }
             }
         >
             <FormError message=move || error.get()/>
-            <button type="submit" class="secondary">"Unsubscribe from all"</button>
+            <button
+                type="submit"
+                class="secondary"
+                disabled=move || action.pending().get()
+                aria-busy=busy(action.pending())
+            >
+                "Unsubscribe from all"
+            </button>
         </form>
     }
 }
@@ -242,4 +306,23 @@ fn pager(listing: &TopicListing) -> impl IntoView {
             </nav>
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_counts_that_moved_are_read_out() {
+        let row = |id, name: &str, count| (TopicId(id), name.to_owned(), count);
+        let before = vec![row(1, "Django", 2), row(2, "Python", 0), row(3, "Go", 5)];
+        let after = vec![row(1, "Django", 2), row(2, "Python", 1), row(4, "New", 0)];
+        assert_eq!(count_changes(&before, &after), "Python: 1 subscriber.");
+        let after = vec![row(1, "Django", 3), row(2, "Python", 1)];
+        assert_eq!(
+            count_changes(&before, &after),
+            "Django: 3 subscribers. Python: 1 subscriber."
+        );
+        assert_eq!(count_changes(&before, &before), "");
+    }
 }

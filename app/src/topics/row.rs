@@ -1,6 +1,6 @@
 //! One topic's row: its forms, what they do with JavaScript, and where their errors show.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use leptos::html;
 use leptos::prelude::*;
@@ -13,12 +13,14 @@ use crate::live::ViewVersion;
 use crate::subscriptions::{subscribe, unsubscribe};
 
 /// What the rows of one page share. Rows are built again whenever the list refetches, so what
-/// must outlive a refetch lives here: each row's last error, keyed by its topic, and what the
-/// page does with an action's result. Every dispatch carries its own topic id, so results that
+/// must outlive a refetch lives here: each row's last error and whether an action of it is on
+/// its way, keyed by its topic, and what the page does with an action's result. Every dispatch carries its own topic id, so results that
 /// arrive in any order land in their own row.
 #[derive(Clone, Copy)]
 pub(super) struct Rows {
     errors: RwSignal<HashMap<TopicId, String>>,
+    /// Topics with an action on its way: their buttons wait for its result.
+    pending: RwSignal<HashSet<TopicId>>,
     on_result: Callback<Result<ViewVersion, AppError>>,
     is_staff: bool,
 }
@@ -41,6 +43,7 @@ impl Rows {
         }
         Rows {
             errors: RwSignal::new(errors),
+            pending: RwSignal::new(HashSet::new()),
             on_result,
             is_staff,
         }
@@ -53,8 +56,18 @@ impl Rows {
             .flatten()
     }
 
-    /// Runs a row's action through its server function (in the browser).
+    fn is_pending(self, topic: TopicId) -> bool {
+        self.pending
+            .try_with(|pending| pending.contains(&topic))
+            .unwrap_or(false)
+    }
+
+    /// Runs a row's action through its server function (in the browser), unless one of the
+    /// row's actions is on its way already (a double click sends one request).
     fn dispatch(self, topic: TopicId, action: RowAction, name: String) {
+        if self.pending.try_update(|pending| pending.insert(topic)) != Some(true) {
+            return;
+        }
         leptos::task::spawn_local(async move {
             let result = match action {
                 RowAction::Subscribe => subscribe(topic).await,
@@ -69,6 +82,7 @@ impl Rows {
     /// The row's error is its last action's; the page decides whether to refetch. (The page
     /// may be gone by now: nothing to update then.)
     fn settle(self, topic: TopicId, result: Result<ViewVersion, AppError>) {
+        self.pending.try_update(|pending| pending.remove(&topic));
         self.errors.try_update(|errors| match &result {
             Ok(_) => {
                 errors.remove(&topic);
@@ -84,24 +98,29 @@ impl Rows {
 #[component]
 pub(super) fn TopicRow(topic: TopicView, rows: Rows) -> impl IntoView {
     let id = topic.id;
+    let busy = move || rows.is_pending(id);
+    let error_id = format!("topic-{id}-error");
     let toggle = if topic.subscribed {
         view! {
             <RowForm topic=id action=RowAction::Unsubscribe rows>
-                <button type="submit" class="secondary">"Unsubscribe"</button>
+                <button type="submit" class="secondary" disabled=busy>"Unsubscribe"</button>
             </RowForm>
         }
         .into_any()
     } else {
         view! {
             <RowForm topic=id action=RowAction::Subscribe rows>
-                <button type="submit">"Subscribe"</button>
+                <button type="submit" disabled=busy>"Subscribe"</button>
             </RowForm>
         }
         .into_any()
     };
     let name = topic.name.clone();
+    let described = error_id.clone();
     let staff_forms = rows.is_staff.then(move || {
         let rename_input: NodeRef<html::Input> = NodeRef::new();
+        let invalid = move || rows.error_of(id).map(|_| "true");
+        let described = move || rows.error_of(id).map(|_| described.clone());
         view! {
             <RowForm topic=id action=RowAction::Rename rows class="inline rename" name_input=rename_input>
                 <input
@@ -110,12 +129,14 @@ pub(super) fn TopicRow(topic: TopicView, rows: Rows) -> impl IntoView {
                     maxlength="100"
                     required
                     aria-label=format!("New name for {name}")
+                    aria-describedby=described
+                    aria-invalid=invalid
                     value=name
                 />
-                <button type="submit" class="secondary">"Rename"</button>
+                <button type="submit" class="secondary" disabled=busy>"Rename"</button>
             </RowForm>
             <RowForm topic=id action=RowAction::Delete rows>
-                <button type="submit" class="danger">"Delete"</button>
+                <button type="submit" class="danger" disabled=busy>"Delete"</button>
             </RowForm>
         }
     });
@@ -126,6 +147,7 @@ pub(super) fn TopicRow(topic: TopicView, rows: Rows) -> impl IntoView {
             data-topic-name=topic.name.clone()
             data-subscribers=topic.subscribers
             data-subscribed=topic.subscribed.to_string()
+            aria-busy=move || busy().then_some("true")
         >
             <div class="topic-main">
                 <span class="topic-name">{topic.name.clone()}</span>
@@ -133,7 +155,7 @@ pub(super) fn TopicRow(topic: TopicView, rows: Rows) -> impl IntoView {
                 {topic.subscribed.then(|| view! { <span class="badge">"subscribed"</span> })}
             </div>
             <div class="topic-actions">{toggle} {staff_forms}</div>
-            <FormError message=move || rows.error_of(id)/>
+            <FormError id=error_id message=move || rows.error_of(id)/>
         </li>
     }
 }
@@ -171,7 +193,7 @@ fn RowForm(
     }
 }
 
-fn subscriber_label(count: i64) -> String {
+pub(super) fn subscriber_label(count: i64) -> String {
     match count {
         1 => "1 subscriber".to_owned(),
         n => format!("{n} subscribers"),

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
-use crate::feedback::{use_form_feedback, FormError, FormId};
+use crate::feedback::{described_by, use_form_feedback, FormError, FormId};
 
 #[cfg(feature = "ssr")]
 mod hashing;
@@ -61,18 +61,34 @@ pub fn LoginPage() -> impl IntoView {
         .map(|f| f.value("username"))
         .unwrap_or_default();
     let error = feedback.map(|f| f.error);
+    // The message ("wrong username or password") is about both fields.
+    let (described, invalid) = described_by(error.as_ref(), "login-error");
     view! {
         <section class="card narrow">
             <h1>"Log in"</h1>
             <form method="post" action="/login" data-form="login">
-                <FormError message=move || error.clone()/>
+                <FormError id="login-error" message=move || error.clone()/>
                 <label>
                     "Username"
-                    <input name="username" autocomplete="username" required value=username/>
+                    <input
+                        name="username"
+                        autocomplete="username"
+                        required
+                        value=username
+                        aria-describedby=described.clone()
+                        aria-invalid=invalid
+                    />
                 </label>
                 <label>
                     "Password"
-                    <input name="password" type="password" autocomplete="current-password" required/>
+                    <input
+                        name="password"
+                        type="password"
+                        autocomplete="current-password"
+                        required
+                        aria-describedby=described
+                        aria-invalid=invalid
+                    />
                 </label>
                 <input type="hidden" name="next" value=next/>
                 <button type="submit">"Log in"</button>
@@ -90,11 +106,22 @@ pub fn SignupPage() -> impl IntoView {
         .map(|f| f.value("username"))
         .unwrap_or_default();
     let error = feedback.map(|f| f.error);
+    // A refusal may be about either field (a taken name, a weak password): both point at it,
+    // beside the hint each has.
+    let (described, invalid) = described_by(error.as_ref(), "signup-error");
+    let with_hint = |hint: &str| {
+        Some(match &described {
+            Some(error) => format!("{error} {hint}"),
+            None => hint.to_owned(),
+        })
+    };
+    let (username_described, password_described) =
+        (with_hint("username-hint"), with_hint("password-hint"));
     view! {
         <section class="card narrow">
             <h1>"Sign up"</h1>
             <form method="post" action="/signup" data-form="signup">
-                <FormError message=move || error.clone()/>
+                <FormError id="signup-error" message=move || error.clone()/>
                 <label>
                     "Username"
                     <input
@@ -103,8 +130,10 @@ pub fn SignupPage() -> impl IntoView {
                         required
                         maxlength="150"
                         value=username
+                        aria-describedby=username_described
+                        aria-invalid=invalid
                     />
-                    <small>"Letters, digits and @ . + - _ only."</small>
+                    <small id="username-hint">"Letters, digits and @ . + - _ only."</small>
                 </label>
                 <label>
                     "Password"
@@ -114,8 +143,10 @@ pub fn SignupPage() -> impl IntoView {
                         autocomplete="new-password"
                         required
                         minlength="8"
+                        aria-describedby=password_described
+                        aria-invalid=invalid
                     />
-                    <small>"At least 8 characters, not only digits, not a common one: a few unrelated words work well."</small>
+                    <small id="password-hint">"At least 8 characters, not only digits, not a common one: a few unrelated words work well."</small>
                 </label>
                 <button type="submit">"Create account"</button>
             </form>
