@@ -12,6 +12,9 @@ async fn static_files_are_precompressed_cacheable_and_sessionless() {
     let script = "console.log('hello');".repeat(100);
     std::fs::write(pkg.join("app.abc123.js"), &script).expect("write js");
     std::fs::write(pkg.join("app.abc123.js.gz"), b"pretend gzip").expect("write gz");
+    // A debug build's wasm: several megabytes, nothing compressed ahead of time.
+    let wasm: Vec<u8> = (0..200_000u32).flat_map(|n| n.to_le_bytes()).collect();
+    std::fs::write(pkg.join("app.abc123.wasm"), &wasm).expect("write wasm");
     let root = site.path().display().to_string();
     let server = TestServer::start_with(&[
         ("LEPTOS_SITE_ROOT", root.as_str()),
@@ -54,6 +57,20 @@ async fn static_files_are_precompressed_cacheable_and_sessionless() {
         b"pretend gzip",
         "the file compressed ahead of time is served as it is"
     );
+
+    // Compressing it per request took seconds; sent as it is, it arrives at once.
+    let debug_wasm = client
+        .get(server.url("/pkg/app.abc123.wasm"))
+        .header("Accept-Encoding", "br, gzip")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(debug_wasm.status(), StatusCode::OK);
+    assert!(
+        debug_wasm.headers().get("content-encoding").is_none(),
+        "wasm without a precompressed file is not compressed on the fly"
+    );
+    assert_eq!(debug_wasm.bytes().await.expect("body").as_ref(), wasm);
 
     let missing = client
         .get(server.url("/pkg/nope.js"))
