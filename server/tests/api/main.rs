@@ -3,6 +3,7 @@
 //! temporary SQLite file, or a scratch PostgreSQL database with `TEST_BACKEND=postgres`).
 
 mod accounts;
+mod bad_days;
 mod concurrency;
 mod fuzz;
 mod http;
