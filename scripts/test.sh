@@ -33,3 +33,8 @@ cargo leptos build
 
 step "end-to-end tests"
 (cd end2end && npx playwright test)
+
+step "the README's pictures can still be taken (into a scratch folder)"
+pictures=$(mktemp -d)
+(cd end2end && PICTURES_DIR="$pictures" npx playwright test -c pictures.config.ts)
+rm -rf "$pictures"
