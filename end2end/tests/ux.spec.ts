@@ -298,3 +298,33 @@ test.describe("without JavaScript", () => {
     await expect(time).toHaveText(`${datetime.slice(0, 10)} ${datetime.slice(11, 19)} UTC`);
   });
 });
+
+test("a plain form is sent once: a second submit while the first is on its way is dropped", async ({
+  page,
+}) => {
+  await page.goto("/signup");
+  await waitForHydration(page);
+  await page.getByLabel("Username").fill(uniqueName("double"));
+  await page.getByLabel("Password").fill(PASSWORD);
+  // Runs after the page's own handler (a listener on window, where the event ends up): notes
+  // whether the page let the submit go, then stops it, so the page stays to be clicked again.
+  await page.evaluate(() => {
+    const seen: boolean[] = [];
+    (window as unknown as { __letThrough: boolean[] }).__letThrough = seen;
+    window.addEventListener("submit", (event) => {
+      seen.push(!event.defaultPrevented);
+      event.preventDefault();
+    });
+  });
+  const letThrough = () =>
+    page.evaluate(() => (window as unknown as { __letThrough: boolean[] }).__letThrough);
+  const button = page.getByRole("button", { name: "Create account" });
+  await button.click();
+  await expect(button).toBeDisabled();
+  await expect(button).toHaveAttribute("aria-busy", "true");
+  // A second click (the button is disabled, so as a script would send it).
+  await page
+    .locator("form[data-form=signup]")
+    .evaluate((form: HTMLFormElement) => form.requestSubmit());
+  expect(await letThrough()).toEqual([true, false]);
+});

@@ -51,6 +51,42 @@ fn request_user() -> Option<CurrentUser> {
     None
 }
 
+/// A plain form that is sent once. Its POST navigates away; a second click before the answer
+/// arrives would send it again and show the second answer (for a sign-up: "taken", for the
+/// account the first one just made). With JavaScript the button says the form is on its way
+/// and further submits are dropped; without it the browser does as it always does.
+#[derive(Clone, Copy)]
+struct SendOnce(RwSignal<bool>);
+
+impl SendOnce {
+    fn new() -> Self {
+        let sending = RwSignal::new(false);
+        // A page restored from the back-forward cache is ready to send again.
+        #[cfg(feature = "hydrate")]
+        {
+            let handle = window_event_listener(leptos::ev::pageshow, move |_| sending.set(false));
+            on_cleanup(move || handle.remove());
+        }
+        SendOnce(sending)
+    }
+
+    fn on_submit(self, ev: leptos::ev::SubmitEvent) {
+        if self.0.get_untracked() {
+            ev.prevent_default();
+        } else {
+            self.0.set(true);
+        }
+    }
+
+    fn sending(self) -> bool {
+        self.0.get()
+    }
+
+    fn busy(self) -> Option<&'static str> {
+        self.0.get().then_some("true")
+    }
+}
+
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let feedback = use_form_feedback(FormId::Login);
@@ -63,10 +99,16 @@ pub fn LoginPage() -> impl IntoView {
     let error = feedback.map(|f| f.error);
     // The message ("wrong username or password") is about both fields.
     let (described, invalid) = described_by(error.as_ref(), "login-error");
+    let once = SendOnce::new();
     view! {
         <section class="card narrow">
             <h1>"Log in"</h1>
-            <form method="post" action="/login" data-form="login">
+            <form
+                method="post"
+                action="/login"
+                data-form="login"
+                on:submit=move |ev| once.on_submit(ev)
+            >
                 <FormError id="login-error" message=move || error.clone()/>
                 <label>
                     "Username"
@@ -91,7 +133,9 @@ pub fn LoginPage() -> impl IntoView {
                     />
                 </label>
                 <input type="hidden" name="next" value=next/>
-                <button type="submit">"Log in"</button>
+                <button type="submit" disabled=move || once.sending() aria-busy=move || once.busy()>
+                    "Log in"
+                </button>
             </form>
             <p>"No account yet? " <a href="/signup">"Sign up"</a></p>
         </section>
@@ -109,6 +153,7 @@ pub fn SignupPage() -> impl IntoView {
     // A refusal may be about either field (a taken name, a weak password): both point at it,
     // beside the hint each has.
     let (described, invalid) = described_by(error.as_ref(), "signup-error");
+    let once = SendOnce::new();
     let with_hint = |hint: &str| {
         Some(match &described {
             Some(error) => format!("{error} {hint}"),
@@ -120,7 +165,12 @@ pub fn SignupPage() -> impl IntoView {
     view! {
         <section class="card narrow">
             <h1>"Sign up"</h1>
-            <form method="post" action="/signup" data-form="signup">
+            <form
+                method="post"
+                action="/signup"
+                data-form="signup"
+                on:submit=move |ev| once.on_submit(ev)
+            >
                 <FormError id="signup-error" message=move || error.clone()/>
                 <label>
                     "Username"
@@ -148,7 +198,9 @@ pub fn SignupPage() -> impl IntoView {
                     />
                     <small id="password-hint">"At least 8 characters, not only digits, not a common one: a few unrelated words work well."</small>
                 </label>
-                <button type="submit">"Create account"</button>
+                <button type="submit" disabled=move || once.sending() aria-busy=move || once.busy()>
+                    "Create account"
+                </button>
             </form>
             <p>"Already have an account? " <a href="/login">"Log in"</a></p>
         </section>
