@@ -9,6 +9,9 @@ use crate::error::AppError;
 use crate::ids::TopicId;
 
 pub const PAGE_SIZE: i64 = 50;
+/// How far back the feed can be paged: the newest 10,000 entries. A page further back would
+/// make the database step over every row before it (`OFFSET`), for a page nobody reads.
+pub const MAX_PAGE: i64 = 200;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivityView {
@@ -31,6 +34,12 @@ pub struct ActivityPageData {
 pub async fn list_activity(page: i64) -> Result<ActivityPageData, AppError> {
     crate::web::as_member(|_user, services| async move {
         let page = page.max(1);
+        if page > MAX_PAGE {
+            return Err(AppError::Invalid(format!(
+                "The feed goes back {MAX_PAGE} pages (the newest {} entries).",
+                MAX_PAGE * PAGE_SIZE
+            )));
+        }
         services
             .db
             .run(move |conn| ssr::page(conn, page).map_err(AppError::from))
@@ -221,7 +230,7 @@ pub mod ssr {
                 .limit(PAGE_SIZE + 1)
                 .offset(offset)
                 .load(conn)?;
-        let has_next = rows.len() as i64 > PAGE_SIZE;
+        let has_next = rows.len() as i64 > PAGE_SIZE && page < super::MAX_PAGE;
         rows.truncate(PAGE_SIZE as usize);
         Ok(ActivityPageData {
             items: rows

@@ -396,6 +396,29 @@ async fn the_activity_feed_lists_newest_first() {
 }
 
 #[tokio::test]
+async fn the_activity_feed_is_not_paged_past_its_depth() {
+    let server = TestServer::start();
+    let alice = member(&server, "alice").await;
+    let last = alice.get("/topics/activity/?page=200").await;
+    assert_eq!(last.status(), StatusCode::OK);
+    let before = server.metric("sql_topic_statements_total").await;
+    for deep in ["201", "9223372036854775807"] {
+        let page = alice.get(&format!("/topics/activity/?page={deep}")).await;
+        let html = page.text().await.expect("body");
+        assert!(
+            html.contains("The feed goes back 200 pages"),
+            "page {deep} says how deep the feed goes"
+        );
+        assert!(!html.contains("rel=\"next\""));
+    }
+    assert_eq!(
+        server.metric("sql_topic_statements_total").await,
+        before,
+        "pages past the depth are not read from the database"
+    );
+}
+
+#[tokio::test]
 async fn the_list_pages_and_filters_through_the_url() {
     let server = TestServer::start();
     let alice = member(&server, "alice").await;
