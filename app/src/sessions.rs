@@ -178,6 +178,23 @@ impl DbSessionStore {
     }
 }
 
+impl DbSessionStore {
+    /// Whether `record` differs from the stored session only by its renewal time (and the
+    /// expiry a save pushes forward). Reads still work when writes do not (a full disk, a
+    /// read-only file, another writer holding the lock); when they do not either, it is not.
+    async fn only_renews(&self, record: &Record) -> bool {
+        let without_renewal = |record: &Record| {
+            let mut data = record.data.clone();
+            data.remove(RENEWED_AT);
+            data
+        };
+        match self.load(&record.id).await {
+            Ok(Some(stored)) => without_renewal(&stored) == without_renewal(record),
+            Ok(None) | Err(_) => false,
+        }
+    }
+}
+
 fn encode(record: &Record) -> session_store::Result<Vec<u8>> {
     serde_json::to_vec(record).map_err(|e| session_store::Error::Encode(e.to_string()))
 }
@@ -224,19 +241,32 @@ impl SessionStore for DbSessionStore {
     /// Updates a session that exists; never creates one (new sessions come through `create`).
     /// A session ended meanwhile (logout, expiry sweep) stays ended: a request that loaded it
     /// before and saves it after finds no row.
+    ///
+    /// A save that only renews the session (see [`renew_if_due`]) and cannot be written (the
+    /// database read-only, full, or busy past its timeout) is given up with a warning rather
+    /// than failing: the session layer would answer the page it rides on with a bare 500.
+    /// The session stays valid until its stored expiry, and a later visit renews it.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let id = record.id.to_string();
         let data = encode(record)?;
         let expiry = record.expiry_date.unix_timestamp();
-        self.db
+        let written = self
+            .db
             .run(move |conn| {
                 diesel::update(sessions::table.filter(sessions::id.eq(&id)))
                     .set((sessions::data.eq(&data), sessions::expiry_date.eq(expiry)))
                     .execute(conn)?;
                 Ok::<_, DbError>(())
             })
-            .await
-            .map_err(backend)
+            .await;
+        match written {
+            Ok(()) => Ok(()),
+            Err(err) if self.only_renews(record).await => {
+                tracing::warn!(error = %err, "could not save a session renewal; tried again later");
+                Ok(())
+            }
+            Err(err) => Err(backend(err)),
+        }
     }
 
     async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
@@ -309,6 +339,60 @@ mod tests {
             data,
             expiry_date: OffsetDateTime::now_utc() + expires_in,
         }
+    }
+
+    /// Holds the database's write lock from another connection, as another process would.
+    fn hold_writes(place: &crate::testing::TestDatabase, for_: std::time::Duration) {
+        use diesel::connection::SimpleConnection;
+        let target = crate::db::Target::parse(&place.url()).expect("url");
+        let take = match target {
+            crate::db::Target::Postgres { .. } => "BEGIN; LOCK TABLE sessions IN EXCLUSIVE MODE;",
+            crate::db::Target::Sqlite { .. } => "BEGIN IMMEDIATE;",
+        };
+        let (held, acquired) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut conn = target.connect().expect("connect");
+            conn.batch_execute(take).expect("lock");
+            let _ = held.send(());
+            std::thread::sleep(for_);
+            let _ = conn.batch_execute("COMMIT;");
+        });
+        acquired
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("locked");
+    }
+
+    #[tokio::test]
+    async fn only_a_renewal_may_fail_to_be_saved() {
+        let (place, store) = store().await;
+        let mut rec = record(Id::default(), Duration::hours(1));
+        store.create(&mut rec).await.expect("create");
+        hold_writes(&place, std::time::Duration::from_secs(8));
+
+        let mut renewed = rec.clone();
+        renewed
+            .data
+            .insert(RENEWED_AT.into(), serde_json::json!(12345));
+        renewed.expiry_date += Duration::days(1);
+        let mut changed = rec.clone();
+        changed
+            .data
+            .insert("axum-login.data".into(), serde_json::json!("someone"));
+        let (renewal, change) = tokio::join!(store.save(&renewed), store.save(&changed));
+        assert!(
+            renewal.is_ok(),
+            "a renewal that cannot be written is given up"
+        );
+        assert!(
+            change.is_err(),
+            "any other change that cannot be written fails (a login must not look saved)"
+        );
+        let stored = store
+            .load(&rec.id)
+            .await
+            .expect("load")
+            .expect("still there");
+        assert_eq!(stored.data, rec.data, "nothing was written");
     }
 
     #[tokio::test]

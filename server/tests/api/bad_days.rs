@@ -150,3 +150,56 @@ async fn a_killed_server_loses_no_acknowledged_write() {
     // And the restarted server serves what it kept.
     assert_eq!(reader.get("/topics/").await.status(), StatusCode::OK);
 }
+
+/// A signed-in page view that renews its session (daily) while the database refuses writes
+/// (here: another process holds the write lock past the busy timeout) still shows the page:
+/// the session stays valid until its stored expiry, and the renewal is tried again later.
+#[tokio::test]
+async fn a_renewal_that_cannot_be_saved_does_not_fail_the_page() {
+    let server = TestServer::start();
+    let alice = server.client();
+    expect_redirect(alice.signup("alice").await, "/topics/").await;
+    let db = server.stop();
+    // A day and more since the last renewal, as the database (not memory) remembers it.
+    let renewed_long_ago = if db.is_postgres() {
+        "UPDATE sessions SET data = convert_to(jsonb_set(convert_from(data, 'UTF8')::jsonb, \
+         '{data,renewed_at}', '0')::text, 'UTF8')"
+    } else {
+        "UPDATE sessions SET data = CAST(json_set(CAST(data AS TEXT), '$.data.renewed_at', 0) \
+         AS BLOB)"
+    };
+    crate::support::execute_sql(&db, renewed_long_ago).await;
+
+    let server = TestServer::start_on(&db);
+    let alice = alice.against(&server);
+    let holder = crate::support::hold_write_lock(&db, Duration::from_secs(8));
+    let page = alice.get("/topics/").await;
+    assert_eq!(
+        page.status(),
+        StatusCode::OK,
+        "the page, not the failed renewal"
+    );
+    assert!(page
+        .text()
+        .await
+        .expect("body")
+        .contains("data-username=\"alice\""));
+    holder.join().expect("lock holder");
+
+    // The session still works, and renews once the database takes writes again.
+    let renewed = |db: crate::support::Database| async move {
+        let sql = if db.is_postgres() {
+            "SELECT count(*) AS n FROM sessions WHERE \
+             (convert_from(data, 'UTF8')::jsonb #>> '{data,renewed_at}')::bigint > 0"
+        } else {
+            "SELECT count(*) AS n FROM sessions WHERE \
+             json_extract(CAST(data AS TEXT), '$.data.renewed_at') > 0"
+        };
+        count_sql(&db, sql).await
+    };
+    assert_eq!(renewed(db.clone()).await, 0, "not renewed while refused");
+    let server = TestServer::start_on(&server.stop());
+    let alice = alice.against(&server);
+    assert_eq!(alice.get("/topics/").await.status(), StatusCode::OK);
+    assert_eq!(renewed(db.clone()).await, 1, "renewed on a later visit");
+}
