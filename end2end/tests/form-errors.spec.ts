@@ -1,11 +1,13 @@
 import type { Page, Response, Route } from "@playwright/test";
 import { expect, test } from "./fixtures";
 import {
-  createStaff,
+  createTopic,
   expectNoReload,
+  expectRow,
   markDocument,
   PASSWORD,
   signUp,
+  staffOnTopics,
   topicRow,
   uniqueName,
   waitForHydration,
@@ -47,12 +49,6 @@ async function plainPost(
   return response;
 }
 
-async function expectRow(page: Page, name: string, subscribers: number, subscribed: boolean) {
-  const row = topicRow(page, name);
-  await expect(row).toHaveAttribute("data-subscribers", String(subscribers));
-  await expect(row).toHaveAttribute("data-subscribed", String(subscribed));
-}
-
 /** The hydrated page answers clicks in place: subscribe and unsubscribe without a reload. */
 async function expectInteractive(page: Page, topic: string) {
   await markDocument(page);
@@ -81,19 +77,9 @@ test("create: a taken name", async ({ page }) => {
 });
 
 test("rename, subscribe and delete: a taken name, a topic gone meanwhile", async ({ page }) => {
-  const staff = uniqueName("fe");
-  createStaff(staff);
-  await page.goto("/login");
-  await waitForHydration(page);
-  await page.getByLabel("Username").fill(staff);
-  await page.getByLabel("Password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Log in" }).click();
-  await expect(page).toHaveURL(/\/topics\/$/);
-  await waitForHydration(page);
+  await staffOnTopics(page, "fe");
   const topic = uniqueName("Form ");
-  await page.getByLabel("New topic").fill(topic);
-  await page.getByRole("button", { name: "Create" }).click();
-  await expectRow(page, topic, 0, false);
+  await createTopic(page, topic);
   const id = await topicRow(page, topic).getAttribute("data-topic-id");
 
   let response = await plainPost(page, "/topics/", `/topics/rename/${id}/`, async () => {
@@ -122,9 +108,7 @@ test("rename, subscribe and delete: a taken name, a topic gone meanwhile", async
   await expectInteractive(page, "Django");
 
   const doomed = uniqueName("Doomed ");
-  await page.getByLabel("New topic").fill(doomed);
-  await page.getByRole("button", { name: "Create" }).click();
-  await expectRow(page, doomed, 0, false);
+  await createTopic(page, doomed);
   const doomedId = await topicRow(page, doomed).getAttribute("data-topic-id");
   response = await plainPost(page, "/topics/", `/topics/delete/${doomedId}/`, async () => {
     const gone = await page.request.post(`/topics/delete/${doomedId}/`, { maxRedirects: 0 });

@@ -87,3 +87,10 @@ export async function expectNoReload(page: Page): Promise<void> {
   );
   expect(still, "the page was not reloaded").toBe(true);
 }
+
+/** The row shows `subscribers` and whether the viewer is subscribed. */
+export async function expectRow(page: Page, name: string, subscribers: number, subscribed: boolean) {
+  const row = topicRow(page, name);
+  await expect(row).toHaveAttribute("data-subscribers", String(subscribers));
+  await expect(row).toHaveAttribute("data-subscribed", String(subscribed));
+}

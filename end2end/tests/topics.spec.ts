@@ -1,9 +1,9 @@
-import type { Page } from "@playwright/test";
 import { expect, test } from "./fixtures";
 import {
   createStaff,
   createTopic,
   expectNoReload,
+  expectRow,
   logIn,
   markDocument,
   signUp,
@@ -12,12 +12,6 @@ import {
   uniqueName,
   waitForHydration,
 } from "./helpers";
-
-async function expectRow(page: Page, name: string, subscribers: number, subscribed: boolean) {
-  const row = topicRow(page, name);
-  await expect(row).toHaveAttribute("data-subscribers", String(subscribers));
-  await expect(row).toHaveAttribute("data-subscribed", String(subscribed));
-}
 
 test.describe("with JavaScript, the page never reloads", () => {
   test("subscribe, unsubscribe, create, unsubscribe from all, activity", async ({ page }) => {
