@@ -10,6 +10,18 @@ diesel::table! {
         created_at -> Timestamp,
         /// NFKC, case-folded: what uniqueness compares (000007; `crate::names::key`).
         username_key -> Nullable<Text>,
+        /// Sessions are bound to it: moving it ends them all (000008).
+        session_epoch -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Account changes made outside the servers, which they follow (000008).
+    account_changes (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        change -> Text,
+        created_at -> Timestamp,
     }
 }
 

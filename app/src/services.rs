@@ -15,8 +15,9 @@ use crate::ids::UserId;
 use crate::live::{LiveHub, ViewVersion};
 use crate::sessions::MemorySessions;
 use crate::signals::remote::{self, RemoteStats};
-use crate::signals::{receivers, Effects, Signals};
+use crate::signals::{account_changes, receivers, Effects, Signals};
 use crate::topics::ssr::purge::PurgeQueue;
+use crate::users::ssr::UserCache;
 
 #[derive(Clone)]
 pub struct Services {
@@ -34,6 +35,8 @@ pub struct Services {
     pub session_memory: MemorySessions,
     /// Reads of the database's cache versions (PostgreSQL only).
     pub probes: Option<Probes>,
+    /// Accounts the session layer looked up, forgotten when one changes elsewhere.
+    pub users: UserCache,
 }
 
 impl std::fmt::Debug for Services {
@@ -74,6 +77,8 @@ impl Services {
             }
             Target::Sqlite { .. } => None,
         };
+        let users = UserCache::default();
+        account_changes::follow(db.clone(), &signals, users.clone());
         Services {
             db,
             signals,
@@ -83,6 +88,7 @@ impl Services {
             remote,
             session_memory,
             probes,
+            users,
         }
     }
 

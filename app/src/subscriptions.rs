@@ -40,7 +40,7 @@ pub mod ssr {
     use crate::live::ViewVersion;
     use crate::schema::topic_subscribers;
     use crate::services::Services;
-    use crate::signals::{self, M2mAction, M2mChanged, M2mSide, Signals};
+    use crate::signals::{self, M2mAction, M2mChanged, M2mSide, Signals, Tx};
     use crate::topics;
     use crate::users;
 
@@ -163,25 +163,31 @@ pub mod ssr {
     ) -> Result<(), AppError> {
         signals::write(conn, signals, |tx| {
             users::ssr::lock_for_change(tx.conn(), user_id)?;
-            let topic_ids = topic_ids_of(tx.conn(), user_id)?;
-            if topic_ids.is_empty() {
-                return Ok(());
-            }
-            // The counts of all these topics change: their rows are taken in order now, not
-            // in whatever order the count trigger would meet them.
-            topics::ssr::lock_rows(tx.conn(), &topic_ids, RowLock::Change)?;
-            let clear = |action| M2mChanged {
-                action,
-                side: M2mSide::UserTopics {
-                    user: user_id,
-                    topics: topic_ids.clone(),
-                },
-            };
-            tx.send(&clear(M2mAction::PreClear))?;
-            diesel::delete(topic_subscribers::table.filter(topic_subscribers::user_id.eq(user_id)))
-                .execute(tx.conn())?;
-            tx.send(&clear(M2mAction::PostClear))
+            clear_in(tx, user_id)
         })
+    }
+
+    /// The body of `user.topics.clear()`, inside a transaction that holds the user's row
+    /// (`users::ssr::lock_for_change`): also how a deleted account leaves its topics.
+    pub(crate) fn clear_in(tx: &mut Tx<'_>, user_id: UserId) -> Result<(), AppError> {
+        let topic_ids = topic_ids_of(tx.conn(), user_id)?;
+        if topic_ids.is_empty() {
+            return Ok(());
+        }
+        // The counts of all these topics change: their rows are taken in order now, not
+        // in whatever order the count trigger would meet them.
+        topics::ssr::lock_rows(tx.conn(), &topic_ids, RowLock::Change)?;
+        let clear = |action| M2mChanged {
+            action,
+            side: M2mSide::UserTopics {
+                user: user_id,
+                topics: topic_ids.clone(),
+            },
+        };
+        tx.send(&clear(M2mAction::PreClear))?;
+        diesel::delete(topic_subscribers::table.filter(topic_subscribers::user_id.eq(user_id)))
+            .execute(tx.conn())?;
+        tx.send(&clear(M2mAction::PostClear))
     }
 
     pub async fn subscribe(

@@ -5,6 +5,9 @@ use std::io::BufRead;
 use clap::{Parser, Subcommand};
 
 use app::db::Db;
+use app::services::Services;
+use app::signals::account_changes::HEARD_WITHIN;
+use app::signals::AccountChange;
 use app::users::ssr::{create_user, Password, Username};
 
 use crate::Config;
@@ -28,6 +31,15 @@ pub enum Command {
         #[arg(long)]
         staff: bool,
     },
+    /// Make an account staff. Running servers apply it before this returns.
+    MakeStaff { username: String },
+    /// Take staff away from an account: its next request has no staff forms and no staff
+    /// rights, on every running server.
+    UnmakeStaff { username: String },
+    /// Sign an account out everywhere: every session it has ends.
+    EndSessions { username: String },
+    /// Delete an account with its subscriptions; its sessions end.
+    DeleteUser { username: String },
     /// Fill an empty database with a benchmark dataset (users bench1…benchN, password
     /// "bench-password"): `small` = 203 topics, 1,000 users, 10,000 subscriptions; `large` =
     /// 10,000 topics, 100,000 users, 1,000,000 subscriptions.
@@ -97,5 +109,28 @@ pub async fn create_user_command(
         user.username,
         user.id
     );
+    Ok(())
+}
+
+/// Applies an administrator's change to an account, then waits until every running server
+/// has had time to read it (`app::signals::account_changes`).
+pub async fn change_account_command(
+    config: &Config,
+    username: &str,
+    change: AccountChange,
+) -> Result<(), CliError> {
+    let db = Db::open(&config.database_url).await?;
+    let services = Services::new(db, app::cache::TTL);
+    let user_id = app::users::ssr::admin::change_account(&services, username, change)
+        .await
+        .map_err(|e| CliError::Rejected(e.to_string()))?;
+    tokio::time::sleep(HEARD_WITHIN).await;
+    let done = match change {
+        AccountChange::StaffGranted => "is staff now",
+        AccountChange::StaffRevoked => "is no longer staff",
+        AccountChange::SessionsEnded => "is signed out everywhere",
+        AccountChange::Deleted => "is deleted",
+    };
+    println!("“{username}” (id {user_id}) {done}");
     Ok(())
 }

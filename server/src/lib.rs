@@ -240,9 +240,11 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
     .with_expiry(Expiry::OnInactivity(time::Duration::days(
         SESSION_IDLE_DAYS,
     )));
-    let auth_layer =
-        AuthManagerLayerBuilder::new(Backend::new(state.services.db.clone()), session_layer)
-            .build();
+    let auth_layer = AuthManagerLayerBuilder::new(
+        Backend::new(state.services.db.clone(), state.services.users.clone()),
+        session_layer,
+    )
+    .build();
 
     let context = {
         let state = state.clone();

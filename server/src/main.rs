@@ -4,7 +4,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use server::cli::{bench_seed_command, create_user_command, Cli, Command};
+use app::signals::AccountChange;
+use server::cli::{bench_seed_command, change_account_command, create_user_command, Cli, Command};
 use server::config::DEFAULT_LOG_FILTER;
 use server::Config;
 
@@ -70,6 +71,22 @@ async fn run() -> ExitCode {
         Command::CreateUser { username, staff } => create_user_command(&config, &username, staff)
             .await
             .map_err(|e| e.to_string()),
+        Command::MakeStaff { username } => {
+            { change_account_command(&config, &username, AccountChange::StaffGranted).await }
+                .map_err(|e| e.to_string())
+        }
+        Command::UnmakeStaff { username } => {
+            { change_account_command(&config, &username, AccountChange::StaffRevoked).await }
+                .map_err(|e| e.to_string())
+        }
+        Command::EndSessions { username } => {
+            { change_account_command(&config, &username, AccountChange::SessionsEnded).await }
+                .map_err(|e| e.to_string())
+        }
+        Command::DeleteUser { username } => {
+            { change_account_command(&config, &username, AccountChange::Deleted).await }
+                .map_err(|e| e.to_string())
+        }
         Command::BenchSeed { profile } => bench_seed_command(&config, &profile)
             .await
             .map_err(|e| e.to_string()),

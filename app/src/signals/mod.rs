@@ -24,6 +24,7 @@ use crate::error::AppError;
 use crate::ids::{TopicId, UserId};
 use crate::live::LiveHub;
 
+pub mod account_changes;
 pub mod receivers;
 pub mod remote;
 
@@ -152,6 +153,50 @@ pub struct UserLoggedOut {
     pub user_id: UserId,
 }
 
+/// What an administrator changed about an account (`server make-staff` and its kin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountChange {
+    StaffGranted,
+    StaffRevoked,
+    SessionsEnded,
+    Deleted,
+}
+
+impl AccountChange {
+    /// As stored in `account_changes.change`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountChange::StaffGranted => "staff_granted",
+            AccountChange::StaffRevoked => "staff_revoked",
+            AccountChange::SessionsEnded => "sessions_ended",
+            AccountChange::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(stored: &str) -> Option<Self> {
+        [
+            AccountChange::StaffGranted,
+            AccountChange::StaffRevoked,
+            AccountChange::SessionsEnded,
+            AccountChange::Deleted,
+        ]
+        .into_iter()
+        .find(|change| change.as_str() == stored)
+    }
+
+    /// Whether the user is signed out everywhere by it.
+    pub fn ends_sessions(self) -> bool {
+        matches!(self, AccountChange::SessionsEnded | AccountChange::Deleted)
+    }
+}
+
+/// Sent when an account's rights or sessions change, or it is deleted.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountChanged {
+    pub user_id: UserId,
+    pub change: AccountChange,
+}
+
 /// A receiver function. It runs inside the transaction of the change that sent the signal;
 /// an error rolls the change back. The token lets it write activity rows.
 pub type ReceiverFn<S> = fn(&mut Tx<'_>, &S, &Receiving) -> Result<(), AppError>;
@@ -204,6 +249,7 @@ pub struct Registry {
     pub m2m_changed: Slot<M2mChanged>,
     pub topic_changed: Slot<TopicChanged>,
     pub user_logged_out: Slot<UserLoggedOut>,
+    pub account_changed: Slot<AccountChanged>,
 }
 
 /// A signal type knows its slot in the registry.
@@ -228,6 +274,7 @@ signal_slot!(
     M2mChanged => m2m_changed,
     TopicChanged => topic_changed,
     UserLoggedOut => user_logged_out,
+    AccountChanged => account_changed,
 );
 
 /// What post-commit work acts on: the cache, and the live hub that tells open pages about

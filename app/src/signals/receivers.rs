@@ -3,8 +3,8 @@
 use tracing::info;
 
 use super::{
-    M2mAction, M2mChanged, PostDelete, PostSave, PreDelete, Registry, TopicAction, TopicChanged,
-    Tx, UserLoggedOut,
+    AccountChanged, M2mAction, M2mChanged, PostDelete, PostSave, PreDelete, Registry, TopicAction,
+    TopicChanged, Tx, UserLoggedOut,
 };
 use crate::activity;
 use crate::cache::MANY_USERS;
@@ -12,6 +12,7 @@ use crate::error::AppError;
 use crate::ids::{TopicId, UserId};
 use crate::signals::Receiving;
 use crate::subscriptions;
+use crate::users;
 
 /// Builds the registry with every receiver of the product connected. Called once when the
 /// application starts; calling `connect` again with the same uid changes nothing.
@@ -36,6 +37,9 @@ pub fn ready() -> Registry {
     registry
         .user_logged_out
         .connect("cache.user_logged_out", user_logged_out);
+    registry
+        .account_changed
+        .connect("users.account_changed", account_changed);
     registry
 }
 
@@ -143,5 +147,23 @@ fn user_logged_out(
     // they must not push a version the logged-out page cannot fetch.
     tx.on_commit(move |effects, token| effects.end_user_streams(user_id, token));
     tx.invalidate_users(&[user_id], token);
+    Ok(())
+}
+
+/// `account_changed`: the change is written down for the running servers to follow (they
+/// drop what they remember of the account: `super::account_changes`), and the user's pages
+/// are stale; a user signed out everywhere loses their open pages' streams first.
+fn account_changed(
+    tx: &mut Tx<'_>,
+    signal: &AccountChanged,
+    token: &Receiving,
+) -> Result<(), AppError> {
+    let AccountChanged { user_id, change } = *signal;
+    users::ssr::admin::record_change(tx.conn(), user_id, change, token)?;
+    if change.ends_sessions() {
+        tx.on_commit(move |effects, token| effects.end_user_streams(user_id, token));
+    }
+    tx.invalidate_users(&[user_id], token);
+    tx.on_commit(move |_, _| info!("Account {user_id}: {}", change.as_str()));
     Ok(())
 }

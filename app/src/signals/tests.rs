@@ -103,6 +103,7 @@ fn ready_connects_every_signal_once() {
         "the custom signal is connected"
     );
     assert_eq!(registry.user_logged_out.len(), 1);
+    assert_eq!(registry.account_changed.len(), 1);
     // Connecting a receiver that is already there (say, ready() running twice) adds nothing.
     registry.post_save.connect("activity.record_save", noop);
     assert_eq!(registry.post_save.len(), 1);

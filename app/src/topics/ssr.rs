@@ -107,8 +107,20 @@ fn subscriber_count(conn: &mut Conn, topic_id: TopicId) -> QueryResult<i64> {
         .first(conn)
 }
 
+/// Refuses at once whom the session's copy of the account says is not staff (no write lock
+/// taken for them); [`require_staff_now`] then asks the database inside the transaction.
 fn require_staff(user: &User) -> Result<(), AppError> {
     if user.is_staff {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden)
+    }
+}
+
+/// Staff as the database says inside the change's transaction: the copy a session carries
+/// may be older than staff being taken away (`server unmake-staff`).
+fn require_staff_now(conn: &mut Conn, user: &User) -> Result<(), AppError> {
+    if crate::users::ssr::is_staff_now(conn, user.id)? {
         Ok(())
     } else {
         Err(AppError::Forbidden)
@@ -151,6 +163,7 @@ pub fn rename_in(
 ) -> Result<(), AppError> {
     require_staff(actor)?;
     signals::write(conn, signals, |tx| {
+        require_staff_now(tx.conn(), actor)?;
         let topic = find_locked(tx.conn(), topic_id, RowLock::Change)?;
         if topic.name == name.as_str() {
             return Ok(());
@@ -193,6 +206,7 @@ pub fn delete_in(
 ) -> Result<Deletion, AppError> {
     require_staff(actor)?;
     signals::write(conn, signals, |tx| {
+        require_staff_now(tx.conn(), actor)?;
         let topic = find_locked(tx.conn(), topic_id, RowLock::Delete)?;
         tx.send(&PreDelete {
             topic: topic.clone(),

@@ -1,6 +1,7 @@
 //! Accounts on the server: validated names and passwords, queries, and the axum-login backend.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use axum_login::{AuthUser, AuthnBackend};
 use diesel::prelude::*;
@@ -124,14 +125,43 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// A stored account, as the session layer sees it.
-#[derive(Clone, Queryable, Selectable)]
+/// An account row as stored.
+#[derive(Queryable, Selectable)]
 #[diesel(table_name = users)]
+struct UserRow {
+    id: UserId,
+    username: String,
+    password_hash: String,
+    is_staff: bool,
+    session_epoch: i64,
+}
+
+/// A stored account, as the session layer sees it.
+#[derive(Clone)]
 pub struct User {
     pub id: UserId,
     pub username: String,
     password_hash: String,
     pub is_staff: bool,
+    /// What the user's sessions are bound to (see [`AuthUser::session_auth_hash`]).
+    auth_hash: Vec<u8>,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        // Epoch 0 binds to the password hash alone, as sessions made before epochs did.
+        let auth_hash = match row.session_epoch {
+            0 => row.password_hash.clone().into_bytes(),
+            epoch => format!("{}#{epoch}", row.password_hash).into_bytes(),
+        };
+        User {
+            id: row.id,
+            username: row.username,
+            password_hash: row.password_hash,
+            is_staff: row.is_staff,
+            auth_hash,
+        }
+    }
 }
 
 impl std::fmt::Debug for User {
@@ -151,9 +181,10 @@ impl AuthUser for User {
         self.id
     }
 
-    /// Sessions are bound to the password hash: changing a password ends every other session.
+    /// Sessions are bound to the password hash and the session epoch: changing the password,
+    /// or ending the user's sessions (`server end-sessions`), ends every session made before.
     fn session_auth_hash(&self) -> &[u8] {
-        self.password_hash.as_bytes()
+        &self.auth_hash
     }
 }
 
@@ -193,8 +224,9 @@ fn insert_user(
             users::password_hash.eq(hash),
             users::is_staff.eq(is_staff),
         ))
-        .returning(User::as_returning())
+        .returning(UserRow::as_returning())
         .get_result(c))
+    .map(User::from)
     .map_err(|err| {
         if db::is_unique_violation(&err) {
             AppError::Conflict(format!(
@@ -209,7 +241,7 @@ fn insert_user(
 
 /// By key, as uniqueness compares; an account whose key could not be filled (see
 /// `db::fill_missing_name_keys`) is still found by its exact name.
-fn find_by_username(conn: &mut Conn, name: &str) -> QueryResult<Option<User>> {
+pub(crate) fn find_by_username(conn: &mut Conn, name: &str) -> QueryResult<Option<User>> {
     // No account has one (sign-up refuses them), and PostgreSQL refuses NUL in any text.
     if name.chars().any(char::is_control) {
         return Ok(None);
@@ -220,9 +252,10 @@ fn find_by_username(conn: &mut Conn, name: &str) -> QueryResult<Option<User>> {
                 .eq(names::key(name))
                 .or(users::username_key.is_null().and(users::username.eq(name))),
         )
-        .select(User::as_select())
+        .select(UserRow::as_select())
         .first(conn)
         .optional()
+        .map(|row| row.map(User::from))
 }
 
 /// Holds the user's row until the transaction ends, so that one user's subscription changes
@@ -242,9 +275,22 @@ pub(crate) fn lock_for_change(conn: &mut Conn, id: UserId) -> QueryResult<()> {
 fn find_by_id(conn: &mut Conn, id: UserId) -> QueryResult<Option<User>> {
     users::table
         .find(id)
-        .select(User::as_select())
+        .select(UserRow::as_select())
         .first(conn)
         .optional()
+        .map(|row| row.map(User::from))
+}
+
+/// Whether the account is staff as the database says now, inside the caller's transaction:
+/// rights are checked here, never against a copy kept in memory, so taking staff away
+/// (`server unmake-staff`) refuses the next staff action on every server.
+pub(crate) fn is_staff_now(conn: &mut Conn, id: UserId) -> QueryResult<bool> {
+    users::table
+        .find(id)
+        .select(users::is_staff)
+        .first(conn)
+        .optional()
+        .map(|staff| staff.unwrap_or(false))
 }
 
 async fn hash_password(password: Password) -> Result<String, AppError> {
@@ -304,35 +350,83 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// How long a looked-up user is reused. Accounts change only at signup here; the bound is for
-/// changes made elsewhere (another instance, the CLI).
+/// How long a looked-up user is reused. Changes made elsewhere reach every server at once
+/// (`crate::signals::account_changes`); the bound is for a server that missed them.
 const USER_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The axum-login backend: looks users up in our database. Every request with a session
-/// asks for its user, so users are kept in memory for a minute.
+/// Users looked up by the session layer, kept in memory: every request with a session asks
+/// for its user. One per server, shared by the axum-login backend and the follower of account
+/// changes, which drops a changed user.
+#[derive(Clone)]
+pub struct UserCache {
+    users: mini_moka::sync::Cache<UserId, User>,
+    /// Moved by every [`UserCache::forget`]: a lookup that read the database before a forget
+    /// may hold the row the change replaced, so its fill is refused.
+    forgets: Arc<AtomicU64>,
+}
+
+impl Default for UserCache {
+    fn default() -> Self {
+        UserCache {
+            users: mini_moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(USER_CACHE_TTL)
+                .build(),
+            forgets: Arc::default(),
+        }
+    }
+}
+
+impl UserCache {
+    /// Drops `user_id`, so that the next request reads the account again.
+    pub fn forget(&self, user_id: UserId) {
+        self.forgets.fetch_add(1, Ordering::SeqCst);
+        self.users.invalidate(&user_id);
+    }
+
+    pub fn len(&self) -> u64 {
+        self.users.entry_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get(&self, user_id: UserId) -> Option<User> {
+        self.users.get(&user_id)
+    }
+
+    /// Where a lookup starts: pass it to [`UserCache::fill`] with what it read.
+    fn before_read(&self) -> u64 {
+        self.forgets.load(Ordering::SeqCst)
+    }
+
+    fn fill(&self, before_read: u64, user: User) {
+        if self.forgets.load(Ordering::SeqCst) == before_read {
+            self.users.insert(user.id, user);
+        }
+    }
+}
+
+/// The axum-login backend: looks users up in our database, through the server's
+/// [`UserCache`].
 #[derive(Clone)]
 pub struct Backend {
     db: Db,
-    users: mini_moka::sync::Cache<UserId, User>,
+    users: UserCache,
 }
 
 impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Backend")
-            .field("cached_users", &self.users.entry_count())
+            .field("cached_users", &self.users.len())
             .finish_non_exhaustive()
     }
 }
 
 impl Backend {
-    pub fn new(db: Db) -> Self {
-        Backend {
-            db,
-            users: mini_moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(USER_CACHE_TTL)
-                .build(),
-        }
+    pub fn new(db: Db, users: UserCache) -> Self {
+        Backend { db, users }
     }
 }
 
@@ -356,19 +450,22 @@ impl AuthnBackend for Backend {
 
     async fn get_user(&self, user_id: &axum_login::UserId<Self>) -> Result<Option<User>, AppError> {
         let id = *user_id;
-        if let Some(user) = self.users.get(&id) {
+        if let Some(user) = self.users.get(id) {
             return Ok(Some(user));
         }
+        let before_read = self.users.before_read();
         let user = self
             .db
             .run(move |conn| find_by_id(conn, id).map_err(DbError::from))
             .await?;
         if let Some(user) = &user {
-            self.users.insert(id, user.clone());
+            self.users.fill(before_read, user.clone());
         }
         Ok(user)
     }
 }
+
+pub mod admin;
 
 #[cfg(test)]
 mod tests {
@@ -396,6 +493,51 @@ mod tests {
             format!("{:?}", Password::parse("secret walrus ledger", &alice).ok()),
             "Some(Password(..))"
         );
+    }
+
+    fn stored(id: i64, is_staff: bool) -> User {
+        User::from(UserRow {
+            id: UserId(id),
+            username: format!("user{id}"),
+            password_hash: "hash".into(),
+            is_staff,
+            session_epoch: 0,
+        })
+    }
+
+    #[test]
+    fn a_lookup_that_read_before_a_forget_is_not_kept() {
+        let cache = UserCache::default();
+        // A lookup reads the row (staff), then the account changes and is forgotten, then
+        // the lookup's fill arrives: keeping it would bring the old row back for a minute.
+        let before_read = cache.before_read();
+        cache.forget(UserId(1));
+        cache.fill(before_read, stored(1, true));
+        assert!(cache.get(UserId(1)).is_none());
+
+        let before_read = cache.before_read();
+        cache.fill(before_read, stored(1, false));
+        assert!(cache.get(UserId(1)).is_some_and(|user| !user.is_staff));
+        cache.forget(UserId(1));
+        assert!(cache.get(UserId(1)).is_none());
+    }
+
+    #[test]
+    fn sessions_are_bound_to_the_epoch_beside_the_password_hash() {
+        let first = stored(1, false);
+        assert_eq!(
+            first.session_auth_hash(),
+            b"hash",
+            "epoch 0 keeps older sessions"
+        );
+        let ended = User::from(UserRow {
+            id: UserId(1),
+            username: "user1".into(),
+            password_hash: "hash".into(),
+            is_staff: false,
+            session_epoch: 1,
+        });
+        assert_ne!(first.session_auth_hash(), ended.session_auth_hash());
     }
 
     fn credentials(username: &str, password: &str) -> Credentials {
@@ -476,7 +618,7 @@ mod tests {
         .await;
         assert!(matches!(again, Err(AppError::Conflict(_))), "{again:?}");
 
-        let backend = Backend::new(db);
+        let backend = Backend::new(db, UserCache::default());
         let ok = backend
             .authenticate(credentials("Alice", "correct horse"))
             .await

@@ -9,6 +9,7 @@ mod fuzz;
 mod http;
 mod live;
 mod operations;
+mod revocation;
 mod scale_out;
 mod support;
 mod topics;

@@ -314,6 +314,17 @@ impl TestServer {
         );
     }
 
+    /// Runs an account command of the CLI (`unmake-staff root`, say) against this server's
+    /// database, as an operator would; its output.
+    pub fn account_command(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(args)
+            .env("DATABASE_URL", self.db.url())
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run the account command")
+    }
+
     /// A counter from `/metrics`.
     pub async fn metric(&self, name: &str) -> u64 {
         let (value, body) = self.metric_series(name).await;

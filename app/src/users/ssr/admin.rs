@@ -1,0 +1,254 @@
+//! Account administration from the command line: staff granted or taken, every session of a
+//! user ended, an account deleted.
+//!
+//! Each change is one transaction that sends `account_changed`; its receiver writes the change
+//! to `account_changes`, which every running server follows
+//! (`crate::signals::account_changes`), so that the server forgets what it remembered of the
+//! account and the user's next request sees the change.
+
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use crate::db::{Conn, DbError};
+use crate::error::AppError;
+use crate::ids::UserId;
+use crate::schema::{account_changes, users};
+use crate::services::Services;
+use crate::signals::{self, AccountChange, AccountChanged, Receiving};
+use crate::subscriptions;
+
+/// How long a written change is kept: far longer than any server takes to read it.
+const KEPT: chrono::Duration = chrono::Duration::days(1);
+
+/// Applies `change` to the account named `username` (compared as sign-in compares names);
+/// returns the account's id.
+pub async fn change_account(
+    services: &Services,
+    username: &str,
+    change: AccountChange,
+) -> Result<UserId, AppError> {
+    let signals = services.signals.clone();
+    let username = username.to_owned();
+    services
+        .db
+        .run(move |conn| {
+            signals::write(conn, &signals, |tx| {
+                let user = super::find_by_username(tx.conn(), &username)?.ok_or_else(|| {
+                    AppError::Invalid(format!("No account is named “{username}”."))
+                })?;
+                super::lock_for_change(tx.conn(), user.id)?;
+                let row = users::table.find(user.id);
+                match change {
+                    AccountChange::StaffGranted | AccountChange::StaffRevoked => {
+                        diesel::update(row)
+                            .set(users::is_staff.eq(change == AccountChange::StaffGranted))
+                            .execute(tx.conn())?;
+                    }
+                    AccountChange::SessionsEnded => {
+                        diesel::update(row)
+                            .set(users::session_epoch.eq(users::session_epoch + 1))
+                            .execute(tx.conn())?;
+                    }
+                    AccountChange::Deleted => {
+                        // Through `m2m_changed`, so counts and pages follow as for any
+                        // unsubscribe.
+                        subscriptions::ssr::clear_in(tx, user.id)?;
+                        diesel::delete(row).execute(tx.conn())?;
+                    }
+                }
+                tx.send(&AccountChanged {
+                    user_id: user.id,
+                    change,
+                })?;
+                Ok(user.id)
+            })
+        })
+        .await
+}
+
+/// Writes `change` down for the running servers (the `account_changed` receiver), and drops
+/// changes every server has long read.
+pub(crate) fn record_change(
+    conn: &mut Conn,
+    user_id: UserId,
+    change: AccountChange,
+    _: &Receiving,
+) -> QueryResult<()> {
+    if let Conn::Pg(pg) = conn {
+        // Ids are drawn in commit order, so a reader following the last id skips nothing.
+        diesel::sql_query("LOCK TABLE account_changes IN EXCLUSIVE MODE").execute(pg)?;
+    }
+    let now = Utc::now().naive_utc();
+    diesel::delete(account_changes::table.filter(account_changes::created_at.lt(now - KEPT)))
+        .execute(conn)?;
+    diesel::insert_into(account_changes::table)
+        .values((
+            account_changes::user_id.eq(user_id),
+            account_changes::change.eq(change.as_str()),
+            account_changes::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A change read back by a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordedChange {
+    pub id: i64,
+    pub user_id: UserId,
+    pub change: AccountChange,
+}
+
+/// Where a server starts following: the last change written so far.
+pub(crate) fn last_change(conn: &mut Conn) -> Result<i64, DbError> {
+    let last: Option<i64> = account_changes::table
+        .select(diesel::dsl::max(account_changes::id))
+        .first(conn)?;
+    Ok(last.unwrap_or(0))
+}
+
+/// The changes written after `after`, oldest first.
+pub(crate) fn changes_after(conn: &mut Conn, after: i64) -> Result<Vec<RecordedChange>, DbError> {
+    let rows: Vec<(i64, UserId, String, NaiveDateTime)> = account_changes::table
+        .filter(account_changes::id.gt(after))
+        .order(account_changes::id)
+        .limit(1_000)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, user_id, change, _)| RecordedChange {
+            id,
+            user_id,
+            // Written by a newer version of the product: at least forget the account.
+            change: AccountChange::parse(&change).unwrap_or(AccountChange::SessionsEnded),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::prelude::*;
+
+    use super::*;
+    use crate::schema::topic_subscribers;
+    use crate::testing::test_services;
+    use crate::users::ssr::{create_user, Password, Username};
+
+    async fn account(services: &Services, name: &str) -> UserId {
+        let username = Username::parse(name).expect("name");
+        let password = Password::parse("long enough password", &username).expect("password");
+        create_user(&services.db, username, password, false)
+            .await
+            .expect("account")
+            .id
+    }
+
+    async fn count(services: &Services, sql: &'static str) -> i64 {
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        services
+            .db
+            .run(move |conn| {
+                Ok::<_, AppError>(
+                    diesel::sql_query(sql)
+                        .get_result::<Count>(conn)
+                        .map_err(DbError::from)?
+                        .n,
+                )
+            })
+            .await
+            .expect("count")
+    }
+
+    #[tokio::test]
+    async fn each_change_is_written_down_for_the_servers_with_its_account() {
+        let (_place, services) = test_services().await;
+        let grace = account(&services, "grace").await;
+        for change in [
+            AccountChange::StaffGranted,
+            AccountChange::StaffRevoked,
+            AccountChange::SessionsEnded,
+        ] {
+            assert_eq!(
+                change_account(&services, "GRACE", change)
+                    .await
+                    .expect("changed"),
+                grace
+            );
+        }
+        let written = services
+            .db
+            .run(|conn| changes_after(conn, 0))
+            .await
+            .expect("read");
+        let changes: Vec<_> = written.iter().map(|c| (c.user_id, c.change)).collect();
+        assert_eq!(
+            changes,
+            vec![
+                (grace, AccountChange::StaffGranted),
+                (grace, AccountChange::StaffRevoked),
+                (grace, AccountChange::SessionsEnded),
+            ]
+        );
+        assert_eq!(
+            count(&services, "SELECT session_epoch AS n FROM users").await,
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_deleted_account_leaves_its_topics_through_the_signals() {
+        let (_place, services) = test_services().await;
+        let grace = account(&services, "grace").await;
+        let topic = crate::ids::TopicId(1);
+        crate::subscriptions::ssr::subscribe(&services, grace, topic)
+            .await
+            .expect("subscribed");
+        let catalog_before = services.view_version(grace).shared;
+
+        change_account(&services, "grace", AccountChange::Deleted)
+            .await
+            .expect("deleted");
+        assert_eq!(count(&services, "SELECT COUNT(*) AS n FROM users").await, 0);
+        let left = services
+            .db
+            .run(|conn| {
+                topic_subscribers::table
+                    .count()
+                    .get_result::<i64>(conn)
+                    .map_err(DbError::from)
+            })
+            .await
+            .expect("count");
+        assert_eq!(left, 0);
+        assert_eq!(
+            count(
+                &services,
+                "SELECT subscriber_count AS n FROM topics WHERE id = 1"
+            )
+            .await,
+            0
+        );
+        assert!(
+            services.view_version(grace).shared > catalog_before,
+            "m2m_changed moved the catalog"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_name_changes_nothing() {
+        let (_place, services) = test_services().await;
+        let refused = change_account(&services, "nobody", AccountChange::Deleted).await;
+        assert!(
+            matches!(&refused, Err(AppError::Invalid(message)) if message.contains("nobody")),
+            "{refused:?}"
+        );
+        assert_eq!(
+            count(&services, "SELECT COUNT(*) AS n FROM account_changes").await,
+            0
+        );
+    }
+}

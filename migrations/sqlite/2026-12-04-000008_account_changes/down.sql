@@ -1,0 +1,2 @@
+DROP TABLE account_changes;
+ALTER TABLE users DROP COLUMN session_epoch;
