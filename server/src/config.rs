@@ -29,6 +29,12 @@ pub struct Config {
     pub trusted_proxy_header: Option<HeaderName>,
     /// `REQUEST_TIMEOUT_SECONDS`: a request whose answer takes longer gets `503` (default 30).
     pub request_timeout: Duration,
+    /// `HEADER_READ_TIMEOUT_SECONDS`: how long a client has to send a request head, from when
+    /// the server waits for one (default 10): a slow client cannot hold a connection.
+    pub header_read_timeout: Duration,
+    /// `MAX_CONNECTIONS`: connections served at once (default 25,000, and never more than
+    /// the open-file limit allows); one more is answered `503` at once.
+    pub max_connections: usize,
     /// `SHUTDOWN_DEADLINE_SECONDS`: after SIGTERM, how long open requests may still finish
     /// before the server exits anyway (default 30).
     pub shutdown_deadline: Duration,
@@ -103,6 +109,12 @@ impl Config {
                 "REQUEST_TIMEOUT_SECONDS",
                 Duration::from_secs(30),
             )?),
+            header_read_timeout: nonzero(env_seconds(
+                "HEADER_READ_TIMEOUT_SECONDS",
+                Duration::from_secs(10),
+            )?),
+            max_connections: usize::try_from(env_count("MAX_CONNECTIONS", 25_000)?)
+                .unwrap_or(usize::MAX),
             shutdown_deadline: env_seconds("SHUTDOWN_DEADLINE_SECONDS", Duration::from_secs(30))?,
             shutdown_drain: env_seconds("SHUTDOWN_DRAIN_SECONDS", Duration::from_secs(5))?,
             metrics_token: std::env::var("METRICS_TOKEN")

@@ -1,7 +1,6 @@
 //! The Subscriptions web server: configuration, the router with its middleware, and the
 //! serve loop with graceful shutdown.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +29,7 @@ use app::sessions::DbSessionStore;
 use app::users::ssr::Backend;
 use app::web::AppState;
 
+mod accept;
 mod auth_routes;
 pub mod cli;
 pub mod config;
@@ -69,8 +69,6 @@ pub enum ServeError {
     },
     #[error("cannot listen for shutdown signals: {0}")]
     Signals(std::io::Error),
-    #[error("the server stopped with an error: {0}")]
-    Serve(std::io::Error),
 }
 
 /// Opens the database, then serves until SIGTERM or Ctrl-C.
@@ -117,7 +115,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         trust_proxy_request_ids: config.trusted_proxy_header.is_some(),
         connections: connections.clone(),
     };
-    let app = router(state, settings).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state, settings);
+    let limits = accept::Limits {
+        max_connections: accept::connection_cap(config.max_connections),
+        header_read_timeout: config.header_read_timeout,
+    };
 
     let (listener, close_door) = shutdown::DoorListener::new(listener, connections.clone())
         .map_err(|source| ServeError::Bind {
@@ -130,7 +132,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let drain = config.shutdown_drain;
     // The stages are explained in `shutdown`; a second signal skips the waiting.
-    let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let served_connections = connections.clone();
+    let graceful = accept::serve(listener, app, limits, served_connections, async move {
         stop_signals.recv().await;
         readiness.start_draining();
         tracing::info!(
@@ -160,8 +163,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     });
     // Open requests may finish, but not for ever: a stuck one must not keep a deploy waiting.
     let deadline = config.shutdown_deadline;
-    let served = tokio::select! {
-        served = std::future::IntoFuture::into_future(graceful) => served,
+    tokio::select! {
+        () = graceful => {}
         () = async {
             if stopped.await.is_ok() {
                 tokio::time::sleep(deadline).await;
@@ -173,13 +176,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 seconds = deadline.as_secs(),
                 "shutdown deadline passed: requests still open were cut off"
             );
-            Ok(())
         }
-    };
+    }
     sweeper.abort();
     purge.abort();
     forgetting.abort();
-    served.map_err(ServeError::Serve)?;
     tracing::info!("stopped");
     Ok(())
 }
