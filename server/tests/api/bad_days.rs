@@ -1,4 +1,5 @@
-//! Bad days: the server process dies without any shutdown.
+//! Bad days: the server process dies without any shutdown, the disk fills up, the database
+//! turns read-only.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -6,7 +7,9 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::support::{count_sql, expect_redirect, TestClient, TestServer};
+use crate::support::{
+    count_sql, execute_sql, expect_redirect, topic_names, Database, TestClient, TestServer,
+};
 
 /// What one person's writes came to, as far as their answers tell.
 #[derive(Default)]
@@ -202,4 +205,210 @@ async fn a_renewal_that_cannot_be_saved_does_not_fail_the_page() {
     let alice = alice.against(&server);
     assert_eq!(alice.get("/topics/").await.status(), StatusCode::OK);
     assert_eq!(renewed(db.clone()).await, 1, "renewed on a later visit");
+}
+
+/// A small filesystem of its own (tmpfs), which a test can fill up. Needs the right to mount
+/// (root, as in CI); elsewhere `None`, and the test says it was skipped.
+struct SmallDisk {
+    path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(megabytes: u32) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .is_ok_and(|output| output.status.success());
+        mounted.then(|| SmallDisk {
+            path: dir.path().to_owned(),
+            _dir: dir,
+        })
+    }
+
+    fn filler(&self) -> std::path::PathBuf {
+        self.path.join("filler")
+    }
+
+    /// Writes until the disk refuses: no room is left for anything.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut file = std::fs::File::create(self.filler()).expect("filler");
+        let block = vec![0_u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        // The last partial block too.
+        while file.write_all(&block[..512]).is_ok() {}
+        while file.write_all(&block[..1]).is_ok() {}
+    }
+
+    fn make_room(&self) {
+        std::fs::remove_file(self.filler()).expect("remove the filler");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+async fn expect_unavailable(response: reqwest::Response) {
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().get("retry-after").is_some());
+    let body = response.text().await.expect("body");
+    assert!(body.contains("nothing was changed"), "{body}");
+}
+
+/// SQLite on a full disk: a write is answered with the styled 503, leaves nothing behind, and
+/// the same write succeeds once there is room again, without a restart.
+#[tokio::test]
+async fn a_full_disk_answers_503_changes_nothing_and_recovers() {
+    let Some(disk) = SmallDisk::mount(16) else {
+        eprintln!("skipped: cannot mount a small filesystem here (needs root)");
+        return;
+    };
+    let db = Database::sqlite_in(&disk.path);
+    let server = TestServer::start_on(&db);
+    let alice = server.client();
+    expect_redirect(alice.signup("alice").await, "/topics/").await;
+    let python = alice.topic_id("Python").await;
+
+    disk.fill();
+    expect_unavailable(
+        alice
+            .post_form("/topics/create/", &[("name", "Rust")])
+            .await,
+    )
+    .await;
+    expect_unavailable(
+        alice
+            .post_form(&format!("/topics/subscribe/{python}/"), &[])
+            .await,
+    )
+    .await;
+    // Reads still work.
+    let page = alice.get("/topics/").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(!topic_names(&page.text().await.expect("body")).contains(&"Rust".to_owned()));
+
+    disk.make_room();
+    expect_redirect(
+        alice
+            .post_form("/topics/create/", &[("name", "Rust")])
+            .await,
+        "/topics/",
+    )
+    .await;
+    alice.subscribe(python).await;
+    let topics = alice.topics().await;
+    assert!(topics.iter().any(|t| t.1 == "Rust" && t.2 == 0));
+    assert!(topics.iter().any(|t| t.0 == python && t.2 == 1 && t.3));
+    let activity = server.activity_rows().await;
+    assert_eq!(
+        activity.iter().filter(|row| row.1 == "Rust").count(),
+        1,
+        "one created row: the refused create left none"
+    );
+    drop(server);
+    drop(db);
+}
+
+/// PostgreSQL turned read-only (as during a failover, or a full disk there): writes get the
+/// styled 503 and change nothing, pages are still served, and writes work again once the
+/// database takes them, without a restart. (SQLite's read-only file cannot be imitated under a
+/// running server; its full disk is the test above.)
+#[tokio::test]
+async fn a_read_only_database_answers_503_changes_nothing_and_recovers() {
+    let server = TestServer::start();
+    if !server.db.is_postgres() {
+        return;
+    }
+    let alice = server.client();
+    expect_redirect(alice.signup("alice").await, "/topics/").await;
+    let python = alice.topic_id("Python").await;
+    let database = server
+        .db
+        .url()
+        .rsplit('/')
+        .next()
+        .expect("a database name")
+        .to_owned();
+    let reconnect_everyone = format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+    );
+    execute_sql(
+        &server.db,
+        format!(
+            "ALTER DATABASE \"{database}\" SET default_transaction_read_only = on; \
+             {reconnect_everyone}"
+        ),
+    )
+    .await;
+
+    // Pooled connections ended under the server fail once each (a 503 too); pages are
+    // served again once they are replaced, writes are not.
+    let mut served = false;
+    for _ in 0..20 {
+        if alice.get("/topics/").await.status() == StatusCode::OK {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "pages are still served");
+    for _ in 0..2 {
+        expect_unavailable(
+            alice
+                .post_form(&format!("/topics/subscribe/{python}/"), &[])
+                .await,
+        )
+        .await;
+    }
+    assert!(alice
+        .topics()
+        .await
+        .iter()
+        .any(|t| t.0 == python && t.2 == 0 && !t.3));
+
+    // The server's own way in (migrations first) would be refused now: a plain connection
+    // that asks for read-write for itself.
+    let url = server.db.url();
+    let reset = format!(
+        "ALTER DATABASE \"{database}\" RESET default_transaction_read_only; \
+         {reconnect_everyone}"
+    );
+    tokio::task::spawn_blocking(move || {
+        use diesel::connection::SimpleConnection;
+        use diesel::Connection;
+        let mut conn = diesel::PgConnection::establish(&url).expect("connect");
+        // On its own: statements sent together run in one transaction, read-only from its start.
+        conn.batch_execute("SET default_transaction_read_only = off")
+            .expect("read-write for this connection");
+        conn.batch_execute(&reset).expect("reset");
+    })
+    .await
+    .expect("reset thread");
+    let mut subscribed = false;
+    for _ in 0..20 {
+        let response = alice
+            .post_form(&format!("/topics/subscribe/{python}/"), &[])
+            .await;
+        if response.status() == StatusCode::SEE_OTHER {
+            subscribed = true;
+            break;
+        }
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert!(subscribed, "writes work again without a restart");
+    assert!(alice
+        .topics()
+        .await
+        .iter()
+        .any(|t| t.0 == python && t.2 == 1 && t.3));
 }

@@ -45,6 +45,16 @@ impl Database {
         }
     }
 
+    /// An empty SQLite database in `folder` (which outlives it), whatever backend the tests
+    /// run on: for a test of the file's surroundings (a full disk, say).
+    pub fn sqlite_in(folder: &std::path::Path) -> Database {
+        let dir = tempfile::tempdir_in(folder).expect("temp dir");
+        Database(Arc::new(Place::Sqlite {
+            path: dir.path().join("app.db"),
+            _dir: dir,
+        }))
+    }
+
     /// `DATABASE_URL` for a server on this database.
     pub fn url(&self) -> String {
         match &*self.0 {
