@@ -13,6 +13,9 @@ pub const DEFAULT_LOG_FILTER: &str = "info,tower_http=info";
 pub struct Config {
     /// `DATABASE_URL`.
     pub database_url: String,
+    /// `DATABASE_POOL_SIZE` (default 8) and `DATABASE_POOL_WAIT_SECONDS` (default 10): the
+    /// connections kept open, and how long a request waits for one before its `503`.
+    pub pool: app::db::PoolSettings,
     /// `SECURE_COOKIES`: mark the session cookie `Secure` (and name it `__Host-…`). Defaults to
     /// true when `PUBLIC_ORIGIN` is `https://…`.
     pub secure_cookies: bool,
@@ -92,6 +95,17 @@ impl Config {
                 .ok()
                 .filter(|url| !url.trim().is_empty())
                 .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            pool: app::db::PoolSettings {
+                size: usize::try_from(env_count(
+                    "DATABASE_POOL_SIZE",
+                    u32::try_from(app::db::PoolSettings::default().size).unwrap_or(8),
+                )?)
+                .unwrap_or(8),
+                wait: nonzero(env_seconds(
+                    "DATABASE_POOL_WAIT_SECONDS",
+                    app::db::PoolSettings::default().wait,
+                )?),
+            },
             secure_cookies: env_bool(
                 "SECURE_COOKIES",
                 public_origin

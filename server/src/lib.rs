@@ -73,7 +73,7 @@ pub enum ServeError {
 
 /// Opens the database, then serves until SIGTERM or Ctrl-C.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
-    let db = Db::open(&config.database_url).await?;
+    let db = Db::open_with(&config.database_url, config.pool).await?;
     tracing::info!(database = %config.database_url, "database ready");
 
     let addr = config.leptos.site_addr;

@@ -23,6 +23,23 @@ pub use backend::{Conn, Target, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 
 const POOL_SIZE: usize = 8;
 
+/// How many connections a [`Db`] pools, and how long a request waits for one before it is
+/// answered that the database is busy.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub size: usize,
+    pub wait: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            size: POOL_SIZE,
+            wait: Duration::from_secs(10),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error(
@@ -146,6 +163,11 @@ impl Db {
     /// Opens the database named by `url` (creating a SQLite file if needed) and brings its
     /// schema up to date.
     pub async fn open(url: &str) -> Result<Self, OpenError> {
+        Self::open_with(url, PoolSettings::default()).await
+    }
+
+    /// [`Self::open`] with a pool of its own size and wait.
+    pub async fn open_with(url: &str, settings: PoolSettings) -> Result<Self, OpenError> {
         let target = Target::parse(url)?;
         target.prepare()?;
         let backend = match target {
@@ -159,9 +181,9 @@ impl Db {
             stats: stats.clone(),
         };
         let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
+            .max_size(settings.size.max(1))
             .timeouts(Timeouts {
-                wait: Some(Duration::from_secs(10)),
+                wait: Some(settings.wait),
                 create: Some(Duration::from_secs(10)),
                 recycle: Some(Duration::from_secs(5)),
             })

@@ -412,3 +412,50 @@ async fn a_read_only_database_answers_503_changes_nothing_and_recovers() {
         .iter()
         .any(|t| t.0 == python && t.2 == 1 && t.3));
 }
+
+/// Every pooled connection taken (here: the only one, by a write waiting on a lock another
+/// process holds): a request that needs one waits `DATABASE_POOL_WAIT_SECONDS`, then gets the
+/// 503, although it only reads (which the lock would let through); all is well once the
+/// connection is free again.
+#[tokio::test]
+async fn an_exhausted_pool_answers_503_and_recovers() {
+    let server = TestServer::start_with(&[
+        ("DATABASE_POOL_SIZE", "1"),
+        ("DATABASE_POOL_WAIT_SECONDS", "1"),
+    ]);
+    let alice = server.client();
+    expect_redirect(alice.signup("alice").await, "/topics/").await;
+    let python = alice.topic_id("Python").await;
+    assert_eq!(
+        alice.get("/topics/activity/").await.status(),
+        StatusCode::OK
+    );
+
+    let lock = crate::support::hold_write_lock(&server.db, Duration::from_secs(4));
+    let writer = {
+        let alice = alice.clone();
+        tokio::spawn(async move {
+            alice
+                .post_form(&format!("/topics/subscribe/{python}/"), &[])
+                .await
+                .status()
+        })
+    };
+    // A moment for the write to take the connection and start waiting on the lock.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let reader = alice.get("/topics/activity/").await;
+    assert_eq!(reader.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(reader.headers().get("retry-after").is_some());
+
+    lock.join().expect("lock holder");
+    let written = writer.await.expect("writer");
+    assert!(
+        written == StatusCode::SEE_OTHER || written == StatusCode::SERVICE_UNAVAILABLE,
+        "{written}"
+    );
+    assert_eq!(
+        alice.get("/topics/activity/").await.status(),
+        StatusCode::OK
+    );
+    alice.subscribe(python).await;
+}
