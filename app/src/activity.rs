@@ -1,6 +1,7 @@
 //! The activity log: one row per topic created, renamed or deleted, written only by signal
 //! receivers, shown newest first on `/topics/activity/`.
 
+use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
@@ -66,11 +67,10 @@ pub fn ActivityPage() -> impl IntoView {
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match data.await {
-                        Ok(data) => view! { <ActivityList data/> }.into_any(),
-                        Err(err) => {
-                            view! { <p class="form-error" role="alert">{err.to_string()}</p> }
-                                .into_any()
-                        }
+                        Ok(data) => Either::Left(view! { <ActivityList data/> }),
+                        Err(err) => Either::Right(
+                            view! { <p class="form-error" role="alert">{err.to_string()}</p> },
+                        ),
                     }
                 })}
             </Suspense>
@@ -87,9 +87,9 @@ fn ActivityList(data: ActivityPageData) -> impl IntoView {
     } = data;
     view! {
         {if items.is_empty() {
-            view! { <p class="empty">"Nothing has happened yet."</p> }.into_any()
+            Either::Left(view! { <p class="empty">"Nothing has happened yet."</p> })
         } else {
-            view! {
+            Either::Right(view! {
                 <div class="table-scroll">
                 <table class="activity">
                     <thead>
@@ -115,8 +115,7 @@ fn ActivityList(data: ActivityPageData) -> impl IntoView {
                     </tbody>
                 </table>
                 </div>
-            }
-                .into_any()
+            })
         }}
         <nav class="pager">
             {(page > 1)

@@ -1,5 +1,6 @@
 //! The frame around every page, and the page for paths that do not exist.
 
+use leptos::either::Either;
 use leptos::prelude::*;
 
 use crate::users::use_current_user;
@@ -13,7 +14,7 @@ pub fn Layout(children: Children) -> impl IntoView {
             <nav>
                 {match user {
                     Some(user) => {
-                        view! {
+                        Either::Left(view! {
                             <a href="/topics/">"Topics"</a>
                             <span class="whoami" data-username=user.username.clone()>
                                 {user.username.clone()}
@@ -22,15 +23,13 @@ pub fn Layout(children: Children) -> impl IntoView {
                             <form method="post" action="/logout" class="inline" data-form="logout">
                                 <button type="submit" class="link">"Log out"</button>
                             </form>
-                        }
-                            .into_any()
+                        })
                     }
                     None => {
-                        view! {
+                        Either::Right(view! {
                             <a href="/login">"Log in"</a>
                             <a href="/signup">"Sign up"</a>
-                        }
-                            .into_any()
+                        })
                     }
                 }}
             </nav>

@@ -47,3 +47,13 @@ pub async fn test_services() -> (TestDatabase, Services) {
     let (place, db) = test_db().await;
     (place, Services::new(db, crate::cache::TTL))
 }
+
+/// A new account named `name` (staff or not), with a password nobody needs to know.
+pub async fn account(db: &Db, name: &str, staff: bool) -> crate::users::ssr::User {
+    use crate::users::ssr::{create_user, Password, Username};
+    let username = Username::parse(name).expect("name");
+    let password = Password::parse("long enough password", &username).expect("password");
+    create_user(db, username, password, staff)
+        .await
+        .expect("account")
+}

@@ -52,6 +52,8 @@ pub enum Command {
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
+    Serve(#[from] crate::ServeError),
+    #[error(transparent)]
     Database(#[from] app::db::OpenError),
     #[error("{0}")]
     Rejected(String),
@@ -59,7 +61,31 @@ pub enum CliError {
     Stdin(std::io::Error),
 }
 
-pub async fn bench_seed_command(config: &Config, profile: &str) -> Result<(), CliError> {
+/// Runs `command` (serving is one of them) with `config`.
+pub async fn run(command: Command, config: Config) -> Result<(), CliError> {
+    use AccountChange::{Deleted, SessionsEnded, StaffGranted, StaffRevoked};
+    match command {
+        Command::Serve => Ok(crate::serve(config).await?),
+        Command::CreateUser { username, staff } => {
+            create_user_command(&config, &username, staff).await
+        }
+        Command::MakeStaff { username } => {
+            change_account_command(&config, &username, StaffGranted).await
+        }
+        Command::UnmakeStaff { username } => {
+            change_account_command(&config, &username, StaffRevoked).await
+        }
+        Command::EndSessions { username } => {
+            change_account_command(&config, &username, SessionsEnded).await
+        }
+        Command::DeleteUser { username } => {
+            change_account_command(&config, &username, Deleted).await
+        }
+        Command::BenchSeed { profile } => bench_seed_command(&config, &profile).await,
+    }
+}
+
+async fn bench_seed_command(config: &Config, profile: &str) -> Result<(), CliError> {
     let profile = app::bench::Profile::named(profile).ok_or_else(|| {
         CliError::Rejected(format!("unknown profile `{profile}`: use small or large"))
     })?;
@@ -80,11 +106,7 @@ pub async fn bench_seed_command(config: &Config, profile: &str) -> Result<(), Cl
     Ok(())
 }
 
-pub async fn create_user_command(
-    config: &Config,
-    username: &str,
-    staff: bool,
-) -> Result<(), CliError> {
+async fn create_user_command(config: &Config, username: &str, staff: bool) -> Result<(), CliError> {
     let raw_password = match std::env::var("SUBSCRIPTIONS_PASSWORD") {
         Ok(password) => password,
         Err(_) => {
@@ -114,7 +136,7 @@ pub async fn create_user_command(
 
 /// Applies an administrator's change to an account, then waits until every running server
 /// has had time to read it (`app::signals::account_changes`).
-pub async fn change_account_command(
+async fn change_account_command(
     config: &Config,
     username: &str,
     change: AccountChange,

@@ -4,8 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use app::signals::AccountChange;
-use server::cli::{bench_seed_command, change_account_command, create_user_command, Cli, Command};
+use server::cli::{self, Cli, Command};
 use server::config::DEFAULT_LOG_FILTER;
 use server::Config;
 
@@ -42,7 +41,7 @@ fn keep_large_allocations_in_mmap() {
 fn keep_large_allocations_in_mmap() {}
 
 async fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let parsed = Cli::parse();
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let logs = tracing_subscriber::fmt().with_env_filter(filter);
@@ -66,34 +65,11 @@ async fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let outcome = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => server::serve(config).await.map_err(|e| e.to_string()),
-        Command::CreateUser { username, staff } => create_user_command(&config, &username, staff)
-            .await
-            .map_err(|e| e.to_string()),
-        Command::MakeStaff { username } => {
-            { change_account_command(&config, &username, AccountChange::StaffGranted).await }
-                .map_err(|e| e.to_string())
-        }
-        Command::UnmakeStaff { username } => {
-            { change_account_command(&config, &username, AccountChange::StaffRevoked).await }
-                .map_err(|e| e.to_string())
-        }
-        Command::EndSessions { username } => {
-            { change_account_command(&config, &username, AccountChange::SessionsEnded).await }
-                .map_err(|e| e.to_string())
-        }
-        Command::DeleteUser { username } => {
-            { change_account_command(&config, &username, AccountChange::Deleted).await }
-                .map_err(|e| e.to_string())
-        }
-        Command::BenchSeed { profile } => bench_seed_command(&config, &profile)
-            .await
-            .map_err(|e| e.to_string()),
-    };
+    let outcome = cli::run(parsed.command.unwrap_or(Command::Serve), config).await;
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Err(err) => {
+            let message = err.to_string();
             tracing::error!("{message}");
             eprintln!("error: {message}");
             ExitCode::FAILURE

@@ -241,7 +241,7 @@ mod tests {
     use crate::services::Services;
     use crate::topics::ssr::{list, rename};
     use crate::topics::{PageRequest, TopicListing};
-    use crate::users::ssr::{create_user, Password, User, Username};
+    use crate::users::ssr::User;
 
     /// Two instances of the domain on one PostgreSQL database, as two server processes are.
     async fn two_instances(place: &ScratchDatabase) -> (Services, Services) {
@@ -253,11 +253,7 @@ mod tests {
     }
 
     async fn account(services: &Services, name: &str, staff: bool) -> User {
-        let username = Username::parse(name).expect("name");
-        let password = Password::parse("long enough password", &username).expect("password");
-        create_user(&services.db, username, password, staff)
-            .await
-            .expect("account")
+        crate::testing::account(&services.db, name, staff).await
     }
 
     async fn page(services: &Services, user: &User) -> TopicListing {

@@ -164,7 +164,6 @@ mod tests {
     use crate::ids::UserId;
     use crate::live::LiveEvent;
     use crate::services::Services;
-    use crate::users::ssr::{create_user, Password, Username};
 
     async fn instance(place: &ScratchDatabase) -> Services {
         let db = Db::open(place.url()).await.expect("open");
@@ -188,12 +187,7 @@ mod tests {
     }
 
     async fn member(services: &Services, name: &str) -> UserId {
-        let username = Username::parse(name).expect("name");
-        let password = Password::parse("long enough password", &username).expect("password");
-        create_user(&services.db, username, password, false)
-            .await
-            .expect("account")
-            .id
+        crate::testing::account(&services.db, name, false).await.id
     }
 
     /// Waits for `user`'s version on `services` to be `version`, without asking the

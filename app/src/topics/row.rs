@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use leptos::either::Either;
 use leptos::html;
 use leptos::prelude::*;
 
@@ -101,19 +102,17 @@ pub(super) fn TopicRow(topic: TopicView, rows: Rows) -> impl IntoView {
     let busy = move || rows.is_pending(id);
     let error_id = format!("topic-{id}-error");
     let toggle = if topic.subscribed {
-        view! {
+        Either::Left(view! {
             <RowForm topic=id action=RowAction::Unsubscribe rows>
                 <button type="submit" class="secondary" disabled=busy>"Unsubscribe"</button>
             </RowForm>
-        }
-        .into_any()
+        })
     } else {
-        view! {
+        Either::Right(view! {
             <RowForm topic=id action=RowAction::Subscribe rows>
                 <button type="submit" disabled=busy>"Subscribe"</button>
             </RowForm>
-        }
-        .into_any()
+        })
     };
     let name = topic.name.clone();
     let described = error_id.clone();

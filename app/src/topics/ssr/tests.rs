@@ -12,7 +12,6 @@ use super::*;
 use crate::schema::topic_activities;
 use crate::subscriptions::ssr::{subscribe_in, unsubscribe_all_in};
 use crate::testing::test_services;
-use crate::users::ssr::{create_user, Password, Username};
 
 struct World {
     _dir: crate::testing::TestDatabase,
@@ -27,20 +26,7 @@ async fn world() -> World {
     let db = services.db.clone();
     let mut users = Vec::new();
     for (name, staff) in [("alice", false), ("bob", false), ("root", true)] {
-        users.push(
-            create_user(
-                &db,
-                Username::parse(name).expect("name"),
-                Password::parse(
-                    "long enough password",
-                    &Username::parse(name).expect("name"),
-                )
-                .expect("password"),
-                staff,
-            )
-            .await
-            .expect("user"),
-        );
+        users.push(crate::testing::account(&db, name, staff).await);
     }
     let staff = users.pop().expect("staff");
     let bob = users.pop().expect("bob");

@@ -132,15 +132,9 @@ mod tests {
     use super::*;
     use crate::schema::topic_subscribers;
     use crate::testing::test_services;
-    use crate::users::ssr::{create_user, Password, Username};
 
     async fn account(services: &Services, name: &str) -> UserId {
-        let username = Username::parse(name).expect("name");
-        let password = Password::parse("long enough password", &username).expect("password");
-        create_user(&services.db, username, password, false)
-            .await
-            .expect("account")
-            .id
+        crate::testing::account(&services.db, name, false).await.id
     }
 
     async fn count(services: &Services, sql: &'static str) -> i64 {
