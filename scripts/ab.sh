@@ -45,8 +45,8 @@ for spec in "$@"; do
 done
 
 export BENCH_LUA="$PWD/scripts/bench"
-echo "| scenario | round | binary | requests/s | p50 ms | p99 ms |"
-echo "|---|---|---|---|---|---|"
+echo "| scenario | round | binary | requests/s | p50 ms | p99 ms | p99.9 ms |"
+echo "|---|---|---|---|---|---|---|"
 for round in $(seq "$rounds"); do
   for scenario in "healthz:get.lua:/healthz" "hot GET /topics/:get.lua:/topics/" \
     "toggles:toggle.lua:2" "mixed 90/10:mixed.lua:203"; do
@@ -58,7 +58,7 @@ for round in $(seq "$rounds"); do
       line=$(BENCH_COOKIES="$work/${names[$i]}/cookies" wrk -t2 -c16 -d"${seconds}s" --timeout 5s \
         -s "scripts/bench/$script" "http://127.0.0.1:${ports[$i]}" -- "$argument" | grep '^RESULT')
       field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
-      echo "| $title | $round | ${names[$i]} | $(field rps) | $(field p50_ms) | $(field p99_ms) |"
+      echo "| $title | $round | ${names[$i]} | $(field rps) | $(field p50_ms) | $(field p99_ms) | $(field p999_ms) |"
     done
   done
 done

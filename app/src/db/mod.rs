@@ -84,7 +84,8 @@ thread_local! {
     static WRITING: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Marks the thread as writing until dropped (a panic included).
+/// Marks the thread as writing until dropped (a panic included); holds whether it was
+/// writing already (a nested write).
 struct Writing(bool);
 
 impl Writing {
@@ -319,9 +320,27 @@ where
     F: FnOnce(&mut Conn) -> Result<R, E>,
     E: From<diesel::result::Error>,
 {
-    let _writing = Writing::enter();
+    let writing = Writing::enter();
+    // SQLite takes one writer at a time. Left to SQLite, this process's writers would poll
+    // its lock with growing sleeps (its busy handler): a write waited up to tens of
+    // milliseconds for a lock freed long before. Here they queue on a lock of the process
+    // and each is woken as soon as the write ahead of it ends. Held only around the
+    // transaction (not the hop to the connection's thread), and not again by a write nested
+    // in one. (One process serves one SQLite database; other processes still meet the busy
+    // handler.)
+    let _turn = match conn {
+        Conn::Sqlite(_) if !writing.0 => Some(
+            SQLITE_WRITERS
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        ),
+        _ => None,
+    };
     transaction(conn, "BEGIN IMMEDIATE", "BEGIN", f)
 }
+
+/// The turn of this process's SQLite writers (see [`write_transaction`]).
+static SQLITE_WRITERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs `f` in a read-only transaction whose statements all see one snapshot (SQLite's
 /// deferred transaction does; PostgreSQL's READ COMMITTED would give each statement its own).
@@ -476,6 +495,58 @@ mod tests {
     use diesel_migrations::MigrationHarness;
 
     use super::*;
+
+    /// This process's SQLite writers take turns before SQLite's lock: with SQLite's own
+    /// waiting turned off (a busy timeout of 0), writers running at once on every pooled
+    /// connection all commit, where SQLite alone would refuse all but one ("database is
+    /// locked").
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite_writers_of_one_process_take_turns_instead_of_meeting_the_lock() {
+        let (_place, db) = crate::testing::test_db().await;
+        if db.backend() != Backend::Sqlite {
+            return;
+        }
+        let writers: Vec<_> = (0..POOL_SIZE * 4)
+            .map(|n| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.run(move |conn| {
+                        use diesel::connection::SimpleConnection;
+                        if let Conn::Sqlite(sqlite) = conn {
+                            sqlite.batch_execute("PRAGMA busy_timeout = 0")?;
+                        }
+                        let written = write_transaction(conn, |conn| {
+                            diesel::sql_query(format!(
+                                "INSERT INTO topics (name, name_key) VALUES ('t{n}', 't{n}')"
+                            ))
+                            .execute(conn)?;
+                            // Long enough that the writers overlap.
+                            std::thread::sleep(std::time::Duration::from_millis(5));
+                            Ok::<_, diesel::result::Error>(())
+                        });
+                        if let Conn::Sqlite(sqlite) = conn {
+                            sqlite.batch_execute("PRAGMA busy_timeout = 5000")?;
+                        }
+                        written.map_err(DbError::from)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.expect("task").expect("every writer commits");
+        }
+        let n = db
+            .run(|conn| {
+                diesel::sql_query("SELECT count(*) AS n FROM topics WHERE name LIKE 't%'")
+                    .get_result::<Count>(conn)
+                    .map_err(DbError::from)
+            })
+            .await
+            .expect("count")
+            .n;
+        assert_eq!(n, i64::try_from(POOL_SIZE * 4).expect("small"));
+    }
 
     #[tokio::test]
     async fn topic_reads_are_told_apart_from_writes() {
