@@ -62,9 +62,9 @@ pub async fn serve<L, F>(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
-    // Told to finish gracefully; each connection holds a receiver of `finished` until it ends.
+    // Tells the connections to finish gracefully; each holds a receiver until it ends, so the
+    // sender sees when the last one has.
     let (finish, finishing) = watch::channel(false);
-    let (finished, open) = watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (io, remote) = tokio::select! {
@@ -82,7 +82,6 @@ pub async fn serve<L, F>(
         let service = TowerToHyperService::new(service);
         let connection = http.serve_connection(TokioIo::new(io), service);
         let mut finishing = finishing.clone();
-        let open = open.clone();
         tokio::spawn(async move {
             let mut connection = std::pin::pin!(connection);
             let mut asked = false;
@@ -102,13 +101,12 @@ pub async fn serve<L, F>(
                     }
                 }
             }
-            drop(open);
         });
     }
     drop(listener);
     let _ = finish.send(true);
-    drop(open);
-    finished.closed().await;
+    drop(finishing);
+    finish.closed().await;
 }
 
 /// Answers `503` without reading the request, then reads what the client sent so that

@@ -90,20 +90,17 @@ impl Config {
                 .and_then(|exe| exe.parent().map(|dir| dir.join(leptos.hash_file.as_ref())))
                 .is_some_and(|path| path.is_file());
         }
+        let pool_defaults = app::db::PoolSettings::default();
         Ok(Config {
             database_url: std::env::var("DATABASE_URL")
                 .ok()
                 .filter(|url| !url.trim().is_empty())
                 .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
             pool: app::db::PoolSettings {
-                size: usize::try_from(env_count(
-                    "DATABASE_POOL_SIZE",
-                    u32::try_from(app::db::PoolSettings::default().size).unwrap_or(8),
-                )?)
-                .unwrap_or(8),
+                size: env_count("DATABASE_POOL_SIZE", pool_defaults.size)?,
                 wait: nonzero(env_seconds(
                     "DATABASE_POOL_WAIT_SECONDS",
-                    app::db::PoolSettings::default().wait,
+                    pool_defaults.wait,
                 )?),
             },
             secure_cookies: env_bool(

@@ -384,14 +384,6 @@ impl UserCache {
         self.users.invalidate(&user_id);
     }
 
-    pub fn len(&self) -> u64 {
-        self.users.entry_count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn get(&self, user_id: UserId) -> Option<User> {
         self.users.get(&user_id)
     }
@@ -419,7 +411,7 @@ pub struct Backend {
 impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Backend")
-            .field("cached_users", &self.users.len())
+            .field("cached_users", &self.users.users.entry_count())
             .finish_non_exhaustive()
     }
 }

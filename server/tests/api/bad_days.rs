@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::support::{
-    count_sql, execute_sql, expect_redirect, topic_names, Database, TestClient, TestServer,
+    count_sql, execute_sql, expect_redirect, member, topic_names, Database, TestClient, TestServer,
 };
 
 /// What one person's writes came to, as far as their answers tell.
@@ -274,8 +274,7 @@ async fn a_full_disk_answers_503_changes_nothing_and_recovers() {
     };
     let db = Database::sqlite_in(&disk.path);
     let server = TestServer::start_on(&db);
-    let alice = server.client();
-    expect_redirect(alice.signup("alice").await, "/topics/").await;
+    let alice = member(&server, "alice").await;
     let python = alice.topic_id("Python").await;
 
     disk.fill();
@@ -328,8 +327,7 @@ async fn a_read_only_database_answers_503_changes_nothing_and_recovers() {
     if !server.db.is_postgres() {
         return;
     }
-    let alice = server.client();
-    expect_redirect(alice.signup("alice").await, "/topics/").await;
+    let alice = member(&server, "alice").await;
     let python = alice.topic_id("Python").await;
     let database = server
         .db
@@ -423,8 +421,7 @@ async fn an_exhausted_pool_answers_503_and_recovers() {
         ("DATABASE_POOL_SIZE", "1"),
         ("DATABASE_POOL_WAIT_SECONDS", "1"),
     ]);
-    let alice = server.client();
-    expect_redirect(alice.signup("alice").await, "/topics/").await;
+    let alice = member(&server, "alice").await;
     let python = alice.topic_id("Python").await;
     assert_eq!(
         alice.get("/topics/activity/").await.status(),

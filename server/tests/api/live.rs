@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{expect_redirect, TestClient, TestServer};
+use crate::support::{expect_redirect, member, TestClient, TestServer};
 use app::live::ViewVersion;
 use reqwest::StatusCode;
 
@@ -69,12 +69,6 @@ impl Events {
             other => panic!("expected a version within {PATIENCE:?}, got {other:?}"),
         }
     }
-}
-
-async fn member(server: &TestServer, name: &str) -> TestClient {
-    let client = server.client();
-    expect_redirect(client.signup(name).await, "/topics/").await;
-    client
 }
 
 fn newer(after: ViewVersion, before: ViewVersion) -> bool {

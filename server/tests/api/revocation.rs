@@ -5,20 +5,9 @@ use std::process::Output;
 
 use reqwest::StatusCode;
 
-use crate::support::{execute_sql, expect_redirect, TestClient, TestServer, PASSWORD};
-
-async fn member(server: &TestServer, name: &str) -> TestClient {
-    let client = server.client();
-    expect_redirect(client.signup(name).await, "/topics/").await;
-    client
-}
-
-async fn staff(server: &TestServer, name: &str) -> TestClient {
-    server.create_staff(name);
-    let client = server.client();
-    expect_redirect(client.login(name, PASSWORD, "").await, "/topics/").await;
-    client
-}
+use crate::support::{
+    execute_sql, expect_redirect, member, staff, TestClient, TestServer, PASSWORD,
+};
 
 fn succeeded(output: &Output) -> String {
     assert!(

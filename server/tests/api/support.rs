@@ -299,6 +299,21 @@ pub async fn expect_redirect(response: Response, to: &str) {
     assert_eq!(target, to);
 }
 
+/// A client signed up as `name`, on the topic page.
+pub async fn member(server: &TestServer, name: &str) -> TestClient {
+    let client = server.client();
+    expect_redirect(client.signup(name).await, "/topics/").await;
+    client
+}
+
+/// A client logged in to a staff account `name`, made through the CLI.
+pub async fn staff(server: &TestServer, name: &str) -> TestClient {
+    server.create_staff(name);
+    let client = server.client();
+    expect_redirect(client.login(name, PASSWORD, "").await, "/topics/").await;
+    client
+}
+
 /// The `data-topic-name` values of a topics page, in page order.
 pub fn topic_names(html: &str) -> Vec<String> {
     html.split("data-topic-name=\"")

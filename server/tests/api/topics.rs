@@ -3,22 +3,9 @@
 use std::time::Duration;
 
 use crate::support::{
-    self, count_sql, execute_sql, expect_redirect, location, TestServer, PASSWORD,
+    self, count_sql, execute_sql, expect_redirect, location, member, staff, TestServer, PASSWORD,
 };
 use reqwest::StatusCode;
-
-async fn member(server: &TestServer, name: &str) -> support::TestClient {
-    let client = server.client();
-    expect_redirect(client.signup(name).await, "/topics/").await;
-    client
-}
-
-async fn staff(server: &TestServer, name: &str) -> support::TestClient {
-    server.create_staff(name);
-    let client = server.client();
-    expect_redirect(client.login(name, PASSWORD, "").await, "/topics/").await;
-    client
-}
 
 async fn wait_for_log(server: &TestServer, needle: &str) -> bool {
     // Generous: a debug build on a loaded CI machine; a pass returns as soon as the line shows.
