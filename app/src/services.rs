@@ -78,7 +78,11 @@ impl Services {
             Target::Sqlite { .. } => None,
         };
         let users = UserCache::default();
-        account_changes::follow(db.clone(), &signals, users.clone());
+        if let Err(err) = account_changes::follow(&db, &signals, users.clone()) {
+            // Rights stay exact (checked in each staff action's transaction); the account
+            // commands would only take effect on this server once its cached users expire.
+            tracing::error!(error = %err, "cannot start following account changes");
+        }
         Services {
             db,
             signals,

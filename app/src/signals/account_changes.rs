@@ -13,7 +13,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::{AccountChange, Receiving, Signals};
-use crate::db::{Backend, Db};
+use crate::db::{Backend, Conn, Db, Target};
 use crate::users::ssr::admin::{self, RecordedChange};
 use crate::users::ssr::UserCache;
 
@@ -22,48 +22,62 @@ pub const FOLLOW_EVERY: Duration = Duration::from_millis(100);
 /// How long the command waits after its commit: several reads of every server.
 pub const HEARD_WITHIN: Duration = Duration::from_millis(500);
 
-/// Starts following on the current tokio runtime; the task ends once `signals` is dropped.
-/// Without a runtime (a synchronous caller) nothing is followed, which is logged.
-pub fn follow(db: Db, signals: &Arc<Signals>, users: UserCache) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        tracing::warn!("no runtime: account changes made elsewhere are not followed");
-        return;
-    };
+/// Starts following on a thread of its own, which ends once `signals` is dropped. It reads
+/// on a connection of its own, outside the pool: it takes no connection a request waits for,
+/// and its reads are not counted as the requests' SQL.
+pub fn follow(db: &Db, signals: &Arc<Signals>, users: UserCache) -> std::io::Result<()> {
+    let target = db.target().clone();
+    let backend = db.backend();
     let signals = Arc::downgrade(signals);
-    runtime.spawn(run(db, signals, users));
+    std::thread::Builder::new()
+        .name("account-changes".into())
+        .spawn(move || run(&target, backend, &signals, &users))
+        .map(drop)
 }
 
-async fn run(db: Db, signals: Weak<Signals>, users: UserCache) {
+fn run(target: &Target, backend: Backend, signals: &Weak<Signals>, users: &UserCache) {
+    let mut conn = None;
     let mut last = None;
-    let mut ticks = tokio::time::interval(FOLLOW_EVERY);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        if signals.strong_count() == 0 {
-            return;
-        }
-        let after = last;
-        let read = db
-            .run(move |conn| match after {
-                // Whatever was changed before this server started, it never remembered.
-                None => admin::last_change(conn).map(|last| (last, Vec::new())),
-                Some(after) => admin::changes_after(conn, after)
-                    .map(|changes| (changes.last().map_or(after, |c| c.id), changes)),
-            })
-            .await;
-        match read {
+    while signals.strong_count() > 0 {
+        match read(target, &mut conn, last) {
             Ok((read_to, changes)) => {
                 let Some(signals) = signals.upgrade() else {
                     return;
                 };
                 for change in &changes {
-                    apply(&signals, &users, db.backend(), change);
+                    apply(&signals, users, backend, change);
                 }
                 last = Some(read_to);
             }
-            Err(err) => tracing::warn!(error = %err, "cannot read account changes"),
+            Err(err) => {
+                // Connected again on the next turn.
+                conn = None;
+                tracing::warn!(error = %err, "cannot read account changes");
+            }
         }
+        std::thread::sleep(FOLLOW_EVERY);
     }
+}
+
+/// The changes after `last` (none, the first time: whatever was changed before this server
+/// started, it never remembered) and the id read up to.
+fn read(
+    target: &Target,
+    conn: &mut Option<Conn>,
+    last: Option<i64>,
+) -> Result<(i64, Vec<RecordedChange>), String> {
+    if conn.is_none() {
+        *conn = Some(target.connect().map_err(|e| e.to_string())?);
+    }
+    let Some(conn) = conn.as_mut() else {
+        return Err("no connection".into());
+    };
+    match last {
+        None => admin::last_change(conn).map(|last| (last, Vec::new())),
+        Some(after) => admin::changes_after(conn, after)
+            .map(|changes| (changes.last().map_or(after, |c| c.id), changes)),
+    }
+    .map_err(|e| e.to_string())
 }
 
 fn apply(signals: &Signals, users: &UserCache, backend: Backend, recorded: &RecordedChange) {
