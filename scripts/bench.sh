@@ -3,6 +3,13 @@
 # drives it with wrk and prints a results table (also written to bench-results/).
 #
 #   ./scripts/bench.sh [small|large] [seconds per scenario]
+#   ./scripts/bench.sh live [seconds of writes]
+#
+# `live`: on the `large` dataset, BENCH_STREAMS open pages (default 10,000) of BENCH_LIVE_USERS
+# users (default 1,250) follow live updates while BENCH_WRITES_PER_SECOND toggles (default 20)
+# run; the load tool (server/examples/bench_live.rs) reports how soon every page converged,
+# the requests live updates caused and the server's memory; the hot GET is measured without
+# and with the streams open.
 #
 # Installs what it lacks (wrk from Debian, wasm-opt from crates.io, the build tools). Reports;
 # never gates anything: compare figures measured in the same run.
@@ -10,6 +17,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=${1:-small}
 duration=${2:-10}
+live=""
+if [ "$profile" = live ]; then
+  live=1 profile=large duration=${2:-30}
+fi
 port=${BENCH_PORT:-3400}
 base="http://127.0.0.1:$port"
 logins=${BENCH_USERS:-200}
@@ -31,6 +42,10 @@ fi
 
 log "building the release server and site"
 cargo leptos build --release --precompress
+if [ -n "$live" ]; then
+  log "building the live load tool"
+  cargo build --release --locked -p server --example bench_live
+fi
 # Asset names carry content hashes (listed beside the binary).
 asset() { sed -n "s/^$1: //p" target/release/hash.txt; }
 js_path="/pkg/subscriptions.$(asset js).js"
@@ -119,6 +134,47 @@ run() {
         'BEGIN { printf "%.2f", (r > 0 ? (b - a) / r : 0) }')" >>"$results"
   log "$name: $line"
 }
+
+if [ -n "$live" ]; then
+  streams=${BENCH_STREAMS:-10000} live_users=${BENCH_LIVE_USERS:-1250}
+  writes=${BENCH_WRITES_PER_SECOND:-20} hot=10
+  log "starting the server and logging in $logins users for wrk"
+  start_server 60
+  login_users
+  curl -fs -H "Cookie: $(head -1 "$work/cookies")" "$base/topics/" >/dev/null
+  duration=$hot run "hot GET /topics/, no streams open" 16 get.lua /topics/
+  log "opening $streams streams of $live_users users, then $writes toggles a second for $duration s"
+  rm -f "$work/ready"
+  target/release/examples/bench_live --base "$base" --users "$live_users" --streams "$streams" \
+    --writes-per-second "$writes" --seconds "$duration" --idle-seconds $(( hot + 2 )) \
+    --ready-file "$work/ready" --server-pid "$server_pid" >"$work/live.out" &
+  tool=$!
+  extra_pids+=("$tool")
+  until [ -f "$work/ready" ]; do
+    kill -0 "$tool" 2>/dev/null || { echo "the load tool stopped" >&2; exit 1; }
+    sleep 1
+  done
+  duration=$hot run "hot GET /topics/, $streams idle streams open" 16 get.lua /topics/
+  wait "$tool"
+  line=$(grep '^RESULT' "$work/live.out")
+  field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
+  {
+    echo
+    echo "| live: $streams streams, $(field users) users, $(field writes_per_s) toggles/s | value |"
+    echo "|---|---|"
+    for name in converge_p50_ms converge_p99_ms converge_max_ms not_converged events_per_s \
+      patches versions live_requests_per_s failed_refetches failed_writes \
+      server_cpu_ms_per_write rss_before_mib rss_open_mib rss_end_mib; do
+      echo "| $name | $(field "$name") |"
+    done
+    echo
+    echo "- $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)"
+  } >>"$results"
+  mkdir -p bench-results
+  cp "$results" "bench-results/live-$(date -u +%Y%m%d-%H%M%S).md"
+  cat "$results"
+  exit 0
+fi
 
 topics=$( [ "$profile" = large ] && echo 10000 || echo 203 )
 log "starting the server (cache on) and logging in $logins users"

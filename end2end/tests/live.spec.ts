@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { expect, test, watchConsole } from "./fixtures";
-import { createStaffIn, PASSWORD, topicRow, uniqueName } from "./helpers";
+import { createStaffIn, PASSWORD, topicRow, uniqueName, waitForHydration } from "./helpers";
 
 // This test runs its own server, because it restarts it in the middle.
 const root = path.resolve(__dirname, "../..");
@@ -117,6 +117,80 @@ test("an open page follows another user's changes without reload, across a resta
     expect(still, "B's page was never reloaded").toBe(true);
   } finally {
     // Closed first: an open page would log its stream's refused reconnections.
+    for (const page of pages) await page.context().close();
+    await stopServer(server);
+    for (const suffix of ["", "-wal", "-shm"]) fs.rmSync(database + suffix, { force: true });
+  }
+});
+
+/** What a page shows of each row: id, name, count and the user's flag. */
+function rowsOf(page: Page) {
+  return page.locator("[data-topic-id]").evaluateAll((items) =>
+    items.map((item) => [
+      item.getAttribute("data-topic-id"),
+      item.getAttribute("data-topic-name"),
+      item.getAttribute("data-subscribers"),
+      item.getAttribute("data-subscribed"),
+    ]),
+  );
+}
+
+/** Clicks the row's Subscribe or Unsubscribe button and waits for the row to show the result. */
+async function toggle(page: Page, name: string): Promise<void> {
+  const row = topicRow(page, name);
+  const was = await row.getAttribute("data-subscribed");
+  await row.getByRole("button", { name: was === "true" ? "Unsubscribe" : "Subscribe" }).click();
+  await expect(row).toHaveAttribute("data-subscribed", was === "true" ? "false" : "true");
+}
+
+test("a burst of others' writes patches an open page into what a reload shows, without refetching", async ({
+  browser,
+}) => {
+  test.setTimeout(90_000);
+  const database = path.join(os.tmpdir(), `subscriptions-patch-${process.pid}-${Date.now()}.db`);
+  const pages: Page[] = [];
+  const server = await startServer(database);
+  try {
+    const watcher = await logIn(browser, uniqueName("w"), true);
+    pages.push(watcher);
+    const listRequests: string[] = [];
+    watcher.on("request", (request) => {
+      if (request.url().includes("list_topics")) listRequests.push(request.url());
+    });
+    await watcher.evaluate(() => {
+      (window as unknown as { __stillHere: boolean }).__stillHere = true;
+    });
+    const others = [await logIn(browser, uniqueName("b"), true), await logIn(browser, uniqueName("c"), true)];
+    pages.push(...others);
+    // A second page of the watcher's own account: the watcher's flags move too.
+    const ownOther = await watcher.context().newPage();
+    watchConsole(ownOther);
+    await ownOther.goto("/topics/");
+    await waitForHydration(ownOther);
+
+    const names = (await rowsOf(watcher)).slice(0, 4).map((row) => row[1] ?? "");
+    expect(names.length).toBeGreaterThan(1);
+    for (let round = 0; round < 3; round++) {
+      for (const name of names) {
+        for (const actor of [...others, ownOther]) await toggle(actor, name);
+      }
+    }
+
+    const reload = await watcher.context().newPage();
+    watchConsole(reload);
+    await reload.goto("/topics/");
+    const reloaded = await rowsOf(reload);
+    await expect.poll(() => rowsOf(watcher), within).toEqual(reloaded);
+    expect(
+      reloaded.some((row) => row[3] === "true"),
+      "the watcher's own flags were part of the burst",
+    ).toBe(true);
+    expect(listRequests, "counts and flags arrived as patches, not refetches").toEqual([]);
+    const still = await watcher.evaluate(
+      () => (window as unknown as { __stillHere?: boolean }).__stillHere === true,
+    );
+    expect(still, "the watcher's page was never reloaded").toBe(true);
+  } finally {
     for (const page of pages) await page.context().close();
     await stopServer(server);
     for (const suffix of ["", "-wal", "-shm"]) fs.rmSync(database + suffix, { force: true });

@@ -295,7 +295,11 @@ impl TopicCache {
             self.inner.users.invalidate(&key);
             self.bump(&mut generations, key);
             let version = self.user_version(&generations, user_id);
-            bumps.push(LiveEvent::User { user_id, version });
+            bumps.push(LiveEvent::User {
+                user_id,
+                version,
+                flags: None,
+            });
             self.inner
                 .stats
                 .invalidations
@@ -332,11 +336,18 @@ impl TopicCache {
         for &(user_id, version) in &moved.users {
             invalidated += u64::from(self.raise(&mut generations, &user_key(user_id), version));
             let version = self.user_version(&generations, user_id);
-            bumps.push(LiveEvent::User { user_id, version });
+            bumps.push(LiveEvent::User {
+                user_id,
+                version,
+                flags: None,
+            });
         }
         if let Some(version) = moved.catalog {
             invalidated += u64::from(self.raise(&mut generations, CATALOG_KEY, version));
-            bumps.push(LiveEvent::Shared(version));
+            bumps.push(LiveEvent::Shared {
+                version,
+                counts: None,
+            });
         }
         self.inner
             .stats
@@ -370,7 +381,10 @@ impl TopicCache {
             .stats
             .invalidations
             .fetch_add(1, Ordering::Relaxed);
-        LiveEvent::Shared(version)
+        LiveEvent::Shared {
+            version,
+            counts: None,
+        }
     }
 }
 
@@ -464,11 +478,24 @@ pub(crate) mod tests {
             events.next(),
             Some(LiveEvent::User {
                 user_id: UserId(5),
-                version: start.user + 1
+                version: start.user + 1,
+                flags: None,
             })
         );
-        assert_eq!(events.next(), Some(LiveEvent::Shared(start.catalog + 1)));
-        assert_eq!(events.next(), Some(LiveEvent::Shared(start.catalog + 2)));
+        assert_eq!(
+            events.next(),
+            Some(LiveEvent::Shared {
+                version: start.catalog + 1,
+                counts: None,
+            })
+        );
+        assert_eq!(
+            events.next(),
+            Some(LiveEvent::Shared {
+                version: start.catalog + 2,
+                counts: None,
+            })
+        );
         assert!(events.next().is_none());
     }
 

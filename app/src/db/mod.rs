@@ -320,6 +320,20 @@ where
     F: FnOnce(&mut Conn) -> Result<R, E>,
     E: From<diesel::result::Error>,
 {
+    write_transaction_then(conn, f, |value| value)
+}
+
+/// [`write_transaction`], then `after_commit` with what it returned, while this process's
+/// SQLite writers still take turns: what one commit tells the open pages goes out before
+/// what the next commit tells them, so the counts a change read inside its transaction are
+/// never published after a later change's. (PostgreSQL versions come from the database,
+/// and a page that sees one out of order refetches.)
+pub fn write_transaction_then<R, T, E, F, A>(conn: &mut Conn, f: F, after_commit: A) -> Result<T, E>
+where
+    F: FnOnce(&mut Conn) -> Result<R, E>,
+    A: FnOnce(R) -> T,
+    E: From<diesel::result::Error>,
+{
     let writing = Writing::enter();
     // SQLite takes one writer at a time. Left to SQLite, this process's writers would poll
     // its lock with growing sleeps (its busy handler): a write waited up to tens of
@@ -336,7 +350,7 @@ where
         ),
         _ => None,
     };
-    transaction(conn, "BEGIN IMMEDIATE", "BEGIN", f)
+    transaction(conn, "BEGIN IMMEDIATE", "BEGIN", f).map(after_commit)
 }
 
 /// The turn of this process's SQLite writers (see [`write_transaction`]).
@@ -546,6 +560,59 @@ mod tests {
             .expect("count")
             .n;
         assert_eq!(n, i64::from(POOL_SIZE * 4));
+    }
+
+    /// What a commit does after it (tell open pages, with counts read inside it) happens
+    /// before the next writer of this process commits: the next one waits for its turn.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_next_sqlite_writer_commits_only_after_the_previous_ones_after_commit_work() {
+        let (_place, db) = crate::testing::test_db().await;
+        if db.backend() != Backend::Sqlite {
+            return;
+        }
+        let insert = |conn: &mut Conn, name: &str| {
+            diesel::sql_query(format!(
+                "INSERT INTO topics (name, name_key) VALUES ('{name}', '{name}')"
+            ))
+            .execute(conn)
+        };
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
+        let (done_tx, done) = std::sync::mpsc::channel::<()>();
+        let next_writer = db.clone();
+        let first = db.clone();
+        let overtaken = first
+            .run(move |conn| {
+                write_transaction_then(
+                    conn,
+                    |conn| insert(conn, "first").map_err(DbError::from),
+                    move |_| {
+                        // Committed; while this work runs, another writer tries its turn.
+                        let next = tokio::runtime::Handle::current();
+                        next.spawn(async move {
+                            let _ = started_tx.send(());
+                            let written = next_writer
+                                .run(move |conn| {
+                                    write_transaction(conn, |conn| {
+                                        insert(conn, "second").map_err(DbError::from)
+                                    })
+                                })
+                                .await;
+                            assert!(written.is_ok(), "the second writer commits");
+                            let _ = done_tx.send(());
+                        });
+                        let _ = started.recv();
+                        // Ample time for the second write, were it not waiting for this.
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                        done.try_recv().is_ok()
+                    },
+                )
+            })
+            .await
+            .expect("first writer");
+        assert!(
+            !overtaken,
+            "a write committed before the previous one's work ran"
+        );
     }
 
     #[tokio::test]

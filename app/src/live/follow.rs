@@ -1,6 +1,6 @@
-//! In the browser: follow the server's live versions over Server-Sent Events. EventSource
+//! In the browser: follow the server's live updates over Server-Sent Events. EventSource
 //! reconnects by itself (after a restart, say) and the server answers every connection with
-//! the current versions, so an open page catches up at once.
+//! the current version, so an open page catches up at once.
 
 use leptos::prelude::*;
 use send_wrapper::SendWrapper;
@@ -8,27 +8,41 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 use web_sys::{EventSource, MessageEvent};
 
-use super::ViewVersion;
+use super::{Patch, ViewVersion};
 
 const EVENTS_URL: &str = "/topics/events/";
 
-/// Calls `on_version` with every version the server pushes, until the calling reactive scope
-/// is cleaned up (the page unmounts).
-pub fn follow_versions(on_version: impl Fn(ViewVersion) + 'static) {
+/// What the server pushes.
+pub enum Pushed {
+    /// The version of what the user sees now: refetch if the page shows an older one.
+    Version(ViewVersion),
+    /// What moved since the version last pushed: patch the rows if it leads from the one shown.
+    Patch(Patch),
+}
+
+/// Calls `on_push` with every update the server pushes, until the calling reactive scope is
+/// cleaned up (the page unmounts).
+pub fn follow(on_push: impl Fn(Pushed) + 'static) {
     let Ok(source) = EventSource::new(EVENTS_URL) else {
         return;
     };
     let listener = Closure::<dyn Fn(MessageEvent)>::new(move |event: MessageEvent| {
-        if let Some(version) = event
-            .data()
-            .as_string()
-            .and_then(|text| serde_json::from_str::<ViewVersion>(&text).ok())
-        {
-            on_version(version);
+        let Some(text) = event.data().as_string() else {
+            return;
+        };
+        let pushed = if event.type_() == "patch" {
+            serde_json::from_str(&text).ok().map(Pushed::Patch)
+        } else {
+            serde_json::from_str(&text).ok().map(Pushed::Version)
+        };
+        if let Some(pushed) = pushed {
+            on_push(pushed);
         }
     });
+    let callback = listener.as_ref().unchecked_ref();
     if source
-        .add_event_listener_with_callback("version", listener.as_ref().unchecked_ref())
+        .add_event_listener_with_callback("version", callback)
+        .and_then(|()| source.add_event_listener_with_callback("patch", callback))
         .is_err()
     {
         source.close();

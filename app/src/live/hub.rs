@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, watch};
 
-use crate::ids::UserId;
+use crate::ids::{TopicId, UserId};
 use crate::signals::Receiving;
 
 /// How many pages one user may follow at once.
@@ -29,12 +29,26 @@ pub enum Refused {
 /// current versions instead.
 const BACKLOG: usize = 256;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// New subscriber counts, by topic (absolute values: see [`super::Patch`]).
+pub type Counts = Arc<[(TopicId, i64)]>;
+/// One user's new subscribed flags, by topic.
+pub type Flags = Arc<[(TopicId, bool)]>;
+
+/// A version bump, with what moved when the change that made it could tell (`None`: the
+/// page refetches).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LiveEvent {
     /// Something every user sees changed (a topic, a name, a count).
-    Shared(u64),
+    Shared {
+        version: u64,
+        counts: Option<Counts>,
+    },
     /// One user's own view changed.
-    User { user_id: UserId, version: u64 },
+    User {
+        user_id: UserId,
+        version: u64,
+        flags: Option<Flags>,
+    },
     /// Every user's own view changed (one bump for a change that touched very many).
     AllUsers(u64),
     /// The user logged out: their streams end.
@@ -76,7 +90,8 @@ impl LiveHub {
         }
     }
 
-    /// Called by the cache when a generation moves, under its lock, so bumps go out in order.
+    /// Called after the cache moved a generation. Bumps of one process's SQLite writes go
+    /// out in commit order (`db::write_transaction_then`); a stream that sees a gap refetches.
     pub(crate) fn publish(&self, event: LiveEvent) {
         // No listener is not an error: nobody has a page open.
         let _ = self.inner.events.send(event);

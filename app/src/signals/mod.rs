@@ -15,14 +15,14 @@
 //! Receivers are the only code that can write activity rows or invalidate the cache: both need
 //! a [`Receiving`] token, which only this module can make.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use crate::cache::TopicCache;
 use crate::db::{self, Conn};
 use crate::error::AppError;
 use crate::ids::{TopicId, UserId};
-use crate::live::LiveHub;
+use crate::live::{LiveEvent, LiveHub};
 
 pub mod account_changes;
 pub mod receivers;
@@ -301,6 +301,36 @@ impl Effects {
         self.live.publish(self.cache.invalidate_catalog(token));
     }
 
+    /// What a committed change made stale, in memory (SQLite): drops it and tells the open
+    /// pages, with what moved when the change said.
+    fn invalidate(&self, stale: Stale, token: &Receiving) {
+        let users = Vec::from_iter(stale.users);
+        let mut bumps = self.cache.invalidate_users(&users, token);
+        if stale.catalog {
+            bumps.push(self.cache.invalidate_catalog(token));
+        }
+        self.publish_all(bumps, stale.described.as_ref());
+    }
+
+    /// [`Self::advance`] for this instance's own commit, which can say what moved.
+    fn advance_described(
+        &self,
+        moved: &crate::cache::shared::Moved,
+        described: Option<&Described>,
+        token: &Receiving,
+    ) {
+        self.publish_all(self.cache.advance(moved, token), described);
+    }
+
+    fn publish_all(&self, bumps: Vec<LiveEvent>, described: Option<&Described>) {
+        for bump in bumps {
+            self.live.publish(match described {
+                Some(described) => described.tell(bump),
+                None => bump,
+            });
+        }
+    }
+
     /// Moves the cache to the versions a committed change gave in the database, and tells the
     /// open pages.
     pub fn advance(&self, moved: &crate::cache::shared::Moved, token: &Receiving) {
@@ -348,20 +378,79 @@ pub struct Tx<'c> {
 /// The cache entries a change makes stale. Collected while the transaction runs, so that a
 /// backend whose versions live in the database (PostgreSQL, several instances) can move them
 /// inside the same transaction; in memory (SQLite, one process) they move after the commit.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Stale {
     pub users: BTreeSet<UserId>,
     pub catalog: bool,
+    /// How the stale entries moved, for open pages to patch; `None` once a receiver marked
+    /// something stale without saying how (a name changed, a topic came or went).
+    pub described: Option<Described>,
+}
+
+impl Default for Stale {
+    fn default() -> Self {
+        Stale {
+            users: BTreeSet::new(),
+            catalog: false,
+            described: Some(Described::default()),
+        }
+    }
 }
 
 impl Stale {
     fn merge(&mut self, other: Stale) {
         self.users.extend(other.users);
         self.catalog |= other.catalog;
+        self.described = match (self.described.take(), other.described) {
+            (Some(mut mine), Some(theirs)) => {
+                mine.counts.extend(theirs.counts);
+                for (user, flags) in theirs.flags {
+                    mine.flags.entry(user).or_default().extend(flags);
+                }
+                Some(mine)
+            }
+            _ => None,
+        };
     }
 
     fn is_empty(&self) -> bool {
         self.users.is_empty() && !self.catalog
+    }
+}
+
+/// What a change did to subscriber counts and subscribed flags, as read inside its
+/// transaction: absolute values, so that they are right as of the version the change moves
+/// to (`crate::live::Patch`).
+#[derive(Debug, Default)]
+pub(crate) struct Described {
+    counts: BTreeMap<TopicId, i64>,
+    flags: BTreeMap<UserId, BTreeMap<TopicId, bool>>,
+}
+
+impl Described {
+    /// `bump` with what moved, for the open pages to patch.
+    fn tell(&self, bump: LiveEvent) -> LiveEvent {
+        match bump {
+            LiveEvent::Shared { version, .. } => LiveEvent::Shared {
+                version,
+                counts: Some(self.counts.iter().map(|(&t, &n)| (t, n)).collect()),
+            },
+            LiveEvent::User {
+                user_id, version, ..
+            } => LiveEvent::User {
+                user_id,
+                version,
+                flags: Some(
+                    self.flags
+                        .get(&user_id)
+                        .into_iter()
+                        .flatten()
+                        .map(|(&t, &f)| (t, f))
+                        .collect(),
+                ),
+            },
+            other => other,
+        }
     }
 }
 
@@ -396,11 +485,38 @@ impl<'c> Tx<'c> {
     /// pages). Dropped if the transaction, or the savepoint it ran in, rolls back.
     pub fn invalidate_users(&mut self, user_ids: &[UserId], _: &Receiving) {
         self.stale.users.extend(user_ids.iter().copied());
+        self.stale.described = None;
     }
 
     /// Marks the shared catalog stale as of this change's commit (and tells every open page).
     pub fn invalidate_catalog(&mut self, _: &Receiving) {
         self.stale.catalog = true;
+        self.stale.described = None;
+    }
+
+    /// Marks stale what a change of subscriptions moved, saying how, so that open pages can
+    /// patch their rows: the topics' `counts` and the users' `flags` (subscribed or not) as
+    /// read in this transaction, after the change.
+    pub fn subscriptions_moved(
+        &mut self,
+        counts: &[(TopicId, i64)],
+        flags: &[(UserId, TopicId, bool)],
+        _: &Receiving,
+    ) {
+        self.stale.catalog = true;
+        self.stale
+            .users
+            .extend(flags.iter().map(|&(user, _, _)| user));
+        if let Some(described) = &mut self.stale.described {
+            described.counts.extend(counts.iter().copied());
+            for &(user, topic, subscribed) in flags {
+                described
+                    .flags
+                    .entry(user)
+                    .or_default()
+                    .insert(topic, subscribed);
+            }
+        }
     }
 
     pub(crate) fn capture_subscribers(&mut self, topic_id: TopicId, user_ids: Vec<UserId>) {
@@ -440,9 +556,16 @@ pub fn write<R>(
     signals: &Signals,
     f: impl FnOnce(&mut Tx<'_>) -> Result<R, AppError>,
 ) -> Result<R, AppError> {
-    let (value, work) = db::write_transaction(conn, |conn| with_tx(conn, signals, f))?;
-    run_after_commit(signals, work);
-    Ok(value)
+    // The post-commit work runs in commit order: what a change tells open pages must not
+    // overtake what the change before it tells them.
+    db::write_transaction_then(
+        conn,
+        |conn| with_tx(conn, signals, f),
+        |(value, work)| {
+            run_after_commit(signals, work);
+            value
+        },
+    )
 }
 
 /// Like [`write`], for signals that change no rows (a logout): a plain transaction that takes
@@ -477,14 +600,13 @@ fn with_tx<R>(
         let invalidate = match conn {
             Conn::Pg(pg) => {
                 let moved = crate::cache::shared::bump(pg, &stale)?;
-                Box::new(move |effects: &Effects, token: &Receiving| effects.advance(&moved, token))
-                    as AfterCommit
+                let described = stale.described;
+                Box::new(move |effects: &Effects, token: &Receiving| {
+                    effects.advance_described(&moved, described.as_ref(), token)
+                }) as AfterCommit
             }
             Conn::Sqlite(_) => Box::new(move |effects: &Effects, token: &Receiving| {
-                effects.invalidate_users(&Vec::from_iter(stale.users), token);
-                if stale.catalog {
-                    effects.invalidate_catalog(token);
-                }
+                effects.invalidate(stale, token)
             }),
         };
         after_commit.push(invalidate);

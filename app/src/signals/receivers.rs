@@ -12,6 +12,7 @@ use crate::error::AppError;
 use crate::ids::{TopicId, UserId};
 use crate::signals::Receiving;
 use crate::subscriptions;
+use crate::topics;
 use crate::users;
 
 /// Builds the registry with every receiver of the product connected. Called once when the
@@ -118,21 +119,39 @@ fn topic_changed(
     Ok(())
 }
 
-/// `m2m_changed`: after an add, remove or clear, drop the affected users' lists and the
-/// catalog (its counts moved), whichever side started the change.
+/// Past this many (user, topic) pairs a change of subscriptions is not told to open pages
+/// in full: they refetch instead of receiving a long patch.
+const DESCRIBED_PAIRS: usize = 500;
+
+/// `m2m_changed`: after an add, remove or clear, the affected users' lists and the catalog
+/// (its counts moved) are stale, whichever side started the change. The new counts and flags
+/// go with them, for open pages to patch.
 fn subscriptions_changed(
     tx: &mut Tx<'_>,
     signal: &M2mChanged,
     token: &Receiving,
 ) -> Result<(), AppError> {
-    if !matches!(
-        signal.action,
-        M2mAction::PostAdd | M2mAction::PostRemove | M2mAction::PostClear
-    ) {
+    let subscribed = match signal.action {
+        M2mAction::PostAdd => true,
+        M2mAction::PostRemove | M2mAction::PostClear => false,
+        _ => return Ok(()),
+    };
+    let (users, topic_ids) = (signal.affected_users(), signal.affected_topics());
+    if users.len().saturating_mul(topic_ids.len()) > DESCRIBED_PAIRS {
+        tx.invalidate_users(&users, token);
+        tx.invalidate_catalog(token);
         return Ok(());
     }
-    tx.invalidate_users(&signal.affected_users(), token);
-    tx.invalidate_catalog(token);
+    let counts = topics::ssr::subscriber_counts(tx.conn(), &topic_ids)?;
+    let flags: Vec<(UserId, TopicId, bool)> = users
+        .iter()
+        .flat_map(|&user| {
+            topic_ids
+                .iter()
+                .map(move |&topic| (user, topic, subscribed))
+        })
+        .collect();
+    tx.subscriptions_moved(&counts, &flags, token);
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
 use crate::ids::TopicId;
-use crate::live::ViewVersion;
+use crate::live::{Patch, ViewVersion};
 
 /// One row of the topic list, from the viewer's point of view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +54,27 @@ pub struct TopicListing {
     pub query: String,
 }
 
+impl TopicListing {
+    /// Applies changes pushed to an open page: the new counts and flags of the rows shown
+    /// (other topics are not on this page). `false`, changing nothing, when the patch does not
+    /// lead from the version shown: the page refetches instead.
+    pub fn apply(&mut self, patch: &Patch) -> bool {
+        if !patch.applies_to(&self.version) {
+            return false;
+        }
+        for topic in &mut self.topics {
+            if let Some(&(_, count)) = patch.counts.iter().find(|(id, _)| *id == topic.id) {
+                topic.subscribers = count;
+            }
+            if let Some(&(_, subscribed)) = patch.flags.iter().find(|(id, _)| *id == topic.id) {
+                topic.subscribed = subscribed;
+            }
+        }
+        self.version = patch.to;
+        true
+    }
+}
+
 #[server(endpoint = "list_topics")]
 pub async fn list_topics(request: PageRequest) -> Result<TopicListing, AppError> {
     crate::web::as_member(|user, services| async move {
@@ -84,4 +105,63 @@ pub async fn delete_topic(topic_id: TopicId) -> Result<ViewVersion, AppError> {
         super::ssr::delete(&services, &user, topic_id).await
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64, subscribers: i64, subscribed: bool) -> TopicView {
+        TopicView {
+            id: TopicId(id),
+            name: format!("Topic {id}"),
+            subscribers,
+            subscribed,
+        }
+    }
+
+    fn listing(version: ViewVersion) -> TopicListing {
+        TopicListing {
+            version,
+            topics: vec![row(1, 2, false), row(2, 5, true)],
+            page: 1,
+            pages: 1,
+            total: 2,
+            query: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_patch_moves_the_rows_it_names_and_the_version() {
+        let from = ViewVersion { shared: 7, user: 3 };
+        let to = ViewVersion { shared: 9, user: 4 };
+        let mut shown = listing(from);
+        let patch = Patch {
+            from,
+            to,
+            counts: vec![(TopicId(1), 3), (TopicId(40), 1)],
+            flags: vec![(TopicId(1), true), (TopicId(2), false)],
+        };
+        assert!(shown.apply(&patch));
+        assert_eq!(shown.version, to);
+        assert_eq!(
+            shown.topics,
+            vec![row(1, 3, true), row(2, 5, false)],
+            "topics off the page are ignored"
+        );
+    }
+
+    #[test]
+    fn a_patch_from_elsewhere_changes_nothing() {
+        let shown_version = ViewVersion { shared: 6, user: 3 };
+        let mut shown = listing(shown_version);
+        let patch = Patch {
+            from: ViewVersion { shared: 7, user: 3 },
+            to: ViewVersion { shared: 8, user: 3 },
+            counts: vec![(TopicId(1), 9)],
+            flags: vec![],
+        };
+        assert!(!shown.apply(&patch), "the change to 7 was missed");
+        assert_eq!(shown, listing(shown_version));
+    }
 }

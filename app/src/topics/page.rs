@@ -71,12 +71,29 @@ pub fn TopicsPage() -> impl IntoView {
         }
     });
 
-    // Other users' changes arrive as pushed versions; refetch when one is newer than what
-    // is on screen. (Effects run only in the browser.)
+    // Other users' changes arrive pushed: counts and flags as a patch of the rows on screen
+    // when it leads from the version shown, otherwise as a version, and the page refetches
+    // when that is newer than what it shows. (Effects run only in the browser.)
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
-        crate::live::follow::follow_versions(move |pushed| {
-            if shown_version().is_none_or(|shown| pushed.is_newer_than(&shown)) {
+        use crate::live::follow::{follow, Pushed};
+        follow(move |pushed| {
+            let shown = shown_version();
+            let newer = match &pushed {
+                Pushed::Patch(patch)
+                    if shown.is_some_and(|shown| shown != patch.to && patch.applies_to(&shown)) =>
+                {
+                    listing.update(|listing| {
+                        if let Some(Ok(listing)) = listing {
+                            listing.apply(patch);
+                        }
+                    });
+                    return;
+                }
+                Pushed::Patch(patch) => patch.to,
+                Pushed::Version(version) => *version,
+            };
+            if shown.is_none_or(|shown| newer.is_newer_than(&shown)) {
                 refresh.update(|n| *n += 1);
             }
         });

@@ -100,6 +100,17 @@ pub(crate) fn lock_rows(conn: &mut Conn, ids: &[TopicId], lock: RowLock) -> Quer
     Ok(())
 }
 
+/// The subscriber counts of `ids`, as this transaction sees them.
+pub(crate) fn subscriber_counts(
+    conn: &mut Conn,
+    ids: &[TopicId],
+) -> QueryResult<Vec<(TopicId, i64)>> {
+    topics::table
+        .filter(topics::id.eq_any(ids))
+        .select((topics::id, topics::subscriber_count))
+        .load(conn)
+}
+
 fn subscriber_count(conn: &mut Conn, topic_id: TopicId) -> QueryResult<i64> {
     topics::table
         .find(topic_id)

@@ -3,14 +3,14 @@
 use std::time::Duration;
 
 use crate::support::{expect_redirect, member, TestClient, TestServer};
-use app::live::ViewVersion;
+use app::live::{Patch, ViewVersion};
 use reqwest::StatusCode;
 
 /// How long an expected event may take: a debug build on a loaded CI machine. Waits return
 /// as soon as the event arrives, so this only lengthens a failing run.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
-/// Reads `version` events from an open stream.
+/// Reads `version` and `patch` events from an open stream.
 pub struct Events {
     response: reqwest::Response,
     buffer: String,
@@ -19,6 +19,7 @@ pub struct Events {
 #[derive(Debug, PartialEq)]
 pub enum Next {
     Version(ViewVersion),
+    Patch(Patch),
     Ended,
     Quiet,
 }
@@ -53,6 +54,10 @@ impl Events {
                     let data = data.expect("a version event has data");
                     return Next::Version(serde_json::from_str(&data).expect("version json"));
                 }
+                if block.lines().any(|line| line == "event: patch") {
+                    let data = data.expect("a patch event has data");
+                    return Next::Patch(serde_json::from_str(&data).expect("patch json"));
+                }
                 continue; // a heartbeat comment
             }
             match tokio::time::timeout_at(deadline, self.response.chunk()).await {
@@ -63,10 +68,19 @@ impl Events {
         }
     }
 
+    /// The version the next event moves the page to (a patch's or a plain version).
     pub async fn version(&mut self) -> ViewVersion {
         match self.next(PATIENCE).await {
             Next::Version(version) => version,
+            Next::Patch(patch) => patch.to,
             other => panic!("expected a version within {PATIENCE:?}, got {other:?}"),
+        }
+    }
+
+    pub async fn patch(&mut self) -> Patch {
+        match self.next(PATIENCE).await {
+            Next::Patch(patch) => patch,
+            other => panic!("expected a patch within {PATIENCE:?}, got {other:?}"),
         }
     }
 }
@@ -215,4 +229,139 @@ async fn shutdown_ends_streams_and_a_reconnect_catches_up() {
     drop(again);
     drop(restarted);
     drop(db);
+}
+
+/// Rows as the test client reads them from a page: (id, name, subscribers, subscribed).
+type Rows = Vec<(i64, String, i64, bool)>;
+
+/// What a page does with a patch (`TopicListing::apply`), on the rows the test client reads.
+fn apply(rows: &mut Rows, patch: &Patch) {
+    for (id, _, subscribers, subscribed) in rows.iter_mut() {
+        if let Some(&(_, count)) = patch.counts.iter().find(|(t, _)| t.0 == *id) {
+            *subscribers = count;
+        }
+        if let Some(&(_, flag)) = patch.flags.iter().find(|(t, _)| t.0 == *id) {
+            *subscribed = flag;
+        }
+    }
+}
+
+#[tokio::test]
+async fn subscriptions_arrive_as_patches_that_leave_the_page_as_a_reload_shows_it() {
+    let server = TestServer::start();
+    let alice = member(&server, "alice").await;
+    let bob = member(&server, "bob").await;
+    let python = bob.topic_id("Python").await;
+    let django = bob.topic_id("Django").await;
+    let mut events = Events::open(&alice).await;
+    let mut shown = events.version().await;
+    let mut rows = alice.topics().await;
+
+    // Another user's subscription: the count moves, Alice's flags do not.
+    bob.subscribe(python).await;
+    let patch = events.patch().await;
+    assert_eq!(patch.from, shown);
+    assert!(
+        patch.to.shared > shown.shared && patch.to.user == shown.user,
+        "{patch:?}"
+    );
+    assert_eq!(patch.counts, vec![(app::ids::TopicId(python), 1)]);
+    assert!(
+        patch.flags.is_empty(),
+        "Bob's flags are not Alice's business"
+    );
+    apply(&mut rows, &patch);
+    shown = patch.to;
+    assert_eq!(rows, alice.topics().await);
+
+    // Her own: the count and her flag.
+    alice.subscribe(django).await;
+    let patch = events.patch().await;
+    assert_eq!(patch.from, shown);
+    assert!(patch.to.user > shown.user);
+    assert_eq!(patch.counts, vec![(app::ids::TopicId(django), 1)]);
+    assert_eq!(patch.flags, vec![(app::ids::TopicId(django), true)]);
+    apply(&mut rows, &patch);
+    shown = patch.to;
+    assert_eq!(rows, alice.topics().await);
+
+    // Unsubscribe from all, by Bob and by Alice.
+    expect_redirect(
+        bob.post_form("/topics/unsubscribe-all/", &[]).await,
+        "/topics/",
+    )
+    .await;
+    expect_redirect(
+        alice.post_form("/topics/unsubscribe-all/", &[]).await,
+        "/topics/",
+    )
+    .await;
+    let reloaded = alice.topics().await;
+    while rows != reloaded {
+        let patch = events.patch().await;
+        assert!(patch.applies_to(&shown), "{patch:?} from {shown:?}");
+        apply(&mut rows, &patch);
+        shown = patch.to;
+    }
+
+    // A new topic changes which rows a page holds: the page is told to refetch.
+    expect_redirect(
+        bob.post_form("/topics/create/", &[("name", "Zig")]).await,
+        "/topics/",
+    )
+    .await;
+    loop {
+        match events.next(PATIENCE).await {
+            // The end of the clears, coalesced into one event with the new topic or not.
+            Next::Patch(patch) if patch.applies_to(&shown) => shown = patch.to,
+            Next::Version(version) => break assert!(newer(version, shown)),
+            other => panic!("expected a plain version, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_burst_of_writes_reaches_an_open_page_in_few_events_that_add_up() {
+    let server = TestServer::start();
+    let alice = member(&server, "alice").await;
+    let bob = member(&server, "bob").await;
+    let mut events = Events::open(&alice).await;
+    let mut shown = events.version().await;
+    let mut rows = alice.topics().await;
+    let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
+
+    let started = std::time::Instant::now();
+    let writes = 40;
+    for write in 0..writes {
+        let topic = ids[write % ids.len()];
+        let path = if (write / ids.len()).is_multiple_of(2) {
+            format!("/topics/subscribe/{topic}/")
+        } else {
+            format!("/topics/unsubscribe/{topic}/")
+        };
+        expect_redirect(bob.post_form(&path, &[]).await, "/topics/").await;
+    }
+    let last_write = started.elapsed();
+    let reloaded = alice.topics().await;
+
+    let mut received = 0;
+    while rows != reloaded {
+        let patch = events.patch().await;
+        received += 1;
+        assert!(patch.applies_to(&shown), "{patch:?} from {shown:?}");
+        apply(&mut rows, &patch);
+        shown = patch.to;
+    }
+    let heard = started.elapsed();
+    // One event per quarter second at most (plus the first, sent at once).
+    let bound = usize::try_from(heard.as_millis() / 250 + 1).unwrap_or(usize::MAX);
+    assert!(
+        received <= bound && received < writes,
+        "{received} events for {writes} writes in {last_write:?} (heard by {heard:?})"
+    );
+    assert_eq!(
+        events.next(Duration::from_millis(600)).await,
+        Next::Quiet,
+        "nothing more to tell"
+    );
 }
