@@ -1012,6 +1012,11 @@ async fn a_subscription_tells_open_pages_its_new_count_and_flag_and_a_rename_doe
 async fn counts_reach_open_pages_in_the_order_they_were_committed() {
     use crate::live::LiveEvent;
     let w = Arc::new(world().await);
+    if w.services.db.backend() != crate::db::Backend::Sqlite {
+        // PostgreSQL's versions come from the database and may reach the hub out of order;
+        // a page that sees a gap refetches (`server/src/live_routes.rs`).
+        return;
+    }
     let python = w.topic_id("Python").await;
     let mut events = w.services.live.subscribe();
     let users = [w.alice.id, w.bob.id, w.staff.id];
@@ -1051,14 +1056,11 @@ async fn counts_reach_open_pages_in_the_order_they_were_committed() {
             }
         }
     }
-    let in_order = versions.windows(2).all(|pair| pair[1] == pair[0] + 1);
-    if w.services.db.backend() == crate::db::Backend::Sqlite {
-        // One process's SQLite writers publish in commit order, every version in turn.
-        assert!(in_order, "versions published out of order: {versions:?}");
-    }
-    if in_order {
-        assert_eq!(shown, Some(1), "the page ends at the committed count");
-    }
+    assert!(
+        versions.windows(2).all(|pair| pair[1] == pair[0] + 1),
+        "versions published out of order: {versions:?}"
+    );
+    assert_eq!(shown, Some(1), "the page ends at the committed count");
     assert_eq!(
         w.list(&w.bob)
             .await
