@@ -192,6 +192,45 @@ fn RowForm(
     }
 }
 
+/// The HTML of a page's rows. A row's HTML depends only on its topic as the viewer sees it
+/// (name, count, flag) and on whether the viewer is staff, so it is rendered once per such
+/// state and kept: a write changes one row's count, and the next render of every user's page
+/// renders that row alone. A row showing an error (a failed plain POST) is rendered fresh.
+#[cfg(feature = "ssr")]
+pub(super) fn rendered_rows(topics: Vec<TopicView>, rows: Rows) -> String {
+    use std::sync::{Arc, OnceLock};
+
+    /// Total bytes of kept rows (a row is under a kilobyte).
+    const BUDGET_BYTES: u64 = 8 * 1024 * 1024;
+    type Rendered = mini_moka::sync::Cache<(TopicView, bool), Arc<str>>;
+    static RENDERED: OnceLock<Rendered> = OnceLock::new();
+    let rendered = RENDERED.get_or_init(|| {
+        Rendered::builder()
+            .max_capacity(BUDGET_BYTES)
+            .weigher(|_, html: &Arc<str>| u32::try_from(html.len()).unwrap_or(u32::MAX))
+            .build()
+    });
+
+    let mut html = String::with_capacity(topics.len() * 640);
+    for topic in topics {
+        if rows.error_of(topic.id).is_some() {
+            html.push_str(&view! { <TopicRow topic rows/> }.to_html());
+            continue;
+        }
+        let key = (topic, rows.is_staff);
+        let row = rendered.get(&key).unwrap_or_else(|| {
+            let topic = key.0.clone();
+            let row: Arc<str> = view! { <TopicRow topic rows/> }.to_html().into();
+            rendered.insert(key, row.clone());
+            row
+        });
+        html.push_str(&row);
+    }
+    // Where a list of views ends, tachys leaves a marker that hydration looks for.
+    html.push_str("<!>");
+    html
+}
+
 pub(super) fn subscriber_label(count: i64) -> String {
     match count {
         1 => "1 subscriber".to_owned(),
