@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 use super::api::{list_topics, CreateTopic, PageRequest, TopicListing, TopicView};
-use super::row::{Rows, TopicRow};
+use super::row::Rows;
 use crate::error::AppError;
 use crate::feedback::{described_by, use_page_feedback, FormError, FormFeedback, FormId};
 use crate::ids::TopicId;
@@ -299,6 +299,7 @@ fn TopicList(topics: Vec<TopicView>, rows: Rows) -> impl IntoView {
 /// In the browser the rows are built, and hydrated, one by one.
 #[cfg(not(feature = "ssr"))]
 fn rows_list(topics: Vec<TopicView>, rows: Rows) -> impl IntoView {
+    use super::row::TopicRow;
     view! {
         <ul class="topics">
             {topics
@@ -350,6 +351,7 @@ mod tests {
     #[cfg(feature = "ssr")]
     #[test]
     fn rows_assembled_from_kept_html_are_the_rows_rendered_in_place() {
+        use super::super::row::TopicRow;
         let topic = |id, name: &str, subscribers, subscribed| TopicView {
             id: TopicId(id),
             name: name.to_owned(),
