@@ -11,7 +11,7 @@ use crate::ids::TopicId;
 use crate::live::{Patch, ViewVersion};
 
 /// One row of the topic list, from the viewer's point of view.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicView {
     pub id: TopicId,
     pub name: String,

@@ -198,37 +198,93 @@ fn RowForm(
 /// renders that row alone. A row showing an error (a failed plain POST) is rendered fresh.
 #[cfg(feature = "ssr")]
 pub(super) fn rendered_rows(topics: Vec<TopicView>, rows: Rows) -> String {
-    use std::sync::{Arc, OnceLock};
+    use std::sync::Arc;
 
-    /// Total bytes of kept rows (a row is under a kilobyte).
-    const BUDGET_BYTES: u64 = 8 * 1024 * 1024;
-    type Rendered = mini_moka::sync::Cache<(TopicView, bool), Arc<str>>;
-    static RENDERED: OnceLock<Rendered> = OnceLock::new();
-    let rendered = RENDERED.get_or_init(|| {
-        Rendered::builder()
-            .max_capacity(BUDGET_BYTES)
-            .weigher(|_, html: &Arc<str>| u32::try_from(html.len()).unwrap_or(u32::MAX))
-            .build()
-    });
-
-    let mut html = String::with_capacity(topics.len() * 640);
-    for topic in topics {
-        if rows.error_of(topic.id).is_some() {
-            html.push_str(&view! { <TopicRow topic rows/> }.to_html());
+    let kept = kept_rows::get();
+    // One look under the lock for the whole page: a page has a hundred rows.
+    let mut pieces: Vec<Option<Arc<str>>> = {
+        let kept = kept
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        topics
+            .iter()
+            .map(|topic| {
+                kept.get(&kept_rows::key(topic, rows.is_staff))
+                    .filter(|row| row.name == topic.name && row.subscribers == topic.subscribers)
+                    .map(|row| row.html.clone())
+            })
+            .collect()
+    };
+    let mut fresh = Vec::new();
+    for (topic, piece) in topics.into_iter().zip(&mut pieces) {
+        if piece.is_some() {
             continue;
         }
-        let key = (topic, rows.is_staff);
-        let row = rendered.get(&key).unwrap_or_else(|| {
-            let topic = key.0.clone();
-            let row: Arc<str> = view! { <TopicRow topic rows/> }.to_html().into();
-            rendered.insert(key, row.clone());
-            row
-        });
-        html.push_str(&row);
+        let keep = rows.error_of(topic.id).is_none();
+        let key = kept_rows::key(&topic, rows.is_staff);
+        let (name, subscribers) = (topic.name.clone(), topic.subscribers);
+        let html: Arc<str> = view! { <TopicRow topic rows/> }.to_html().into();
+        if keep {
+            fresh.push((
+                key,
+                kept_rows::Row {
+                    name,
+                    subscribers,
+                    html: html.clone(),
+                },
+            ));
+        }
+        *piece = Some(html);
+    }
+    if !fresh.is_empty() {
+        let mut kept = kept
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if kept.len() + fresh.len() > kept_rows::MAX_ROWS {
+            kept.clear();
+        }
+        kept.extend(fresh);
+    }
+    let mut html =
+        String::with_capacity(pieces.iter().flatten().map(|p| p.len()).sum::<usize>() + 3);
+    for piece in pieces.iter().flatten() {
+        html.push_str(piece);
     }
     // Where a list of views ends, tachys leaves a marker that hydration looks for.
     html.push_str("<!>");
     html
+}
+
+/// The kept rows: per topic and kind of row (subscribed or not, staff or not), the last
+/// state rendered and its HTML.
+#[cfg(feature = "ssr")]
+mod kept_rows {
+    use std::collections::HashMap;
+    use std::sync::{Arc, OnceLock, RwLock};
+
+    use super::TopicView;
+    use crate::ids::TopicId;
+
+    /// Rows kept at most (a row is under a kilobyte); past it they start again from none.
+    pub const MAX_ROWS: usize = 12_000;
+
+    pub struct Row {
+        pub name: String,
+        pub subscribers: i64,
+        pub html: Arc<str>,
+    }
+
+    pub type Key = (TopicId, bool, bool);
+    type Kept = RwLock<HashMap<Key, Row>>;
+
+    pub fn key(topic: &TopicView, is_staff: bool) -> Key {
+        (topic.id, topic.subscribed, is_staff)
+    }
+
+    pub fn get() -> &'static Kept {
+        static KEPT: OnceLock<Kept> = OnceLock::new();
+        KEPT.get_or_init(Default::default)
+    }
 }
 
 pub(super) fn subscriber_label(count: i64) -> String {
