@@ -133,16 +133,11 @@ impl Heard {
     fn hear(&mut self, event: &LiveEvent, user_id: UserId) -> Hearing {
         match event {
             LiveEvent::Shared { version, counts } => {
-                if *version <= self.to.shared {
-                    return Hearing::Nothing;
+                match step(&mut self.to.shared, *version, counts.as_deref()) {
+                    Step::Old => return Hearing::Nothing,
+                    Step::Next(counts) => self.counts.extend(counts.iter().copied()),
+                    Step::Untold => self.untold = true,
                 }
-                match counts.as_deref() {
-                    Some(counts) if *version == self.to.shared + 1 => {
-                        self.counts.extend(counts.iter().copied());
-                    }
-                    _ => self.untold = true,
-                }
-                self.to.shared = *version;
                 Hearing::Moved
             }
             LiveEvent::User {
@@ -150,16 +145,11 @@ impl Heard {
                 version,
                 flags,
             } if *whose == user_id => {
-                if *version <= self.to.user {
-                    return Hearing::Nothing;
+                match step(&mut self.to.user, *version, flags.as_deref()) {
+                    Step::Old => return Hearing::Nothing,
+                    Step::Next(flags) => self.flags.extend(flags.iter().copied()),
+                    Step::Untold => self.untold = true,
                 }
-                match flags.as_deref() {
-                    Some(flags) if *version == self.to.user + 1 => {
-                        self.flags.extend(flags.iter().copied());
-                    }
-                    _ => self.untold = true,
-                }
-                self.to.user = *version;
                 Hearing::Moved
             }
             LiveEvent::User { .. } => Hearing::Nothing,
@@ -204,6 +194,29 @@ impl Heard {
         };
         *self = Heard::at(to);
         update
+    }
+}
+
+/// A bump of one part of the version (shared or the user's), against what was heard so far.
+enum Step<'a, T> {
+    /// Heard already.
+    Old,
+    /// The very next version, saying what moved.
+    Next(&'a [T]),
+    /// Newer, but after a gap or without saying what moved.
+    Untold,
+}
+
+/// Moves `heard` (one part of the version heard) to `version` if that is newer.
+fn step<'a, T>(heard: &mut u64, version: u64, moved: Option<&'a [T]>) -> Step<'a, T> {
+    if version <= *heard {
+        return Step::Old;
+    }
+    let next = version == *heard + 1;
+    *heard = version;
+    match moved {
+        Some(moved) if next => Step::Next(moved),
+        _ => Step::Untold,
     }
 }
 
