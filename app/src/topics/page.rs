@@ -385,6 +385,29 @@ mod tests {
                     let assembled = rows_list(topics.clone(), rows).to_html();
                     assert_eq!(assembled, in_place, "{render} render, staff: {is_staff}");
                 }
+
+                // A row whose plain POST failed shows its message: never the kept HTML of
+                // the same row without it.
+                let failed = FormFeedback::new(
+                    FormId::Row {
+                        topic: TopicId(3),
+                        action: crate::feedback::RowAction::Subscribe,
+                    },
+                    "That topic was deleted meanwhile.",
+                );
+                let rows = Rows::new(Some(&failed), Callback::new(|_| {}), is_staff);
+                let in_place = view! {
+                    <ul class="topics">
+                        {topics
+                            .clone()
+                            .into_iter()
+                            .map(|topic| view! { <TopicRow topic rows/> })
+                            .collect_view()}
+                    </ul>
+                }
+                .to_html();
+                assert!(in_place.contains("deleted meanwhile"), "{in_place}");
+                assert_eq!(rows_list(topics.clone(), rows).to_html(), in_place);
             }
         });
     }

@@ -209,6 +209,9 @@ pub(super) fn rendered_rows(topics: Vec<TopicView>, rows: Rows) -> String {
         topics
             .iter()
             .map(|topic| {
+                if rows.error_of(topic.id).is_some() {
+                    return None;
+                }
                 kept.get(&kept_rows::key(topic, rows.is_staff))
                     .filter(|row| row.name == topic.name && row.subscribers == topic.subscribers)
                     .map(|row| row.html.clone())
