@@ -363,20 +363,23 @@ mod tests {
             topic(2, "<b>Fish & \"chips\"</b>", 1, false),
             topic(3, "Rust", 0, false),
         ];
+        let rendered_in_place = |rows: Rows| {
+            view! {
+                <ul class="topics">
+                    {topics
+                        .clone()
+                        .into_iter()
+                        .map(|topic| view! { <TopicRow topic rows/> })
+                        .collect_view()}
+                </ul>
+            }
+            .to_html()
+        };
         let owner = Owner::new();
         owner.with(|| {
             for is_staff in [false, true] {
                 let rows = Rows::new(None, Callback::new(|_| {}), is_staff);
-                let in_place = view! {
-                    <ul class="topics">
-                        {topics
-                            .clone()
-                            .into_iter()
-                            .map(|topic| view! { <TopicRow topic rows/> })
-                            .collect_view()}
-                    </ul>
-                }
-                .to_html();
+                let in_place = rendered_in_place(rows);
                 assert!(
                     in_place.contains("Fish &amp; &quot;chips&quot;"),
                     "{in_place}"
@@ -396,16 +399,7 @@ mod tests {
                     "That topic was deleted meanwhile.",
                 );
                 let rows = Rows::new(Some(&failed), Callback::new(|_| {}), is_staff);
-                let in_place = view! {
-                    <ul class="topics">
-                        {topics
-                            .clone()
-                            .into_iter()
-                            .map(|topic| view! { <TopicRow topic rows/> })
-                            .collect_view()}
-                    </ul>
-                }
-                .to_html();
+                let in_place = rendered_in_place(rows);
                 assert!(in_place.contains("deleted meanwhile"), "{in_place}");
                 assert_eq!(rows_list(topics.clone(), rows).to_html(), in_place);
             }

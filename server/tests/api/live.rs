@@ -250,6 +250,25 @@ async fn patch_or_refetch(events: &mut Events, server: &TestServer) -> Result<Pa
     }
 }
 
+/// What an open page does with the next event: applies a patch that leads from what it
+/// shows, or refetches (`patch_or_refetch`).
+async fn follow(
+    events: &mut Events,
+    server: &TestServer,
+    client: &TestClient,
+    rows: &mut Rows,
+    shown: &mut ViewVersion,
+) {
+    match patch_or_refetch(events, server).await {
+        Ok(patch) => {
+            assert!(patch.applies_to(shown), "{patch:?} from {shown:?}");
+            apply(rows, &patch);
+            *shown = patch.to;
+        }
+        Err(version) => (*shown, *rows) = (version, client.topics().await),
+    }
+}
+
 #[tokio::test]
 async fn subscriptions_arrive_as_patches_that_leave_the_page_as_a_reload_shows_it() {
     let server = TestServer::start();
@@ -310,14 +329,7 @@ async fn subscriptions_arrive_as_patches_that_leave_the_page_as_a_reload_shows_i
     .await;
     let reloaded = alice.topics().await;
     while rows != reloaded {
-        match patch_or_refetch(&mut events, &server).await {
-            Ok(patch) => {
-                assert!(patch.applies_to(&shown), "{patch:?} from {shown:?}");
-                apply(&mut rows, &patch);
-                shown = patch.to;
-            }
-            Err(version) => (shown, rows) = (version, alice.topics().await),
-        }
+        follow(&mut events, &server, &alice, &mut rows, &mut shown).await;
     }
 
     // A new topic changes which rows a page holds: the page is told to refetch.
@@ -365,14 +377,7 @@ async fn a_burst_of_writes_reaches_an_open_page_in_few_events_that_add_up() {
     let mut received = 0;
     while rows != reloaded {
         received += 1;
-        match patch_or_refetch(&mut events, &server).await {
-            Ok(patch) => {
-                assert!(patch.applies_to(&shown), "{patch:?} from {shown:?}");
-                apply(&mut rows, &patch);
-                shown = patch.to;
-            }
-            Err(version) => (shown, rows) = (version, alice.topics().await),
-        }
+        follow(&mut events, &server, &alice, &mut rows, &mut shown).await;
     }
     let heard = opened.elapsed();
     // One event per quarter second at most, counted from the first (sent at once).
