@@ -37,6 +37,7 @@ mod edge;
 mod live_routes;
 mod metrics;
 mod page_cache;
+mod page_templates;
 mod readiness;
 mod render;
 mod request_ids;

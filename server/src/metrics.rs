@@ -302,6 +302,12 @@ impl Collector for Snapshot {
         )?;
         counter(
             e,
+            "cache_patches",
+            "Topic cache entries changed in place by a described change of subscriptions.",
+            cache.patches.load(Ordering::Relaxed),
+        )?;
+        counter(
+            e,
             "cache_refused_fills",
             "Cache fills refused because a change committed during the read.",
             cache.refused_fills.load(Ordering::Relaxed),
@@ -315,8 +321,14 @@ impl Collector for Snapshot {
         counter(
             e,
             "page_cache_misses",
-            "Topic pages rendered.",
+            "Topic pages not stored for the user's version (assembled or rendered).",
             self.pages.misses.load(Ordering::Relaxed),
+        )?;
+        counter(
+            e,
+            "page_cache_assembled",
+            "Topic pages assembled around the user's last rendered page instead of rendered.",
+            self.pages.assembled.load(Ordering::Relaxed),
         )?;
         let pool = services.db.pool_status();
         gauge(

@@ -4,6 +4,9 @@
 //! the version of what its user sees, read *before* rendering: whatever the render read is at
 //! least that new. Any committed change the user would see moves the version, so a stored page
 //! is simply never asked for again — nothing to invalidate, nothing stale to serve.
+//!
+//! A page not stored for the current version is assembled from the user's last rendered page
+//! for the same URL when only the list moved (`crate::page_templates`), and rendered otherwise.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,6 +19,8 @@ use axum::response::{IntoResponse, Response};
 use mini_moka::sync::Cache;
 
 use app::ids::UserId;
+
+use crate::page_templates::Template;
 use app::live::ViewVersion;
 use app::topics::PageRequest;
 use app::users::ssr::AuthSession;
@@ -32,6 +37,8 @@ const MAX_PAGE_BYTES: usize = 1024 * 1024;
 /// What a render may produce at most (far beyond any page of ours).
 const MAX_RENDER_BYTES: usize = 64 * 1024 * 1024;
 const TTL: std::time::Duration = std::time::Duration::from_secs(60);
+/// Total bytes of templates: a template is the page without its list, a few KiB.
+const TEMPLATE_BUDGET_BYTES: u64 = 8 * 1024 * 1024;
 
 /// What a stored page depends on: the user, the version of what they see, and the request
 /// its URL makes, read exactly as the page reads it (so junk in the query string cannot fill
@@ -77,8 +84,13 @@ pub struct PageCache(Arc<Stored>);
 
 pub struct Stored {
     pages: Cache<PageKey, Arc<Page>>,
+    /// Per user and URL, the last rendered page cut around its list. A template carries its
+    /// page's Content-Security-Policy nonce, as a stored page does: it lives no longer.
+    templates: Cache<(UserId, PageRequest), Arc<Template>>,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
+    /// Misses answered with a page assembled from a template rather than rendered.
+    pub assembled: AtomicU64,
 }
 
 impl Default for Stored {
@@ -89,8 +101,16 @@ impl Default for Stored {
                 .weigher(|_, page: &Arc<Page>| u32::try_from(page.body.len()).unwrap_or(u32::MAX))
                 .time_to_live(TTL)
                 .build(),
+            templates: Cache::builder()
+                .max_capacity(TEMPLATE_BUDGET_BYTES)
+                .weigher(|_, template: &Arc<Template>| {
+                    u32::try_from(template.bytes()).unwrap_or(u32::MAX)
+                })
+                .time_to_live(TTL)
+                .build(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            assembled: AtomicU64::new(0),
         }
     }
 }
@@ -108,19 +128,20 @@ pub async fn serve_stored_pages(
     request: Request,
     next: Next,
 ) -> Response {
-    let user_id = request
+    let user = request
         .extensions()
         .get::<AuthSession>()
-        .and_then(|session| session.user.as_ref().map(|user| user.id));
+        .and_then(|session| session.user.clone());
     // A disabled topic cache (TOPIC_CACHE_TTL_SECONDS=0) means: measure real renders.
-    let (Some(user_id), true) = (
-        user_id,
+    let (Some(user), true) = (
+        user,
         state.services.cache.is_enabled()
             && request.method() == Method::GET
             && request.uri().path() == CACHED_PATH,
     ) else {
         return next.run(request).await;
     };
+    let user_id = user.id;
     // Another instance may have committed a change this one's versions do not know of yet;
     // when the database cannot say, the render below reports it.
     if state.services.catch_up(user_id).await.is_err() {
@@ -132,19 +153,28 @@ pub async fn serve_stored_pages(
     };
     if let Some(page) = cache.pages.get(&key) {
         cache.hits.fetch_add(1, Ordering::Relaxed);
-        let mut response = (
-            [(header::CONTENT_TYPE, page.content_type.clone())],
-            page.body.clone(),
-        )
-            .into_response();
-        if let Some(policy) = &page.security_policy {
-            response
-                .headers_mut()
-                .insert(header::CONTENT_SECURITY_POLICY, policy.clone());
-        }
-        return response;
+        return page.response();
     }
     cache.misses.fetch_add(1, Ordering::Relaxed);
+
+    // The listing the page will show, read as the render reads it (from the topic cache, as
+    // a rule): what a template is filled with, or what the render's page is cut around.
+    let shape = (user_id, key.request.clone());
+    let listing = app::topics::ssr::list(&state.services, user_id, key.request.clone())
+        .await
+        .ok();
+    if let (Some(listing), Some(template)) = (&listing, cache.templates.get(&shape)) {
+        if let Some(body) = template.assemble(listing, &user) {
+            cache.assembled.fetch_add(1, Ordering::Relaxed);
+            let page = Arc::new(Page {
+                content_type: template.content_type.clone(),
+                security_policy: template.security_policy.clone(),
+                body,
+            });
+            cache.pages.insert(key, page.clone());
+            return page.response();
+        }
+    }
 
     let response = next.run(request).await;
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
@@ -172,6 +202,19 @@ pub async fn serve_stored_pages(
         }
     };
     if let Some(content_type) = content_type.filter(|_| body.len() <= MAX_PAGE_BYTES) {
+        let template = listing.and_then(|listing| {
+            Template::cut(
+                &body,
+                &listing,
+                &user,
+                content_type.clone(),
+                security_policy.clone(),
+            )
+        });
+        match template {
+            Some(template) => cache.templates.insert(shape, Arc::new(template)),
+            None => cache.templates.invalidate(&shape),
+        }
         cache.pages.insert(
             key,
             Arc::new(Page {
@@ -182,4 +225,20 @@ pub async fn serve_stored_pages(
         );
     }
     Response::from_parts(parts, Body::from(body))
+}
+
+impl Page {
+    fn response(&self) -> Response {
+        let mut response = (
+            [(header::CONTENT_TYPE, self.content_type.clone())],
+            self.body.clone(),
+        )
+            .into_response();
+        if let Some(policy) = &self.security_policy {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, policy.clone());
+        }
+        response
+    }
 }

@@ -14,10 +14,10 @@
 //! a generation moved in between — the value it read may predate the commit that caused the
 //! invalidation. The check and the insert happen under the same lock as bump-and-remove.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mini_moka::sync::Cache;
 
@@ -55,7 +55,8 @@ pub fn user_of_key(key: &str) -> Option<UserId> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CatalogEntry {
     pub id: TopicId,
-    pub name: String,
+    /// Shared, so that moving a count copies the catalog without copying every name.
+    pub name: Arc<str>,
     pub subscribers: i64,
 }
 
@@ -92,6 +93,8 @@ pub struct CacheStats {
     pub hits: AtomicU64,
     pub misses: AtomicU64,
     pub invalidations: AtomicU64,
+    /// Entries changed in place by a described change of subscriptions.
+    pub patches: AtomicU64,
     pub refused_fills: AtomicU64,
 }
 
@@ -100,9 +103,18 @@ pub struct TopicCache {
     inner: Arc<Inner>,
 }
 
+/// An entry with the time it was read from the database: a patched entry is stored anew, and
+/// must not outlive the time to live of the read it started from.
+#[derive(Clone)]
+struct Stamped<T> {
+    read_at: Instant,
+    value: T,
+}
+
 struct Inner {
-    users: Cache<String, UserTopics>,
-    catalog: Cache<&'static str, Catalog>,
+    users: Cache<String, Stamped<UserTopics>>,
+    catalog: Cache<&'static str, Stamped<Catalog>>,
+    ttl: Duration,
     generations: Mutex<HashMap<String, u64>>,
     /// Where generations start: the boot time in microseconds, so that versions keep growing
     /// across restarts and a page rendered before one never looks newer than the server.
@@ -143,6 +155,7 @@ impl TopicCache {
                     .time_to_live(ttl)
                     .build(),
                 catalog: Cache::builder().max_capacity(1).time_to_live(ttl).build(),
+                ttl,
                 generations: Mutex::new(HashMap::new()),
                 base,
                 enabled: !ttl.is_zero(),
@@ -200,11 +213,17 @@ impl TopicCache {
     }
 
     pub fn catalog(&self) -> Option<Catalog> {
-        self.count(self.inner.catalog.get(&CATALOG_KEY))
+        self.count(self.fresh(self.inner.catalog.get(&CATALOG_KEY)))
     }
 
     pub fn user_topics(&self, user_id: UserId) -> Option<UserTopics> {
-        self.count(self.inner.users.get(&user_key(user_id)))
+        self.count(self.fresh(self.inner.users.get(&user_key(user_id))))
+    }
+
+    fn fresh<T>(&self, entry: Option<Stamped<T>>) -> Option<T> {
+        entry
+            .filter(|entry| entry.read_at.elapsed() < self.inner.ttl)
+            .map(|entry| entry.value)
     }
 
     /// Whether the user's entry is cached right now (without counting a hit or miss).
@@ -239,7 +258,9 @@ impl TopicCache {
                 .fetch_add(1, Ordering::Relaxed);
             return false;
         }
-        self.inner.catalog.insert(CATALOG_KEY, catalog);
+        self.inner
+            .catalog
+            .insert(CATALOG_KEY, Stamped::now(catalog));
         true
     }
 
@@ -257,7 +278,7 @@ impl TopicCache {
                 .fetch_add(1, Ordering::Relaxed);
             return false;
         }
-        self.inner.users.insert(key, topics);
+        self.inner.users.insert(key, Stamped::now(topics));
         true
     }
 
@@ -386,6 +407,106 @@ impl TopicCache {
             counts: None,
         }
     }
+
+    /// A committed change of subscriptions, applied to the cached entries instead of dropping
+    /// them: the topics' new `counts` and the users' new `flags`, as read inside the change's
+    /// transaction. Reports the version bumps as the invalidations do. Post-commit only, and
+    /// in memory only (SQLite, one process): there changes reach the cache in commit order and
+    /// an entry is always the read of its key's current generation, so the patched entry is
+    /// what a read right after the commit would find. An entry the patch cannot place (a topic
+    /// missing from the catalog) is dropped instead.
+    pub fn apply_subscriptions(
+        &self,
+        counts: &BTreeMap<TopicId, i64>,
+        flags: &BTreeMap<UserId, BTreeMap<TopicId, bool>>,
+        _: &Receiving,
+    ) -> Vec<LiveEvent> {
+        let mut generations = self.generations();
+        let mut bumps = Vec::with_capacity(flags.len() + 1);
+        let mut patched = 0;
+        for (&user_id, flags) in flags {
+            let key = user_key(user_id);
+            if let Some(entry) = self.inner.users.get(&key) {
+                let mut topics = BTreeSet::clone(&entry.value);
+                for (&topic, &subscribed) in flags {
+                    if subscribed {
+                        topics.insert(topic);
+                    } else {
+                        topics.remove(&topic);
+                    }
+                }
+                self.inner
+                    .users
+                    .insert(key.clone(), entry.replaced(Arc::new(topics)));
+                patched += 1;
+            }
+            self.bump(&mut generations, key);
+            bumps.push(LiveEvent::User {
+                user_id,
+                version: self.user_version(&generations, user_id),
+                flags: None,
+            });
+        }
+        if let Some(entry) = self.inner.catalog.get(&CATALOG_KEY) {
+            match with_counts(&entry.value, counts) {
+                Some(catalog) => {
+                    self.inner
+                        .catalog
+                        .insert(CATALOG_KEY, entry.replaced(Arc::new(catalog)));
+                    patched += 1;
+                }
+                None => {
+                    self.inner.catalog.invalidate(&CATALOG_KEY);
+                    self.inner
+                        .stats
+                        .invalidations
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let version = self.bump(&mut generations, CATALOG_KEY.to_owned());
+        bumps.push(LiveEvent::Shared {
+            version,
+            counts: None,
+        });
+        self.inner
+            .stats
+            .patches
+            .fetch_add(patched, Ordering::Relaxed);
+        bumps
+    }
+}
+
+/// `catalog` with the subscriber counts of `counts`; `None` if a topic is not in it.
+fn with_counts(
+    catalog: &[CatalogEntry],
+    counts: &BTreeMap<TopicId, i64>,
+) -> Option<Vec<CatalogEntry>> {
+    let mut moved = catalog.to_vec();
+    for (&topic, &subscribers) in counts {
+        moved
+            .iter_mut()
+            .find(|entry| entry.id == topic)?
+            .subscribers = subscribers;
+    }
+    Some(moved)
+}
+
+impl<T> Stamped<T> {
+    /// Another value read as of the same time (a patch of this one).
+    fn replaced(&self, value: T) -> Self {
+        Stamped {
+            read_at: self.read_at,
+            value,
+        }
+    }
+
+    fn now(value: T) -> Self {
+        Stamped {
+            read_at: Instant::now(),
+            value,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -399,7 +520,7 @@ pub(crate) mod tests {
                 .enumerate()
                 .map(|(i, name)| CatalogEntry {
                     id: TopicId(i as i64 + 1),
-                    name: (*name).to_owned(),
+                    name: (*name).into(),
                     subscribers: 0,
                 })
                 .collect(),
@@ -454,6 +575,91 @@ pub(crate) mod tests {
         assert_eq!(
             cache.catalog().map(|c| c[0].name.clone()),
             Some("New".into())
+        );
+    }
+
+    #[test]
+    fn a_described_change_patches_the_entries_and_moves_their_versions() {
+        let cache = TopicCache::default();
+        let token = crate::testing::token();
+        let ticket = cache.ticket(UserId(1));
+        assert!(cache.fill_catalog(&ticket, catalog(&["A", "B", "C"])));
+        assert!(cache.fill_user_topics(&ticket, Arc::new(BTreeSet::from([TopicId(1)]))));
+        let other = cache.ticket(UserId(2));
+
+        let bumps = cache.apply_subscriptions(
+            &BTreeMap::from([(TopicId(2), 5), (TopicId(1), 0)]),
+            &BTreeMap::from([(
+                UserId(1),
+                BTreeMap::from([(TopicId(2), true), (TopicId(1), false)]),
+            )]),
+            &token,
+        );
+
+        let counts: Vec<i64> = cache
+            .catalog()
+            .map(|c| c.iter().map(|entry| entry.subscribers).collect())
+            .unwrap_or_default();
+        assert_eq!(counts, [0, 5, 0]);
+        assert_eq!(
+            cache.user_topics(UserId(1)).as_deref(),
+            Some(&BTreeSet::from([TopicId(2)]))
+        );
+        assert_eq!(
+            bumps,
+            [
+                LiveEvent::User {
+                    user_id: UserId(1),
+                    version: ticket.user + 1,
+                    flags: None,
+                },
+                LiveEvent::Shared {
+                    version: ticket.catalog + 1,
+                    counts: None,
+                },
+            ]
+        );
+        assert_eq!(
+            cache.ticket(UserId(2)).user,
+            other.user,
+            "others keep theirs"
+        );
+        assert_eq!(cache.stats().patches.load(Ordering::Relaxed), 2);
+        assert_eq!(cache.stats().invalidations.load(Ordering::Relaxed), 0);
+        // A read that began before the change cannot replace what the patch made.
+        assert!(!cache.fill_catalog(&ticket, catalog(&["A", "B", "C"])));
+        assert!(!cache.fill_user_topics(&ticket, Arc::new(BTreeSet::new())));
+    }
+
+    #[test]
+    fn a_patch_that_names_a_topic_the_catalog_lacks_drops_the_catalog() {
+        let cache = TopicCache::default();
+        let token = crate::testing::token();
+        let ticket = cache.ticket(UserId(1));
+        assert!(cache.fill_catalog(&ticket, catalog(&["A"])));
+        cache.apply_subscriptions(
+            &BTreeMap::from([(TopicId(9), 1)]),
+            &BTreeMap::from([(UserId(1), BTreeMap::from([(TopicId(9), true)]))]),
+            &token,
+        );
+        assert!(cache.catalog().is_none());
+        assert!(cache.user_topics(UserId(1)).is_none(), "nothing to patch");
+        assert!(cache.ticket(UserId(1)).catalog > ticket.catalog);
+    }
+
+    #[test]
+    fn a_patched_entry_expires_with_the_read_it_came_from() {
+        let cache = TopicCache::new(Duration::from_millis(200));
+        let token = crate::testing::token();
+        let ticket = cache.ticket(UserId(1));
+        assert!(cache.fill_catalog(&ticket, catalog(&["A"])));
+        std::thread::sleep(Duration::from_millis(120));
+        cache.apply_subscriptions(&BTreeMap::from([(TopicId(1), 1)]), &BTreeMap::new(), &token);
+        assert!(cache.catalog().is_some(), "patched, not dropped");
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(
+            cache.catalog().is_none(),
+            "gone 200 ms after the read, not after the patch"
         );
     }
 

@@ -303,12 +303,23 @@ impl Effects {
 
     /// What a committed change made stale, in memory (SQLite): drops it and tells the open
     /// pages, with what moved when the change said.
+    /// A change that said how it moved subscriptions patches the cached entries instead:
+    /// under a steady trickle of subscribes the next page needs no read of the database.
     fn invalidate(&self, stale: Stale, token: &Receiving) {
-        let users = Vec::from_iter(stale.users);
-        let mut bumps = self.cache.invalidate_users(&users, token);
-        if stale.catalog {
-            bumps.push(self.cache.invalidate_catalog(token));
-        }
+        let bumps = match &stale.described {
+            Some(described) if described.covers(&stale) => {
+                self.cache
+                    .apply_subscriptions(&described.counts, &described.flags, token)
+            }
+            _ => {
+                let users = Vec::from_iter(stale.users);
+                let mut bumps = self.cache.invalidate_users(&users, token);
+                if stale.catalog {
+                    bumps.push(self.cache.invalidate_catalog(token));
+                }
+                bumps
+            }
+        };
         self.publish_all(bumps, stale.described.as_ref());
     }
 
@@ -428,6 +439,14 @@ pub(crate) struct Described {
 }
 
 impl Described {
+    /// Whether this says how everything `stale` marks moved: the catalog's counts and the
+    /// flags of every stale user.
+    fn covers(&self, stale: &Stale) -> bool {
+        stale.catalog
+            && stale.users.len() == self.flags.len()
+            && stale.users.iter().all(|user| self.flags.contains_key(user))
+    }
+
     /// `bump` with what moved, for the open pages to patch.
     fn tell(&self, bump: LiveEvent) -> LiveEvent {
         match bump {

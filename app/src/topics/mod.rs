@@ -17,3 +17,5 @@ pub mod ssr;
 
 pub use api::*;
 pub use page::TopicsPage;
+#[cfg(feature = "ssr")]
+pub use row::list_rows_html;

@@ -315,7 +315,7 @@ fn rows_list(topics: Vec<TopicView>, rows: Rows) -> impl IntoView {
 /// the browser hydrates it as it would those.
 #[cfg(feature = "ssr")]
 fn rows_list(topics: Vec<TopicView>, rows: Rows) -> impl IntoView {
-    let html = super::row::rendered_rows(topics, rows);
+    let html = super::row::rendered_rows(&topics, rows);
     view! { <ul class="topics" inner_html=html></ul> }
 }
 

@@ -197,7 +197,7 @@ fn RowForm(
 /// state and kept: a write changes one row's count, and the next render of every user's page
 /// renders that row alone. A row showing an error (a failed plain POST) is rendered fresh.
 #[cfg(feature = "ssr")]
-pub(super) fn rendered_rows(topics: Vec<TopicView>, rows: Rows) -> String {
+pub(super) fn rendered_rows(topics: &[TopicView], rows: Rows) -> String {
     use std::sync::Arc;
 
     let kept = kept_rows::get();
@@ -219,13 +219,14 @@ pub(super) fn rendered_rows(topics: Vec<TopicView>, rows: Rows) -> String {
             .collect()
     };
     let mut fresh = Vec::new();
-    for (topic, piece) in topics.into_iter().zip(&mut pieces) {
+    for (topic, piece) in topics.iter().zip(&mut pieces) {
         if piece.is_some() {
             continue;
         }
         let keep = rows.error_of(topic.id).is_none();
-        let key = kept_rows::key(&topic, rows.is_staff);
+        let key = kept_rows::key(topic, rows.is_staff);
         let (name, subscribers) = (topic.name.clone(), topic.subscribers);
+        let topic = topic.clone();
         let html: Arc<str> = view! { <TopicRow topic rows/> }.to_html().into();
         if keep {
             fresh.push((
@@ -256,6 +257,13 @@ pub(super) fn rendered_rows(topics: Vec<TopicView>, rows: Rows) -> String {
     // Where a list of views ends, tachys leaves a marker that hydration looks for.
     html.push_str("<!>");
     html
+}
+
+/// The HTML inside the list of a page that shows no form's error (any GET of the page), as
+/// [`rendered_rows`] gives it: for assembling a page around it (the server's stored pages).
+#[cfg(feature = "ssr")]
+pub fn list_rows_html(topics: &[TopicView], is_staff: bool) -> String {
+    Owner::new().with(|| rendered_rows(topics, Rows::new(None, Callback::new(|_| {}), is_staff)))
 }
 
 /// The kept rows: per topic and kind of row (subscribed or not, staff or not), the last

@@ -258,7 +258,7 @@ fn load_catalog(conn: &mut Conn) -> QueryResult<Vec<CatalogEntry>> {
         .into_iter()
         .map(|row| CatalogEntry {
             id: row.id,
-            name: row.name,
+            name: row.name.into(),
             subscribers: row.subscribers,
         })
         .collect())
@@ -396,7 +396,7 @@ fn merge(
             .take(PAGE_SIZE)
             .map(|topic| TopicView {
                 id: topic.id,
-                name: topic.name.clone(),
+                name: topic.name.to_string(),
                 subscribers: topic.subscribers,
                 subscribed: mine.contains(&topic.id),
             })

@@ -317,11 +317,28 @@ async fn repeated_loads_run_no_topic_sql_until_something_changes() {
 
     let python = bob.topic_id("Python").await;
     bob.subscribe(python).await;
+    let written = server.metric("sql_topic_statements_total").await;
+    assert!(written > warm);
     assert!(alice
         .topics()
         .await
         .contains(&(python, "Python".into(), 1, false)));
-    assert!(server.metric("sql_topic_statements_total").await > warm);
+    assert!(bob
+        .topics()
+        .await
+        .contains(&(python, "Python".into(), 1, true)));
+    // On SQLite the subscription patched the cached catalog and bob's ids: both pages come
+    // from memory. On PostgreSQL the entries were dropped and are read again.
+    let read = server.metric("sql_topic_statements_total").await - written;
+    if server.db.is_postgres() {
+        assert!(read > 0);
+    } else {
+        assert_eq!(
+            read, 0,
+            "the pages after a subscription read no topic table"
+        );
+        assert!(server.metric("cache_patches_total").await >= 2);
+    }
 }
 
 #[tokio::test]
@@ -486,9 +503,10 @@ async fn a_topic_with_thousands_of_subscribers_goes_at_once_and_is_purged_after(
     let server = TestServer::start();
     let alice = member(&server, "alice").await;
     let root = staff(&server, "root").await;
+    // Written behind the server's back, so before anything is cached.
+    execute_sql(&server.db, MANY_SUBSCRIBE_TO.replace("TOPIC", "Python")).await;
     let python = alice.topic_id("Python").await;
     alice.subscribe(python).await;
-    execute_sql(&server.db, MANY_SUBSCRIBE_TO.replace("TOPIC", "Python")).await;
     assert!(root
         .topics()
         .await
@@ -627,4 +645,83 @@ async fn a_database_busy_past_its_timeout_answers_503_changes_nothing_and_recove
         .any(|t| t.0 == python && !t.3 && t.2 == 0));
     alice.subscribe(python).await;
     assert!(alice.topics().await.iter().any(|t| t.0 == python && t.3));
+}
+
+/// A page assembled around the user's last rendered one (`server/src/page_templates.rs`) is
+/// the page a render gives: the same bytes as a server on the same database that renders every
+/// page, once the scripts' nonce (drawn anew by every render) and the version numbers (which
+/// count from each process's start) are set aside.
+#[tokio::test]
+async fn a_page_assembled_after_subscriptions_is_the_page_a_render_gives() {
+    let db = support::Database::new();
+    let server = TestServer::start_on(&db);
+    let alice = member(&server, "alice").await;
+    let bob = member(&server, "bob").await;
+    let root = staff(&server, "root").await;
+    // The first loads are rendered, and each is cut into its user's template.
+    let python = alice.topic_id("Python").await;
+    let django = root.topic_id("Django").await;
+    bob.subscribe(python).await;
+    alice.subscribe(django).await;
+
+    let before = server.metric("page_cache_assembled_total").await;
+    let mut assembled = Vec::new();
+    for client in [&alice, &root] {
+        let response = client.get("/topics/").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let policy = header_of(&response, "content-security-policy");
+        assembled.push((policy, response.text().await.expect("body")));
+    }
+    assert_eq!(
+        server.metric("page_cache_assembled_total").await,
+        before + 2,
+        "both pages were assembled, not rendered"
+    );
+    assert!(assembled[0]
+        .1
+        .contains(r#"data-topic-name="Django" data-subscribers="1" data-subscribed="true""#));
+
+    let renderer = TestServer::start_on_with(&db, &[("TOPIC_CACHE_TTL_SECONDS", "0")]);
+    for (client, (policy, page)) in [&alice, &root].into_iter().zip(&assembled) {
+        let response = client.against(&renderer).get("/topics/").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let rendered_policy = header_of(&response, "content-security-policy");
+        let rendered = response.text().await.expect("body");
+        assert_eq!(
+            comparable(page, policy),
+            comparable(&rendered, &rendered_policy)
+        );
+    }
+}
+
+fn header_of(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `page` with its nonce (named by its `policy`) and its version numbers blanked.
+fn comparable(page: &str, policy: &str) -> String {
+    let nonce = policy
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("the policy names a nonce");
+    let mut page = page.replace(nonce, "NONCE");
+    for field in [r#"\"shared\":"#, r#"\"user\":"#] {
+        let mut out = String::with_capacity(page.len());
+        let mut rest = page.as_str();
+        while let Some(at) = rest.find(field) {
+            let (head, tail) = rest.split_at(at + field.len());
+            out.push_str(head);
+            out.push('0');
+            rest = tail.trim_start_matches(|c: char| c.is_ascii_digit());
+        }
+        out.push_str(rest);
+        page = out;
+    }
+    page
 }

@@ -96,6 +96,22 @@ impl World {
             .load(Ordering::Relaxed)
     }
 
+    /// Cache entries patched in place so far.
+    fn patches(&self) -> u64 {
+        self.services.cache.stats().patches.load(Ordering::Relaxed)
+    }
+
+    /// What the database holds for `user`, read past every cache.
+    async fn fresh_list(&self, user: &User) -> TopicListing {
+        let uncached = TopicCache::new(Duration::ZERO);
+        let user_id = user.id;
+        self.services
+            .db
+            .run(move |conn| list_in(conn, &uncached, user_id))
+            .await
+            .expect("list")
+    }
+
     fn topic_statements(&self) -> u64 {
         self.services
             .db
@@ -158,55 +174,83 @@ async fn create_writes_a_created_activity_and_everyone_sees_the_topic() {
     ));
 }
 
+/// A subscription moves the user's list and every user's counts. In memory (SQLite) the cached
+/// entries are patched to what the database now holds, so the next loads run no SQL on topic
+/// tables; where versions live in the database (PostgreSQL) they are dropped and read again.
 #[tokio::test]
-async fn subscriptions_invalidate_the_affected_user_and_move_counts_for_everyone() {
+async fn subscriptions_move_the_affected_user_and_counts_for_everyone() {
     let w = world().await;
+    let patched = w.services.db.backend() == crate::db::Backend::Sqlite;
+    let cache = &w.services.cache;
     let python = w.topic_id("Python").await;
     w.list(&w.alice).await;
     w.list(&w.bob).await;
-    assert!(w.services.cache.has_user_topics(w.alice.id));
-    assert!(w.services.cache.has_user_topics(w.bob.id));
+    assert!(cache.has_user_topics(w.alice.id));
+    assert!(cache.has_user_topics(w.bob.id));
+    let (alice_before, bob_before) = (cache.ticket(w.alice.id), cache.ticket(w.bob.id));
 
     crate::subscriptions::ssr::subscribe(&w.services, w.alice.id, python)
         .await
         .expect("subscribe");
-    assert!(
-        !w.services.cache.has_user_topics(w.alice.id),
-        "post_add invalidated alice"
+    assert_eq!(
+        cache.has_user_topics(w.alice.id),
+        patched,
+        "post_add patched (SQLite) or dropped alice's list"
     );
     assert!(
-        w.services.cache.has_user_topics(w.bob.id),
+        cache.has_user_topics(w.bob.id),
         "bob's own list is untouched"
     );
-    assert!(
-        !w.services.cache.has_catalog(),
+    assert_eq!(
+        cache.has_catalog(),
+        patched,
         "the counts moved for everyone"
     );
+    let (alice_after, bob_after) = (cache.ticket(w.alice.id), cache.ticket(w.bob.id));
+    assert!(alice_after.user > alice_before.user);
+    assert_eq!(bob_after.user, bob_before.user);
+    assert!(alice_after.catalog > alice_before.catalog);
 
+    let statements = w.topic_statements();
     let bob_view = w.list(&w.bob).await;
     let seen = find(&bob_view, "Python").expect("python");
     assert_eq!((seen.subscribers, seen.subscribed), (1, false));
     let alice_view = w.list(&w.alice).await;
     let seen = find(&alice_view, "Python").expect("python");
     assert_eq!((seen.subscribers, seen.subscribed), (1, true));
+    if patched {
+        assert_eq!(
+            w.topic_statements(),
+            statements,
+            "both loads were served by the patched entries"
+        );
+    }
+    assert_eq!(bob_view.topics, w.fresh_list(&w.bob).await.topics);
+    assert_eq!(alice_view.topics, w.fresh_list(&w.alice).await.topics);
 
-    // A second subscribe is a no-op: no signal, nothing invalidated.
-    let before = w.invalidations();
+    // A second subscribe is a no-op: no signal, nothing invalidated or patched.
+    let before = (w.invalidations(), w.patches());
     crate::subscriptions::ssr::subscribe(&w.services, w.alice.id, python)
         .await
         .expect("subscribe again");
-    assert_eq!(w.invalidations(), before);
-    assert!(w.services.cache.has_user_topics(w.alice.id));
+    assert_eq!((w.invalidations(), w.patches()), before);
+    assert!(cache.has_user_topics(w.alice.id));
 
     crate::subscriptions::ssr::unsubscribe(&w.services, w.alice.id, python)
         .await
         .expect("unsubscribe");
-    assert!(
-        !w.services.cache.has_user_topics(w.alice.id),
-        "post_remove invalidated alice"
+    assert_eq!(
+        cache.has_user_topics(w.alice.id),
+        patched,
+        "post_remove patched or dropped alice's list"
     );
     let seen = w.list(&w.bob).await;
     assert_eq!(find(&seen, "Python").map(|t| t.subscribers), Some(0));
+    let seen = w.list(&w.alice).await;
+    assert_eq!(
+        find(&seen, "Python").map(|t| (t.subscribers, t.subscribed)),
+        Some((0, false))
+    );
 
     let missing =
         crate::subscriptions::ssr::subscribe(&w.services, w.alice.id, TopicId(999_999)).await;
@@ -239,22 +283,24 @@ async fn unsubscribe_all_clears_with_the_ids_captured_before() {
     w.with_conn(move |conn, signals| unsubscribe_all_in(conn, signals, alice))
         .await
         .expect("clear");
-    assert!(
-        !w.services.cache.has_user_topics(alice),
-        "post_clear invalidated alice"
+    assert_eq!(
+        w.services.cache.has_user_topics(alice),
+        w.services.db.backend() == crate::db::Backend::Sqlite,
+        "post_clear patched (SQLite) or dropped alice's list"
     );
     let view = w.list(&w.alice).await;
     assert!(view
         .topics
         .iter()
         .all(|t| !t.subscribed && t.subscribers == 0));
+    assert_eq!(view.topics, w.fresh_list(&w.alice).await.topics);
 
     // Clearing nothing sends nothing.
-    let before = w.invalidations();
+    let before = (w.invalidations(), w.patches());
     w.with_conn(move |conn, signals| unsubscribe_all_in(conn, signals, alice))
         .await
         .expect("clear again");
-    assert_eq!(w.invalidations(), before);
+    assert_eq!((w.invalidations(), w.patches()), before);
 }
 
 #[tokio::test]
@@ -377,6 +423,59 @@ async fn repeated_loads_without_changes_run_no_topic_sql() {
     // Another user's first load reads only their own subscriptions (the catalog is shared).
     w.list(&w.bob).await;
     assert_eq!(w.topic_statements(), warm + 1);
+}
+
+/// Writers and readers race: several users subscribe, unsubscribe and clear their lists
+/// while others load pages and fill the cache. Patches and fills must land so that, once the
+/// writes are done, every cached view equals what the database holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_subscriptions_leave_every_cached_view_equal_to_the_database() {
+    let w = Arc::new(world().await);
+    let topics = [
+        w.topic_id("Python").await,
+        w.topic_id("Django").await,
+        w.topic_id("DevOps").await,
+    ];
+    let users = [w.alice.clone(), w.bob.clone(), w.staff.clone()];
+    let mut tasks = tokio::task::JoinSet::new();
+    for (seat, user) in users.iter().enumerate() {
+        let (writer, user_id) = (w.clone(), user.id);
+        tasks.spawn(async move {
+            for step in 0..60usize {
+                let topic = topics[(step * 7 + seat) % topics.len()];
+                let services = &writer.services;
+                let done = match step % 11 {
+                    10 => crate::subscriptions::ssr::unsubscribe_all(services, user_id).await,
+                    n if n % 2 == 0 => {
+                        crate::subscriptions::ssr::subscribe(services, user_id, topic).await
+                    }
+                    _ => crate::subscriptions::ssr::unsubscribe(services, user_id, topic).await,
+                };
+                done.expect("a subscription change");
+            }
+        });
+        let (world, reader) = (w.clone(), user.clone());
+        tasks.spawn(async move {
+            for _ in 0..60 {
+                world.list(&reader).await;
+            }
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.expect("task");
+    }
+
+    for user in &users {
+        assert_eq!(
+            w.list(user).await.topics,
+            w.fresh_list(user).await.topics,
+            "{}'s view",
+            user.username
+        );
+    }
+    if w.services.db.backend() == crate::db::Backend::Sqlite {
+        assert!(w.patches() > 0, "the cached entries were patched");
+    }
 }
 
 /// The dangerous interleaving, forced: a reader has read the database but not yet filled
