@@ -1,4 +1,4 @@
-import { expect, test } from "./fixtures";
+import { expect, test, watchConsole } from "./fixtures";
 import {
   createStaff,
   createTopic,
@@ -132,6 +132,43 @@ test.describe("with JavaScript, the page never reloads", () => {
     await expectRow(page, other, 1, true);
     await expect(topicRow(page, other).locator("[data-form-error]")).toHaveCount(0);
     await expectRow(page, clashing, 0, false);
+  });
+
+  test("a page loaded again after others subscribed hydrates and keeps working", async ({
+    page,
+    browser,
+  }) => {
+    // The first load of each viewer is rendered; after another user's subscription moved the
+    // version, the next load of the same URL is assembled around it (server/src/page_templates.rs).
+    await signUp(page, uniqueName("again"));
+    await waitForHydration(page);
+    const staffContext = await browser.newContext();
+    const staffPage = await staffContext.newPage();
+    watchConsole(staffPage);
+    await staffOnTopics(staffPage, "againstaff");
+    const count = Number(await topicRow(page, "Django").getAttribute("data-subscribers"));
+
+    const otherContext = await browser.newContext();
+    const other = await otherContext.newPage();
+    watchConsole(other);
+    await signUp(other, uniqueName("other"));
+    await waitForHydration(other);
+    await topicRow(other, "Django").getByRole("button", { name: "Subscribe" }).click();
+    await expectRow(other, "Django", count + 1, true);
+
+    for (const viewer of [page, staffPage]) {
+      await viewer.reload();
+      await waitForHydration(viewer);
+      await expectRow(viewer, "Django", count + 1, false);
+    }
+    await markDocument(page);
+    await topicRow(page, "Django").getByRole("button", { name: "Subscribe" }).click();
+    await expectRow(page, "Django", count + 2, true);
+    await expectNoReload(page);
+    await topicRow(staffPage, "Django").getByRole("button", { name: "Subscribe" }).click();
+    await expectRow(staffPage, "Django", count + 3, true);
+    await staffContext.close();
+    await otherContext.close();
   });
 
   test("members see no rename or delete", async ({ page }) => {
