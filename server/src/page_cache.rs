@@ -9,7 +9,7 @@
 //! for the same URL when only the list moved (`crate::page_templates`), and rendered otherwise.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{Request, State};
@@ -86,7 +86,7 @@ pub struct Stored {
     pages: Cache<PageKey, Arc<Page>>,
     /// Per user and URL, the last rendered page cut around its list. A template carries its
     /// page's Content-Security-Policy nonce, as a stored page does: it lives no longer.
-    templates: Cache<(UserId, PageRequest), Arc<Template>>,
+    templates: Cache<(UserId, PageRequest), Arc<Cut>>,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
     /// Misses answered with a page assembled from a template rather than rendered.
@@ -103,8 +103,8 @@ impl Default for Stored {
                 .build(),
             templates: Cache::builder()
                 .max_capacity(TEMPLATE_BUDGET_BYTES)
-                .weigher(|_, template: &Arc<Template>| {
-                    u32::try_from(template.bytes()).unwrap_or(u32::MAX)
+                .weigher(|_, cut: &Arc<Cut>| {
+                    u32::try_from(cut.template.bytes()).unwrap_or(u32::MAX)
                 })
                 .time_to_live(TTL)
                 .build(),
@@ -163,16 +163,19 @@ pub async fn serve_stored_pages(
     let listing = app::topics::ssr::list(&state.services, user_id, key.request.clone())
         .await
         .ok();
-    if let (Some(listing), Some(template)) = (&listing, cache.templates.get(&shape)) {
-        if let Some(body) = template.assemble(listing, &user) {
+    if let (Some(listing), Some(cut)) = (&listing, cache.templates.get(&shape)) {
+        if let Some(body) = cut.template.assemble(listing, &user) {
             cache.assembled.fetch_add(1, Ordering::Relaxed);
-            let page = Arc::new(Page {
-                content_type: template.content_type.clone(),
-                security_policy: template.security_policy.clone(),
+            let page = Page {
+                content_type: cut.template.content_type.clone(),
+                security_policy: cut.template.security_policy.clone(),
                 body,
-            });
-            cache.pages.insert(key, page.clone());
-            return page.response();
+            };
+            let response = page.response();
+            if cut.assembled_again(&key.version) {
+                cache.pages.insert(key, Arc::new(page));
+            }
+            return response;
         }
     }
 
@@ -212,7 +215,13 @@ pub async fn serve_stored_pages(
             )
         });
         match template {
-            Some(template) => cache.templates.insert(shape, Arc::new(template)),
+            Some(template) => cache.templates.insert(
+                shape,
+                Arc::new(Cut {
+                    template,
+                    last_assembled: Mutex::new(None),
+                }),
+            ),
             None => cache.templates.invalidate(&shape),
         }
         cache.pages.insert(
@@ -225,6 +234,26 @@ pub async fn serve_stored_pages(
         );
     }
     Response::from_parts(parts, Body::from(body))
+}
+
+/// A template, with the version of the page last assembled from it.
+struct Cut {
+    template: Template,
+    last_assembled: Mutex<Option<ViewVersion>>,
+}
+
+impl Cut {
+    /// Whether the page for `version` was assembled just before (and notes it was now). Only
+    /// then is an assembled page stored: while versions move on every request, as they do
+    /// under a stream of writes, no stored page would be asked for again, and storing each
+    /// costs more than assembling it.
+    fn assembled_again(&self, version: &ViewVersion) -> bool {
+        let mut last = self
+            .last_assembled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        last.replace(*version).as_ref() == Some(version)
+    }
 }
 
 impl Page {

@@ -69,10 +69,33 @@ impl Shape {
 }
 
 /// The listing as the page carries it for hydration: the resource's JSON, written as a
-/// JavaScript string literal the way Leptos writes resolved resources.
+/// JavaScript string literal the way Leptos writes resolved resources (`<` escaped, then the
+/// string's `Debug` form).
 fn serialized(listing: &TopicListing) -> Option<String> {
     let json = serde_json::to_string(&Ok::<&TopicListing, AppError>(listing)).ok()?;
-    Some(format!("{:?}", json.replace('<', "\\u003c")))
+    Some(debug_quoted(&json.replace('<', "\\u003c")))
+}
+
+/// `format!("{text:?}")`, without going through `char::escape_debug` for every character
+/// when `text` is printable ASCII (as JSON of ASCII names is): there only `"` and `\` change.
+fn debug_quoted(text: &str) -> String {
+    if !text.bytes().all(|byte| (b' '..=b'~').contains(&byte)) {
+        return format!("{text:?}");
+    }
+    let mut quoted = String::with_capacity(text.len() + text.len() / 4 + 2);
+    quoted.push('"');
+    for piece in text.split_inclusive(['"', '\\']) {
+        match piece.as_bytes().last() {
+            Some(&last @ (b'"' | b'\\')) => {
+                quoted.push_str(&piece[..piece.len() - 1]);
+                quoted.push('\\');
+                quoted.push(char::from(last));
+            }
+            _ => quoted.push_str(piece),
+        }
+    }
+    quoted.push('"');
+    quoted
 }
 
 /// Where `needle` occurs in `haystack` from `from` on, if it occurs there exactly once.
@@ -136,5 +159,25 @@ impl Template {
     /// a template does not keep the whole page alive.
     pub fn bytes(&self) -> usize {
         self.before_rows.len() + self.between.len() + self.after_listing.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quick_quoting_is_the_debug_form() {
+        for text in [
+            "",
+            "plain",
+            r#"{"Ok":{"name":"Fish & \"chips\"","path":"C:\\x"}}"#,
+            "\\\\\"\"",
+            "ends with a quote\"",
+            "tab\tand\u{7f}delete",
+            "Café ☕ and a soft\u{ad}hyphen, e\u{301}",
+        ] {
+            assert_eq!(debug_quoted(text), format!("{text:?}"), "{text}");
+        }
     }
 }
