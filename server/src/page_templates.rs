@@ -69,33 +69,38 @@ impl Shape {
 }
 
 /// The listing as the page carries it for hydration: the resource's JSON, written as a
-/// JavaScript string literal the way Leptos writes resolved resources (`<` escaped, then the
-/// string's `Debug` form).
+/// JavaScript string literal the way Leptos writes resolved resources (`<` replaced by
+/// `\u003c`, then the string's `Debug` form).
 fn serialized(listing: &TopicListing) -> Option<String> {
     let json = serde_json::to_string(&Ok::<&TopicListing, AppError>(listing)).ok()?;
-    Some(debug_quoted(&json.replace('<', "\\u003c")))
+    quoted_for_script(&json)
 }
 
-/// `format!("{text:?}")`, without going through `char::escape_debug` for every character
-/// when `text` is printable ASCII (as JSON of ASCII names is): there only `"` and `\` change.
-fn debug_quoted(text: &str) -> String {
-    if !text.bytes().all(|byte| (b' '..=b'~').contains(&byte)) {
-        return format!("{text:?}");
+/// `format!("{:?}", json.replace('<', "\\u003c"))` in one pass when `json` is printable ASCII
+/// (as the JSON of ASCII names is): there only `"`, `\` and `<` change. Anything else goes the
+/// long way, through `char::escape_debug`.
+fn quoted_for_script(json: &str) -> Option<String> {
+    if !json.bytes().all(|byte| (b' '..=b'~').contains(&byte)) {
+        return Some(format!("{:?}", json.replace('<', "\\u003c")));
     }
-    let mut quoted = String::with_capacity(text.len() + text.len() / 4 + 2);
-    quoted.push('"');
-    for piece in text.split_inclusive(['"', '\\']) {
-        match piece.as_bytes().last() {
-            Some(&last @ (b'"' | b'\\')) => {
-                quoted.push_str(&piece[..piece.len() - 1]);
-                quoted.push('\\');
-                quoted.push(char::from(last));
-            }
-            _ => quoted.push_str(piece),
-        }
+    let bytes = json.as_bytes();
+    let mut quoted = Vec::with_capacity(json.len() + json.len() / 4 + 2);
+    quoted.push(b'"');
+    let mut run = 0;
+    for (at, byte) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'<' => b"\\\\u003c",
+            _ => continue,
+        };
+        quoted.extend_from_slice(&bytes[run..at]);
+        quoted.extend_from_slice(escaped);
+        run = at + 1;
     }
-    quoted.push('"');
-    quoted
+    quoted.extend_from_slice(&bytes[run..]);
+    quoted.push(b'"');
+    String::from_utf8(quoted).ok()
 }
 
 /// Where `needle` occurs in `haystack` from `from` on, if it occurs there exactly once.
@@ -167,17 +172,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_quick_quoting_is_the_debug_form() {
-        for text in [
+    fn the_quick_quoting_is_the_debug_form_of_the_escaped_json() {
+        for json in [
             "",
             "plain",
-            r#"{"Ok":{"name":"Fish & \"chips\"","path":"C:\\x"}}"#,
-            "\\\\\"\"",
+            r#"{"Ok":{"name":"Fish & \"chips\" <b>","path":"C:\\x"}}"#,
+            "\\\\\"\"<<",
             "ends with a quote\"",
-            "tab\tand\u{7f}delete",
-            "Café ☕ and a soft\u{ad}hyphen, e\u{301}",
+            "tab\tand\u{7f}delete <",
+            "Café ☕ and a soft\u{ad}hyphen, e\u{301} <",
         ] {
-            assert_eq!(debug_quoted(text), format!("{text:?}"), "{text}");
+            assert_eq!(
+                quoted_for_script(json),
+                Some(format!("{:?}", json.replace('<', "\\u003c"))),
+                "{json}"
+            );
         }
     }
 }

@@ -201,6 +201,12 @@ pub(super) fn rendered_rows(topics: &[TopicView], rows: Rows) -> String {
     use std::sync::Arc;
 
     let kept = kept_rows::get();
+    // Which rows show an error, read once: reading the signal once per row costs more than
+    // the rest of the lookup.
+    let failed: HashSet<TopicId> = rows
+        .errors
+        .try_with_untracked(|errors| errors.keys().copied().collect())
+        .unwrap_or_default();
     // One look under the lock for the whole page: a page has a hundred rows.
     let mut pieces: Vec<Option<Arc<str>>> = {
         let kept = kept
@@ -209,7 +215,7 @@ pub(super) fn rendered_rows(topics: &[TopicView], rows: Rows) -> String {
         topics
             .iter()
             .map(|topic| {
-                if rows.error_of(topic.id).is_some() {
+                if failed.contains(&topic.id) {
                     return None;
                 }
                 kept.get(&kept_rows::key(topic, rows.is_staff))
@@ -223,7 +229,7 @@ pub(super) fn rendered_rows(topics: &[TopicView], rows: Rows) -> String {
         if piece.is_some() {
             continue;
         }
-        let keep = rows.error_of(topic.id).is_none();
+        let keep = !failed.contains(&topic.id);
         let key = kept_rows::key(topic, rows.is_staff);
         let (name, subscribers) = (topic.name.clone(), topic.subscribers);
         let topic = topic.clone();
