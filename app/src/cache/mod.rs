@@ -14,7 +14,7 @@
 //! a generation moved in between — the value it read may predate the commit that caused the
 //! invalidation. The check and the insert happen under the same lock as bump-and-remove.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -116,6 +116,9 @@ struct Inner {
     catalog: Cache<&'static str, Stamped<Catalog>>,
     ttl: Duration,
     generations: Mutex<HashMap<String, u64>>,
+    /// Versions this instance's own transactions moved in the database and will tell after
+    /// their commit, saying what moved ([`OwnCommit`]).
+    own: Mutex<HashSet<(String, u64)>>,
     /// Where generations start: the boot time in microseconds, so that versions keep growing
     /// across restarts and a page rendered before one never looks newer than the server.
     base: u64,
@@ -157,6 +160,7 @@ impl TopicCache {
                 catalog: Cache::builder().max_capacity(1).time_to_live(ttl).build(),
                 ttl,
                 generations: Mutex::new(HashMap::new()),
+                own: Mutex::new(HashSet::new()),
                 base,
                 enabled: !ttl.is_zero(),
                 stats: CacheStats::default(),
@@ -377,6 +381,54 @@ impl TopicCache {
         bumps
     }
 
+    /// [`Self::advance`] for versions heard through the database, less those of this instance's
+    /// own commits still on their way to [`Self::advance`]: the listener can hear a commit
+    /// before the committing request's post-commit work runs, and told first as a bare version
+    /// it would make open pages refetch what the described bump would have patched.
+    pub fn advance_heard(&self, moved: &shared::Moved, token: &Receiving) -> Vec<LiveEvent> {
+        let unheard = {
+            let own = self.own();
+            let pending = |key: &str, version: u64| own.contains(&(key.to_owned(), version));
+            shared::Moved {
+                catalog: moved.catalog.filter(|&v| !pending(CATALOG_KEY, v)),
+                all_users: moved.all_users.filter(|&v| !pending(ALL_USERS_KEY, v)),
+                users: moved
+                    .users
+                    .iter()
+                    .filter(|&&(user, v)| !pending(&user_key(user), v))
+                    .copied()
+                    .collect(),
+            }
+        };
+        self.advance(&unheard, token)
+    }
+
+    /// Notes the versions an open transaction of this instance moved (inside it, before its
+    /// commit), until the returned guard drops: after the post-commit work that tells them,
+    /// or when the transaction fails.
+    pub fn expect_own(&self, moved: &shared::Moved) -> OwnCommit {
+        let mut keys: Vec<(String, u64)> = moved
+            .users
+            .iter()
+            .map(|&(user, version)| (user_key(user), version))
+            .collect();
+        keys.extend(moved.catalog.map(|v| (CATALOG_KEY.to_owned(), v)));
+        keys.extend(moved.all_users.map(|v| (ALL_USERS_KEY.to_owned(), v)));
+        self.own().extend(keys.iter().cloned());
+        OwnCommit {
+            cache: self.clone(),
+            keys,
+        }
+    }
+
+    fn own(&self) -> MutexGuard<'_, HashSet<(String, u64)>> {
+        // One insert or remove per update: a poisoned set is still consistent.
+        self.inner
+            .own
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Sets `key`'s generation to `version` if that is newer, dropping what the key covers
     /// (the catalog, every user's list, or one user's); whether it moved.
     fn raise(&self, generations: &mut HashMap<String, u64>, key: &str, version: u64) -> bool {
@@ -474,6 +526,22 @@ impl TopicCache {
             .patches
             .fetch_add(patched, Ordering::Relaxed);
         bumps
+    }
+}
+
+/// The versions of one of this instance's own commits, noted until it is done with them
+/// ([`TopicCache::expect_own`]).
+pub struct OwnCommit {
+    cache: TopicCache,
+    keys: Vec<(String, u64)>,
+}
+
+impl Drop for OwnCommit {
+    fn drop(&mut self) {
+        let mut own = self.cache.own();
+        for key in &self.keys {
+            own.remove(key);
+        }
     }
 }
 
@@ -661,6 +729,48 @@ pub(crate) mod tests {
             cache.catalog().is_none(),
             "gone 200 ms after the read, not after the patch"
         );
+    }
+
+    #[test]
+    fn versions_of_own_commits_on_their_way_are_left_to_them() {
+        let cache = TopicCache::following_database_versions(TTL);
+        let token = crate::testing::token();
+        let mine = shared::Moved {
+            catalog: Some(5),
+            all_users: None,
+            users: vec![(UserId(1), 3)],
+        };
+        let own = cache.expect_own(&mine);
+        // Heard through the database before the commit's own post-commit work ran: nothing
+        // is told and nothing moves; another instance's change in the same notification is.
+        let heard = shared::Moved {
+            users: vec![(UserId(1), 3), (UserId(2), 4)],
+            ..mine.clone()
+        };
+        assert_eq!(
+            cache.advance_heard(&heard, &token),
+            [LiveEvent::User {
+                user_id: UserId(2),
+                version: 4,
+                flags: None,
+            }]
+        );
+        assert_eq!(cache.ticket(UserId(1)).catalog, 0);
+        assert_eq!(cache.ticket(UserId(1)).user, 0);
+        // The commit's own work moves and tells them.
+        assert_eq!(cache.advance(&mine, &token).len(), 2);
+        assert_eq!(cache.ticket(UserId(1)).catalog, 5);
+        drop(own);
+        // Once it is done, a repeat is told (pages ignore a version they have).
+        assert_eq!(cache.advance_heard(&mine, &token).len(), 2);
+        // A failed transaction's guard goes the same way: nothing stays held back.
+        let failed = shared::Moved {
+            catalog: Some(6),
+            ..Default::default()
+        };
+        drop(cache.expect_own(&failed));
+        assert_eq!(cache.advance_heard(&failed, &token).len(), 1);
+        assert_eq!(cache.ticket(UserId(1)).catalog, 6);
     }
 
     #[test]

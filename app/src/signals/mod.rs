@@ -342,10 +342,11 @@ impl Effects {
         }
     }
 
-    /// Moves the cache to the versions a committed change gave in the database, and tells the
-    /// open pages.
+    /// Moves the cache to the versions a committed change gave in the database, heard through
+    /// it, and tells the open pages (less this instance's own commits, which tell them
+    /// themselves).
     pub fn advance(&self, moved: &crate::cache::shared::Moved, token: &Receiving) {
-        for bump in self.cache.advance(moved, token) {
+        for bump in self.cache.advance_heard(moved, token) {
             self.live.publish(bump);
         }
     }
@@ -619,9 +620,13 @@ fn with_tx<R>(
         let invalidate = match conn {
             Conn::Pg(pg) => {
                 let moved = crate::cache::shared::bump(pg, &stale)?;
+                // Until this commit's own bumps are told (or it fails), the listener leaves
+                // these versions to them.
+                let own = signals.effects.cache.expect_own(&moved);
                 let described = stale.described;
                 Box::new(move |effects: &Effects, token: &Receiving| {
-                    effects.advance_described(&moved, described.as_ref(), token)
+                    effects.advance_described(&moved, described.as_ref(), token);
+                    drop(own);
                 }) as AfterCommit
             }
             Conn::Sqlite(_) => Box::new(move |effects: &Effects, token: &Receiving| {
