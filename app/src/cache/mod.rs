@@ -475,23 +475,9 @@ impl TopicCache {
     ) -> Vec<LiveEvent> {
         let mut generations = self.generations();
         let mut bumps = Vec::with_capacity(flags.len() + 1);
-        let mut patched = 0;
         for (&user_id, flags) in flags {
             let key = user_key(user_id);
-            if let Some(entry) = self.inner.users.get(&key) {
-                let mut topics = BTreeSet::clone(&entry.value);
-                for (&topic, &subscribed) in flags {
-                    if subscribed {
-                        topics.insert(topic);
-                    } else {
-                        topics.remove(&topic);
-                    }
-                }
-                self.inner
-                    .users
-                    .insert(key.clone(), entry.replaced(Arc::new(topics)));
-                patched += 1;
-            }
+            self.patch_user_entry(&key, flags);
             self.bump(&mut generations, key);
             bumps.push(LiveEvent::User {
                 user_id,
@@ -499,33 +485,92 @@ impl TopicCache {
                 flags: None,
             });
         }
-        if let Some(entry) = self.inner.catalog.get(&CATALOG_KEY) {
-            match with_counts(&entry.value, counts) {
-                Some(catalog) => {
-                    self.inner
-                        .catalog
-                        .insert(CATALOG_KEY, entry.replaced(Arc::new(catalog)));
-                    patched += 1;
-                }
-                None => {
-                    self.inner.catalog.invalidate(&CATALOG_KEY);
-                    self.inner
-                        .stats
-                        .invalidations
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }
+        self.patch_catalog_entry(counts);
         let version = self.bump(&mut generations, CATALOG_KEY.to_owned());
         bumps.push(LiveEvent::Shared {
             version,
             counts: None,
         });
-        self.inner
-            .stats
-            .patches
-            .fetch_add(patched, Ordering::Relaxed);
         bumps
+    }
+
+    /// [`Self::advance`] for this instance's own commit that said how it moved subscriptions
+    /// (PostgreSQL): an entry whose generation is the one just before the version the commit
+    /// moved its key to is patched instead of dropped. Each commit moves a key's version by one
+    /// under that version row's lock, so such an entry was read no earlier than the state the
+    /// commit started from. (If it was read later, after other instances' commits this one has
+    /// not heard yet, their versions are higher: a request probes them before it trusts the
+    /// entry, and they drop it.)
+    pub fn advance_patching(
+        &self,
+        moved: &shared::Moved,
+        counts: &BTreeMap<TopicId, i64>,
+        flags: &BTreeMap<UserId, BTreeMap<TopicId, bool>>,
+        token: &Receiving,
+    ) -> Vec<LiveEvent> {
+        {
+            let mut generations = self.generations();
+            for &(user_id, version) in &moved.users {
+                let key = user_key(user_id);
+                if let Some(flags) = flags.get(&user_id) {
+                    if self.generation(&generations, &key) + 1 == version {
+                        self.patch_user_entry(&key, flags);
+                        generations.insert(key, version);
+                    }
+                }
+            }
+            if let Some(version) = moved.catalog {
+                if self.generation(&generations, CATALOG_KEY) + 1 == version {
+                    self.patch_catalog_entry(counts);
+                    generations.insert(CATALOG_KEY.to_owned(), version);
+                }
+            }
+        }
+        // What was patched is at its version already; the rest is dropped, and all is told.
+        self.advance(moved, token)
+    }
+
+    /// Replaces the user's cached ids, if any, with `flags` applied.
+    fn patch_user_entry(&self, key: &str, flags: &BTreeMap<TopicId, bool>) {
+        let key = key.to_owned();
+        let Some(entry) = self.inner.users.get(&key) else {
+            return;
+        };
+        let mut topics = BTreeSet::clone(&entry.value);
+        for (&topic, &subscribed) in flags {
+            if subscribed {
+                topics.insert(topic);
+            } else {
+                topics.remove(&topic);
+            }
+        }
+        self.inner
+            .users
+            .insert(key, entry.replaced(Arc::new(topics)));
+        self.inner.stats.patches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Replaces the cached catalog, if any, with `counts` applied; drops it if a topic of
+    /// `counts` is not in it.
+    fn patch_catalog_entry(&self, counts: &BTreeMap<TopicId, i64>) {
+        let Some(entry) = self.inner.catalog.get(&CATALOG_KEY) else {
+            return;
+        };
+        match with_counts(&entry.value, counts) {
+            Some(catalog) => {
+                self.inner
+                    .catalog
+                    .insert(CATALOG_KEY, entry.replaced(Arc::new(catalog)));
+                self.inner.stats.patches.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                self.inner.catalog.invalidate(&CATALOG_KEY);
+                self.inner
+                    .stats
+                    .invalidations
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 

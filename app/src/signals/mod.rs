@@ -323,14 +323,23 @@ impl Effects {
         self.publish_all(bumps, stale.described.as_ref());
     }
 
-    /// [`Self::advance`] for this instance's own commit, which can say what moved.
+    /// [`Self::advance`] for this instance's own commit, which can say what moved: then the
+    /// cached entries it moved are patched where they are one version behind.
     fn advance_described(
         &self,
         moved: &crate::cache::shared::Moved,
         described: Option<&Described>,
+        patchable: bool,
         token: &Receiving,
     ) {
-        self.publish_all(self.cache.advance(moved, token), described);
+        let bumps = match described {
+            Some(described) if patchable => {
+                self.cache
+                    .advance_patching(moved, &described.counts, &described.flags, token)
+            }
+            _ => self.cache.advance(moved, token),
+        };
+        self.publish_all(bumps, described);
     }
 
     fn publish_all(&self, bumps: Vec<LiveEvent>, described: Option<&Described>) {
@@ -623,9 +632,13 @@ fn with_tx<R>(
                 // Until this commit's own bumps are told (or it fails), the listener leaves
                 // these versions to them.
                 let own = signals.effects.cache.expect_own(&moved);
+                let patchable = stale
+                    .described
+                    .as_ref()
+                    .is_some_and(|described| described.covers(&stale));
                 let described = stale.described;
                 Box::new(move |effects: &Effects, token: &Receiving| {
-                    effects.advance_described(&moved, described.as_ref(), token);
+                    effects.advance_described(&moved, described.as_ref(), patchable, token);
                     drop(own);
                 }) as AfterCommit
             }

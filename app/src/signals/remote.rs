@@ -274,4 +274,43 @@ mod tests {
             .expect("unsubscribe");
         heard(&b, &mut events, alice, version).await;
     }
+
+    /// The committing instance patches its cached entries; the other one, which hears the
+    /// commit through the database, drops them. Both then serve what the database holds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_committing_instance_patches_and_the_others_drop() {
+        let place = ScratchDatabase::create();
+        let (a, b, alice, python) = two_instances_and_a_member(&place).await;
+        for instance in [&a, &b] {
+            crate::topics::ssr::list(instance, alice, Default::default())
+                .await
+                .expect("warm");
+            assert!(instance.cache.has_catalog());
+        }
+        let mut events = b.live.subscribe();
+        let version = crate::subscriptions::ssr::subscribe(&a, alice, python)
+            .await
+            .expect("subscribe");
+        assert!(a.cache.has_catalog() && a.cache.has_user_topics(alice));
+        assert!(a.cache.stats().patches.load(Ordering::Relaxed) >= 2);
+        heard(&b, &mut events, alice, version).await;
+        assert!(!b.cache.has_catalog() && !b.cache.has_user_topics(alice));
+
+        let fresh = Services::new(
+            Db::open(place.url()).await.expect("open"),
+            std::time::Duration::ZERO,
+        );
+        let expected = crate::topics::ssr::list(&fresh, alice, Default::default())
+            .await
+            .expect("fresh")
+            .topics;
+        for instance in [&a, &b] {
+            let served = crate::topics::ssr::list(instance, alice, Default::default())
+                .await
+                .expect("list")
+                .topics;
+            assert_eq!(served, expected);
+            assert!(served.iter().any(|t| t.id == python && t.subscribed));
+        }
+    }
 }
