@@ -19,14 +19,14 @@ use axum::response::{IntoResponse, Response};
 use mini_moka::sync::Cache;
 
 use app::ids::UserId;
-
-use crate::page_templates::Template;
 use app::live::ViewVersion;
 use app::topics::PageRequest;
 use app::users::ssr::AuthSession;
 use app::web::AppState;
 use axum::http::Uri;
 use leptos_router::location::RequestUrl;
+
+use crate::page_templates::Template;
 
 /// Only the topic list is hot enough to be worth it.
 const CACHED_PATH: &str = "/topics/";

@@ -302,9 +302,9 @@ impl Effects {
     }
 
     /// What a committed change made stale, in memory (SQLite): drops it and tells the open
-    /// pages, with what moved when the change said.
-    /// A change that said how it moved subscriptions patches the cached entries instead:
-    /// under a steady trickle of subscribes the next page needs no read of the database.
+    /// pages, with what moved when the change said. A change that said how it moved
+    /// subscriptions patches the cached entries instead of dropping them: under a steady
+    /// trickle of subscribes the next page needs no read of the database.
     fn invalidate(&self, stale: Stale, token: &Receiving) {
         let bumps = match &stale.described {
             Some(described) if described.covers(&stale) => {
