@@ -21,7 +21,7 @@ use mini_moka::sync::Cache;
 use app::ids::UserId;
 use app::live::ViewVersion;
 use app::topics::PageRequest;
-use app::users::ssr::AuthSession;
+use app::users::ssr::{AuthSession, User};
 use app::web::AppState;
 use axum::http::Uri;
 use leptos_router::location::RequestUrl;
@@ -128,20 +128,16 @@ pub async fn serve_stored_pages(
     request: Request,
     next: Next,
 ) -> Response {
-    let user = request
-        .extensions()
-        .get::<AuthSession>()
-        .and_then(|session| session.user.clone());
+    let user_id = signed_in(&request).map(|user| user.id);
     // A disabled topic cache (TOPIC_CACHE_TTL_SECONDS=0) means: measure real renders.
-    let (Some(user), true) = (
-        user,
+    let (Some(user_id), true) = (
+        user_id,
         state.services.cache.is_enabled()
             && request.method() == Method::GET
             && request.uri().path() == CACHED_PATH,
     ) else {
         return next.run(request).await;
     };
-    let user_id = user.id;
     // Another instance may have committed a change this one's versions do not know of yet;
     // when the database cannot say, the render below reports it.
     if state.services.catch_up(user_id).await.is_err() {
@@ -156,6 +152,10 @@ pub async fn serve_stored_pages(
         return page.response();
     }
     cache.misses.fetch_add(1, Ordering::Relaxed);
+    // Who the page shows (name, staff or not), taken only now: a stored page needs none of it.
+    let Some(user) = signed_in(&request).cloned() else {
+        return next.run(request).await;
+    };
 
     // The listing the page will show, read as the render reads it (from the topic cache, as
     // a rule): what a template is filled with, or what the render's page is cut around.
@@ -254,6 +254,13 @@ impl Cut {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         last.replace(*version).as_ref() == Some(version)
     }
+}
+
+fn signed_in(request: &Request) -> Option<&User> {
+    request
+        .extensions()
+        .get::<AuthSession>()
+        .and_then(|session| session.user.as_ref())
 }
 
 impl Page {

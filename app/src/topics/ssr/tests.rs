@@ -72,6 +72,15 @@ impl World {
         .expect("topic id")
     }
 
+    /// The three topics every database starts with.
+    async fn seeded_topics(&self) -> [TopicId; 3] {
+        [
+            self.topic_id("Python").await,
+            self.topic_id("Django").await,
+            self.topic_id("DevOps").await,
+        ]
+    }
+
     async fn activities(&self) -> Vec<(Option<TopicId>, String, String)> {
         self.with_conn(|conn, _| {
             Ok(topic_activities::table
@@ -424,11 +433,7 @@ async fn repeated_loads_without_changes_run_no_topic_sql() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_subscriptions_leave_every_cached_view_equal_to_the_database() {
     let w = Arc::new(world().await);
-    let topics = [
-        w.topic_id("Python").await,
-        w.topic_id("Django").await,
-        w.topic_id("DevOps").await,
-    ];
+    let topics = w.seeded_topics().await;
     let users = [w.alice.clone(), w.bob.clone(), w.staff.clone()];
     let mut tasks = tokio::task::JoinSet::new();
     for (seat, user) in users.iter().enumerate() {
@@ -537,11 +542,7 @@ async fn a_reader_paused_before_its_fill_cannot_store_a_stale_list() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_mixed_operations_never_show_stale_state() {
     let w = Arc::new(world().await);
-    let topic_ids = [
-        w.topic_id("Python").await,
-        w.topic_id("Django").await,
-        w.topic_id("DevOps").await,
-    ];
+    let topic_ids = w.seeded_topics().await;
     let users = [w.alice.clone(), w.bob.clone(), w.staff.clone()];
     let mut tasks = Vec::new();
     for (n, user) in users.into_iter().enumerate() {
