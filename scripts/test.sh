@@ -23,10 +23,10 @@ psql "$TEST_DATABASE_URL" -v ON_ERROR_STOP=1 -qAtc 'SELECT version()'
 
 step "unit and integration tests on SQLite"
 # Selecting the packages keeps the browser-only `hydrate` feature out of the server build.
-cargo test -p app -p server --features app/ssr --locked
+cargo test -p domain -p app -p server --features app/ssr --locked
 
 step "unit and integration tests on PostgreSQL"
-TEST_BACKEND=postgres cargo test -p app -p server --features app/ssr --locked
+TEST_BACKEND=postgres cargo test -p domain -p app -p server --features app/ssr --locked
 
 step "end-to-end build"
 cargo leptos build

@@ -4,47 +4,15 @@
 use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
-use serde::{Deserialize, Serialize};
+
+use domain::activity::ActivityPageData;
 
 use crate::error::AppError;
-use crate::ids::TopicId;
-
-pub const PAGE_SIZE: i64 = 50;
-/// How far back the feed can be paged: the newest 10,000 entries. A page further back would
-/// make the database step over every row before it (`OFFSET`), for a page nobody reads.
-pub const MAX_PAGE: i64 = 200;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActivityView {
-    pub id: i64,
-    pub topic_id: Option<TopicId>,
-    pub topic_name: String,
-    pub action: String,
-    /// UTC, `YYYY-MM-DD HH:MM:SS`.
-    pub created_at: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActivityPageData {
-    pub items: Vec<ActivityView>,
-    pub page: i64,
-    pub has_next: bool,
-}
 
 #[server(endpoint = "list_activity")]
 pub async fn list_activity(page: i64) -> Result<ActivityPageData, AppError> {
     crate::web::as_member(|_user, services| async move {
-        let page = page.max(1);
-        if page > MAX_PAGE {
-            return Err(AppError::Invalid(format!(
-                "The feed goes back {MAX_PAGE} pages (the newest {} entries).",
-                MAX_PAGE * PAGE_SIZE
-            )));
-        }
-        services
-            .db
-            .run(move |conn| ssr::page(conn, page).map_err(AppError::from))
-            .await
+        domain::activity::feed(&services.db, page).await
     })
     .await
 }
@@ -171,81 +139,4 @@ fn local_time(iso: &str) -> Option<String> {
         .call1(&JsValue::NULL, &date)
         .ok()?
         .as_string()
-}
-
-#[cfg(feature = "ssr")]
-pub mod ssr {
-    use chrono::NaiveDateTime;
-    use diesel::prelude::*;
-
-    use super::{ActivityPageData, ActivityView, PAGE_SIZE};
-    use crate::db::Conn;
-    use crate::ids::TopicId;
-    use crate::schema::topic_activities;
-    use crate::signals::{Receiving, TopicAction};
-
-    /// Writes one activity row. Only receivers hold the token this takes.
-    pub fn record(
-        conn: &mut Conn,
-        topic_id: Option<TopicId>,
-        topic_name: &str,
-        action: TopicAction,
-        _: &Receiving,
-    ) -> QueryResult<()> {
-        diesel::insert_into(topic_activities::table)
-            .values((
-                topic_activities::topic_id.eq(topic_id),
-                topic_activities::topic_name.eq(topic_name),
-                topic_activities::action.eq(action.as_str()),
-            ))
-            .execute(conn)?;
-        Ok(())
-    }
-
-    /// Removes a topic's activity (not the tombstone of its deletion, which has no
-    /// `topic_id`): what `ON DELETE CASCADE` does, for a topic whose row is kept a while
-    /// after its deletion (see `topics::ssr::purge`).
-    pub fn forget_topic(conn: &mut Conn, topic_id: TopicId) -> QueryResult<usize> {
-        diesel::delete(topic_activities::table.filter(topic_activities::topic_id.eq(topic_id)))
-            .execute(conn)
-    }
-
-    /// One page of the feed, newest first.
-    pub fn page(conn: &mut Conn, page: i64) -> QueryResult<ActivityPageData> {
-        let offset = (page - 1).saturating_mul(PAGE_SIZE);
-        let mut rows: Vec<(i64, Option<TopicId>, String, String, NaiveDateTime)> =
-            topic_activities::table
-                .select((
-                    topic_activities::id,
-                    topic_activities::topic_id,
-                    topic_activities::topic_name,
-                    topic_activities::action,
-                    topic_activities::created_at,
-                ))
-                .order((
-                    topic_activities::created_at.desc(),
-                    topic_activities::id.desc(),
-                ))
-                .limit(PAGE_SIZE + 1)
-                .offset(offset)
-                .load(conn)?;
-        let has_next = rows.len() as i64 > PAGE_SIZE && page < super::MAX_PAGE;
-        rows.truncate(PAGE_SIZE as usize);
-        Ok(ActivityPageData {
-            items: rows
-                .into_iter()
-                .map(
-                    |(id, topic_id, topic_name, action, created_at)| ActivityView {
-                        id,
-                        topic_id,
-                        topic_name,
-                        action,
-                        created_at: created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
-                    },
-                )
-                .collect(),
-            page,
-            has_next,
-        })
-    }
 }

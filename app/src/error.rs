@@ -1,4 +1,5 @@
-//! The one error type that crosses the wire, and its mapping to HTTP status codes.
+//! The one error type that crosses the wire, its mapping to HTTP status codes, and how the
+//! domain's errors become it.
 
 use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
@@ -50,8 +51,10 @@ impl FromServerFnError for AppError {
 
 #[cfg(feature = "ssr")]
 mod ssr {
-    use super::AppError;
+    use domain::error::DomainError;
     use http::StatusCode;
+
+    use super::AppError;
 
     impl AppError {
         /// The single place where errors become status codes.
@@ -83,51 +86,27 @@ mod ssr {
 
         /// Logs the full cause and hides it from the client.
         pub fn internal(context: &str, cause: &dyn std::error::Error) -> Self {
-            tracing::error!(error = %error_chain(cause), "{context}");
-            AppError::Internal
+            DomainError::internal(context, cause).into()
         }
     }
 
-    impl From<diesel::result::Error> for AppError {
-        fn from(err: diesel::result::Error) -> Self {
-            if crate::db::is_unavailable(&err) {
-                return unavailable(&err);
-            }
-            AppError::internal("database query failed", &err)
-        }
-    }
-
-    impl From<crate::db::DbError> for AppError {
-        fn from(err: crate::db::DbError) -> Self {
-            match &err {
-                crate::db::DbError::Pool(_) => unavailable(&err),
-                crate::db::DbError::Query(query) if crate::db::is_unavailable(query) => {
-                    unavailable(&err)
-                }
-                _ => AppError::internal("database operation failed", &err),
+    impl From<DomainError> for AppError {
+        fn from(err: DomainError) -> Self {
+            match err {
+                DomainError::Invalid(message) => AppError::Invalid(message),
+                DomainError::Conflict(message) => AppError::Conflict(message),
+                DomainError::Unauthorized(message) => AppError::Unauthorized(message),
+                DomainError::Forbidden => AppError::Forbidden,
+                DomainError::NotFound => AppError::NotFound,
+                DomainError::Busy(message) => AppError::Busy(message),
+                DomainError::Internal => AppError::Internal,
             }
         }
     }
 
-    /// The database cannot take the request now (busy past its timeout, read-only, full, no
-    /// connection free): nothing was changed, and trying again later may work.
-    fn unavailable(cause: &dyn std::error::Error) -> AppError {
-        tracing::warn!(error = %error_chain(cause), "database unavailable");
-        AppError::Busy(
-            "The database cannot take this right now; nothing was changed. Please try again \
-             in a moment."
-                .into(),
-        )
-    }
-
-    fn error_chain(err: &dyn std::error::Error) -> String {
-        let mut text = err.to_string();
-        let mut source = err.source();
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
+    impl From<domain::db::DbError> for AppError {
+        fn from(err: domain::db::DbError) -> Self {
+            DomainError::from(err).into()
         }
-        text
     }
 }

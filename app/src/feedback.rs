@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::TopicId;
+use domain::ids::TopicId;
 
 /// Which form on a page a message belongs to. The server names the form that failed, the
 /// page puts the message beside it: one type for both, so neither parses the other's strings.

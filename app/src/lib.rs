@@ -9,7 +9,6 @@ use leptos_router::{path, SsrMode};
 pub mod activity;
 pub mod error;
 pub mod feedback;
-pub mod ids;
 pub mod layout;
 pub mod live;
 pub mod subscriptions;
@@ -18,26 +17,9 @@ pub mod url;
 pub mod users;
 
 #[cfg(feature = "ssr")]
-pub mod bench;
-#[cfg(feature = "ssr")]
-pub mod cache;
-#[cfg(feature = "ssr")]
-pub mod db;
-#[cfg(feature = "ssr")]
-pub mod names;
-#[cfg(feature = "ssr")]
-pub mod schema;
-#[cfg(feature = "ssr")]
-pub mod services;
-#[cfg(feature = "ssr")]
 pub mod sessions;
 #[cfg(feature = "ssr")]
-pub mod signals;
-#[cfg(feature = "ssr")]
 pub mod web;
-
-#[cfg(test)]
-mod testing;
 
 use activity::ActivityPage;
 use layout::{Layout, NotFound};

@@ -1,5 +1,6 @@
-//! Login sessions stored in our own database, so that a server restart logs nobody out, with
-//! an in-memory cache in front so that a page view needs no SQL for its session.
+//! Login sessions for the session layer (tower-sessions): stored in the database through the
+//! domain's `sessions` rows, so that a server restart logs nobody out, with an in-memory
+//! cache in front so that a page view needs no SQL for its session.
 
 use async_trait::async_trait;
 use axum_login::tower_sessions::cookie::time::Duration;
@@ -7,10 +8,8 @@ use axum_login::tower_sessions::cookie::time::OffsetDateTime;
 use axum_login::tower_sessions::session::{self, Id, Record};
 use axum_login::tower_sessions::session_store::{self, CachingSessionStore, SessionStore};
 use axum_login::tower_sessions::Session;
-use diesel::prelude::*;
-
-use crate::db::{Conn, Db, DbError};
-use crate::schema::sessions;
+use domain::db::{Db, DbError};
+use domain::sessions as stored;
 
 /// How often `create` draws a fresh id when the drawn one is taken (practically never).
 const CREATE_ATTEMPTS: usize = 8;
@@ -72,15 +71,11 @@ pub async fn renew_if_due(session: &Session) -> Result<bool, session::Error> {
 /// The store the server uses: memory in front of the database.
 pub type Sessions = CachingSessionStore<MemorySessions, DbSessionStore>;
 
-/// `memory` is the instance's one in-memory cache of sessions (`Services::session_memory`),
+/// `memory` is the instance's one in-memory cache of sessions (`AppState::session_memory`),
 /// which sessions ended on other instances are removed from.
 pub fn sessions(db: Db, memory: MemorySessions) -> Sessions {
     CachingSessionStore::new(memory, DbSessionStore::new(db))
 }
-
-/// The notification channel an ended session's id is announced on (PostgreSQL), so that
-/// every instance drops it from memory at once.
-pub const ENDED_CHANNEL: &str = "subscriptions_sessions_ended";
 
 /// Recently used sessions, in memory. Only a cache: the database is the source of truth.
 ///
@@ -119,6 +114,14 @@ impl std::fmt::Debug for MemorySessions {
 }
 
 impl MemorySessions {
+    /// [`MemorySessions::forget`] for a session id heard from another instance.
+    pub fn forget_ended_elsewhere(&self, session_id: &str) {
+        match session_id.parse::<Id>() {
+            Ok(id) => self.forget(&id),
+            Err(_) => tracing::warn!("unreadable session id in a notification"),
+        }
+    }
+
     /// Drops an ended session and keeps it from coming back (see the type's comment).
     pub fn forget(&self, session_id: &Id) {
         self.ended.insert(*session_id, ());
@@ -168,12 +171,7 @@ impl DbSessionStore {
     pub async fn delete_expired(&self) -> Result<usize, DbError> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         self.db
-            .run(move |conn| {
-                Ok(
-                    diesel::delete(sessions::table.filter(sessions::expiry_date.le(now)))
-                        .execute(conn)?,
-                )
-            })
+            .run(move |conn| Ok(stored::delete_expired(conn, now)?))
             .await
     }
 }
@@ -203,19 +201,6 @@ fn backend(err: DbError) -> session_store::Error {
     session_store::Error::Backend(err.to_string())
 }
 
-/// Inserts unless the id exists; true when a row was written.
-fn insert_new(conn: &mut Conn, id: &str, data: &[u8], expiry: i64) -> QueryResult<bool> {
-    let written = crate::on_each_backend!(conn, c => diesel::insert_into(sessions::table)
-        .values((
-            sessions::id.eq(id),
-            sessions::data.eq(data),
-            sessions::expiry_date.eq(expiry),
-        ))
-        .on_conflict_do_nothing()
-        .execute(c))?;
-    Ok(written == 1)
-}
-
 #[async_trait]
 impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
@@ -225,7 +210,7 @@ impl SessionStore for DbSessionStore {
             let expiry = record.expiry_date.unix_timestamp();
             let inserted = self
                 .db
-                .run(move |conn| Ok::<_, DbError>(insert_new(conn, &id, &data, expiry)?))
+                .run(move |conn| Ok::<_, DbError>(stored::insert_new(conn, &id, &data, expiry)?))
                 .await
                 .map_err(backend)?;
             if inserted {
@@ -252,12 +237,7 @@ impl SessionStore for DbSessionStore {
         let expiry = record.expiry_date.unix_timestamp();
         let written = self
             .db
-            .run(move |conn| {
-                diesel::update(sessions::table.filter(sessions::id.eq(&id)))
-                    .set((sessions::data.eq(&data), sessions::expiry_date.eq(expiry)))
-                    .execute(conn)?;
-                Ok::<_, DbError>(())
-            })
+            .run(move |conn| Ok::<_, DbError>(stored::update(conn, &id, &data, expiry)?))
             .await;
         match written {
             Ok(()) => Ok(()),
@@ -274,16 +254,7 @@ impl SessionStore for DbSessionStore {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let data: Option<Vec<u8>> = self
             .db
-            .run(move |conn| {
-                Ok::<_, DbError>(
-                    sessions::table
-                        .filter(sessions::id.eq(id))
-                        .filter(sessions::expiry_date.gt(now))
-                        .select(sessions::data)
-                        .first(conn)
-                        .optional()?,
-                )
-            })
+            .run(move |conn| Ok::<_, DbError>(stored::load(conn, &id, now)?))
             .await
             .map_err(backend)?;
         data.map(|bytes| {
@@ -295,26 +266,7 @@ impl SessionStore for DbSessionStore {
     async fn delete(&self, session_id: &Id) -> session_store::Result<()> {
         let id = session_id.to_string();
         self.db
-            .run(move |conn| {
-                let ended = sessions::table.filter(sessions::id.eq(id.clone()));
-                match conn {
-                    Conn::Sqlite(sqlite) => {
-                        diesel::delete(ended).execute(sqlite)?;
-                    }
-                    // Other instances may hold the session in memory: they hear of the end
-                    // when (and only if) it commits.
-                    Conn::Pg(pg) => pg
-                        .transaction(|pg| {
-                            diesel::delete(ended).execute(pg)?;
-                            diesel::sql_query("SELECT pg_notify($1, $2)")
-                                .bind::<diesel::sql_types::Text, _>(ENDED_CHANNEL)
-                                .bind::<diesel::sql_types::Text, _>(&id)
-                                .execute(pg)
-                        })
-                        .map(drop)?,
-                }
-                Ok::<_, DbError>(())
-            })
+            .run(move |conn| Ok::<_, DbError>(stored::end(conn, &id)?))
             .await
             .map_err(backend)
     }
@@ -326,8 +278,8 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::Arc;
 
-    async fn store() -> (crate::testing::TestDatabase, DbSessionStore) {
-        let (place, db) = crate::testing::test_db().await;
+    async fn store() -> (domain::testing::TestDatabase, DbSessionStore) {
+        let (place, db) = domain::testing::test_db().await;
         (place, DbSessionStore::new(db))
     }
 
@@ -342,12 +294,12 @@ mod tests {
     }
 
     /// Holds the database's write lock from another connection, as another process would.
-    fn hold_writes(place: &crate::testing::TestDatabase, for_: std::time::Duration) {
+    fn hold_writes(place: &domain::testing::TestDatabase, for_: std::time::Duration) {
         use diesel::connection::SimpleConnection;
-        let target = crate::db::Target::parse(&place.url()).expect("url");
+        let target = domain::db::Target::parse(&place.url()).expect("url");
         let take = match target {
-            crate::db::Target::Postgres { .. } => "BEGIN; LOCK TABLE sessions IN EXCLUSIVE MODE;",
-            crate::db::Target::Sqlite { .. } => "BEGIN IMMEDIATE;",
+            domain::db::Target::Postgres { .. } => "BEGIN; LOCK TABLE sessions IN EXCLUSIVE MODE;",
+            domain::db::Target::Sqlite { .. } => "BEGIN IMMEDIATE;",
         };
         let (held, acquired) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

@@ -1,15 +1,17 @@
-//! Subscriptions: the topic–subscriber relation and the three ways to change it.
+//! The server functions behind the three ways to change subscriptions; each is one domain
+//! call (`domain::subscriptions`).
 
 use leptos::prelude::*;
 
+use domain::ids::TopicId;
+use domain::live::ViewVersion;
+
 use crate::error::AppError;
-use crate::ids::TopicId;
-use crate::live::ViewVersion;
 
 #[server(endpoint = "subscribe")]
 pub async fn subscribe(topic_id: TopicId) -> Result<ViewVersion, AppError> {
     crate::web::as_member(|user, services| async move {
-        ssr::subscribe(&services, user.id, topic_id).await
+        domain::subscriptions::subscribe(&services, user.id, topic_id).await
     })
     .await
 }
@@ -17,211 +19,15 @@ pub async fn subscribe(topic_id: TopicId) -> Result<ViewVersion, AppError> {
 #[server(endpoint = "unsubscribe")]
 pub async fn unsubscribe(topic_id: TopicId) -> Result<ViewVersion, AppError> {
     crate::web::as_member(|user, services| async move {
-        ssr::unsubscribe(&services, user.id, topic_id).await
+        domain::subscriptions::unsubscribe(&services, user.id, topic_id).await
     })
     .await
 }
 
 #[server(endpoint = "unsubscribe_all")]
 pub async fn unsubscribe_all() -> Result<ViewVersion, AppError> {
-    crate::web::as_member(
-        |user, services| async move { ssr::unsubscribe_all(&services, user.id).await },
-    )
+    crate::web::as_member(|user, services| async move {
+        domain::subscriptions::unsubscribe_all(&services, user.id).await
+    })
     .await
-}
-
-#[cfg(feature = "ssr")]
-pub mod ssr {
-    use diesel::prelude::*;
-
-    use crate::db::{Conn, RowLock};
-    use crate::error::AppError;
-    use crate::ids::{TopicId, UserId};
-    use crate::live::ViewVersion;
-    use crate::schema::topic_subscribers;
-    use crate::services::Services;
-    use crate::signals::{self, M2mAction, M2mChanged, M2mSide, Signals, Tx};
-    use crate::topics;
-    use crate::users;
-
-    /// The topic's subscribers, at most `limit` of them (callers that only need to know
-    /// "more than N" need not read a hundred thousand ids).
-    pub fn subscriber_ids(
-        conn: &mut Conn,
-        topic_id: TopicId,
-        limit: usize,
-    ) -> QueryResult<Vec<UserId>> {
-        topic_subscribers::table
-            .filter(topic_subscribers::topic_id.eq(topic_id))
-            .select(topic_subscribers::user_id)
-            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-            .load(conn)
-    }
-
-    pub fn topic_ids_of(conn: &mut Conn, user_id: UserId) -> QueryResult<Vec<TopicId>> {
-        topic_subscribers::table
-            .filter(topic_subscribers::user_id.eq(user_id))
-            .select(topic_subscribers::topic_id)
-            .order(topic_subscribers::topic_id)
-            .load(conn)
-    }
-
-    /// Removes up to `limit` of a retired topic's subscriptions. No signal: like the cascade
-    /// of a delete, whose subscribers were captured when the topic was retired.
-    pub fn remove_batch_of_topic(
-        conn: &mut Conn,
-        topic_id: TopicId,
-        limit: i64,
-    ) -> QueryResult<usize> {
-        let batch: Vec<UserId> = topic_subscribers::table
-            .filter(topic_subscribers::topic_id.eq(topic_id))
-            .select(topic_subscribers::user_id)
-            .order(topic_subscribers::user_id)
-            .limit(limit)
-            .load(conn)?;
-        diesel::delete(
-            topic_subscribers::table
-                .filter(topic_subscribers::topic_id.eq(topic_id))
-                .filter(topic_subscribers::user_id.eq_any(&batch)),
-        )
-        .execute(conn)
-    }
-
-    fn is_subscribed(conn: &mut Conn, user_id: UserId, topic_id: TopicId) -> QueryResult<bool> {
-        diesel::select(diesel::dsl::exists(
-            topic_subscribers::table
-                .filter(topic_subscribers::topic_id.eq(topic_id))
-                .filter(topic_subscribers::user_id.eq(user_id)),
-        ))
-        .get_result(conn)
-    }
-
-    fn change(action: M2mAction, topic_id: TopicId, user_id: UserId) -> M2mChanged {
-        M2mChanged {
-            action,
-            side: M2mSide::TopicSubscribers {
-                topic: topic_id,
-                users: vec![user_id],
-            },
-        }
-    }
-
-    /// `topic.subscribers.add(user)`. Subscribing twice changes nothing and sends nothing.
-    pub fn subscribe_in(
-        conn: &mut Conn,
-        signals: &Signals,
-        user_id: UserId,
-        topic_id: TopicId,
-    ) -> Result<(), AppError> {
-        signals::write(conn, signals, |tx| {
-            users::ssr::lock_for_change(tx.conn(), user_id)?;
-            topics::ssr::find_locked(tx.conn(), topic_id, RowLock::Change)?;
-            if is_subscribed(tx.conn(), user_id, topic_id)? {
-                return Ok(());
-            }
-            tx.send(&change(M2mAction::PreAdd, topic_id, user_id))?;
-            diesel::insert_into(topic_subscribers::table)
-                .values((
-                    topic_subscribers::topic_id.eq(topic_id),
-                    topic_subscribers::user_id.eq(user_id),
-                ))
-                .execute(tx.conn())?;
-            tx.send(&change(M2mAction::PostAdd, topic_id, user_id))
-        })
-    }
-
-    /// `topic.subscribers.remove(user)`. Not being subscribed is not an error.
-    pub fn unsubscribe_in(
-        conn: &mut Conn,
-        signals: &Signals,
-        user_id: UserId,
-        topic_id: TopicId,
-    ) -> Result<(), AppError> {
-        signals::write(conn, signals, |tx| {
-            users::ssr::lock_for_change(tx.conn(), user_id)?;
-            topics::ssr::find_locked(tx.conn(), topic_id, RowLock::Change)?;
-            if !is_subscribed(tx.conn(), user_id, topic_id)? {
-                return Ok(());
-            }
-            tx.send(&change(M2mAction::PreRemove, topic_id, user_id))?;
-            diesel::delete(
-                topic_subscribers::table
-                    .filter(topic_subscribers::topic_id.eq(topic_id))
-                    .filter(topic_subscribers::user_id.eq(user_id)),
-            )
-            .execute(tx.conn())?;
-            tx.send(&change(M2mAction::PostRemove, topic_id, user_id))
-        })
-    }
-
-    /// `user.topics.clear()`. The topic ids are read first: `post_clear` carries the ids
-    /// captured at `pre_clear`, since afterwards nobody knows them.
-    pub fn unsubscribe_all_in(
-        conn: &mut Conn,
-        signals: &Signals,
-        user_id: UserId,
-    ) -> Result<(), AppError> {
-        signals::write(conn, signals, |tx| {
-            users::ssr::lock_for_change(tx.conn(), user_id)?;
-            clear_in(tx, user_id)
-        })
-    }
-
-    /// The body of `user.topics.clear()`, inside a transaction that holds the user's row
-    /// (`users::ssr::lock_for_change`): also how a deleted account leaves its topics.
-    pub(crate) fn clear_in(tx: &mut Tx<'_>, user_id: UserId) -> Result<(), AppError> {
-        let topic_ids = topic_ids_of(tx.conn(), user_id)?;
-        if topic_ids.is_empty() {
-            return Ok(());
-        }
-        // The counts of all these topics change: their rows are taken in order now, not
-        // in whatever order the count trigger would meet them.
-        topics::ssr::lock_rows(tx.conn(), &topic_ids, RowLock::Change)?;
-        let clear = |action| M2mChanged {
-            action,
-            side: M2mSide::UserTopics {
-                user: user_id,
-                topics: topic_ids.clone(),
-            },
-        };
-        tx.send(&clear(M2mAction::PreClear))?;
-        diesel::delete(topic_subscribers::table.filter(topic_subscribers::user_id.eq(user_id)))
-            .execute(tx.conn())?;
-        tx.send(&clear(M2mAction::PostClear))
-    }
-
-    pub async fn subscribe(
-        services: &Services,
-        user_id: UserId,
-        topic_id: TopicId,
-    ) -> Result<ViewVersion, AppError> {
-        services
-            .mutate(user_id, move |conn, signals| {
-                subscribe_in(conn, signals, user_id, topic_id)
-            })
-            .await
-    }
-
-    pub async fn unsubscribe(
-        services: &Services,
-        user_id: UserId,
-        topic_id: TopicId,
-    ) -> Result<ViewVersion, AppError> {
-        services
-            .mutate(user_id, move |conn, signals| {
-                unsubscribe_in(conn, signals, user_id, topic_id)
-            })
-            .await
-    }
-
-    pub async fn unsubscribe_all(
-        services: &Services,
-        user_id: UserId,
-    ) -> Result<ViewVersion, AppError> {
-        services
-            .mutate(user_id, move |conn, signals| {
-                unsubscribe_all_in(conn, signals, user_id)
-            })
-            .await
-    }
 }

@@ -1,7 +1,7 @@
 //! The web layer's side of the app crate: the state axum routes and server functions share,
 //! and the one way a server function reaches the domain.
 //!
-//! Arrows point from here to the domain (`crate::services` and the `ssr` modules), never back.
+//! Arrows point from here to the domain (`domain::services` and the `ssr` modules), never back.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,9 +9,12 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::prelude::*;
 
+use domain::services::Services;
+use domain::users::User;
+
 use crate::error::AppError;
-use crate::services::Services;
-use crate::users::ssr::{AuthSession, User};
+use crate::sessions::MemorySessions;
+use crate::users::auth::AuthSession;
 
 /// Shared by axum routes (as router state) and server functions (as Leptos context): the
 /// domain's services plus what rendering pages needs.
@@ -26,13 +29,22 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     pub services: Services,
     pub leptos_options: LeptosOptions,
+    /// Sessions in memory, in front of the database (`crate::sessions`); sessions other
+    /// instances end leave it at once.
+    pub session_memory: MemorySessions,
 }
 
 impl AppState {
     pub fn new(services: Services, leptos_options: LeptosOptions) -> Self {
+        let session_memory = MemorySessions::default();
+        let memory = session_memory.clone();
+        services
+            .ended_sessions
+            .listen(move |id| memory.forget_ended_elsewhere(id));
         AppState(Arc::new(Shared {
             services,
             leptos_options,
+            session_memory,
         }))
     }
 }
@@ -56,15 +68,16 @@ impl FromRef<AppState> for LeptosOptions {
 /// services, and sets the response status from the result, so that a failed call answers with
 /// the same 4xx a form route would, never a blanket 500. (A bare Leptos server function answers
 /// 500 for any `Err`.) Server functions have no other way to reach the services.
-pub async fn as_member<T, F, Fut>(call: F) -> Result<T, AppError>
+pub async fn as_member<T, E, F, Fut>(call: F) -> Result<T, AppError>
 where
     F: FnOnce(User, Services) -> Fut,
-    Fut: Future<Output = Result<T, AppError>>,
+    Fut: Future<Output = Result<T, E>>,
+    E: Into<AppError>,
 {
     let result = async {
         let user = logged_in_user().await?;
         let services = services()?;
-        call(user, services).await
+        call(user, services).await.map_err(Into::into)
     }
     .await;
     if let Err(err) = &result {
@@ -126,5 +139,6 @@ async fn logged_in_user() -> Result<User, AppError> {
     })?;
     session
         .user
+        .map(|user| user.0)
         .ok_or_else(|| AppError::Unauthorized("Please log in first.".into()))
 }

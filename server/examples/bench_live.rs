@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use app::live::{Patch, ViewVersion};
-use app::topics::TopicListing;
 use clap::Parser;
+use domain::live::{Patch, ViewVersion};
+use domain::topics::TopicListing;
 use futures::stream::{self, StreamExt};
 use tokio::sync::watch;
 use tokio::time::Instant;

@@ -12,10 +12,9 @@ use serde::Deserialize;
 
 use app::error::AppError;
 use app::feedback::{FormFeedback, FormId};
-use app::users::ssr::{
-    create_user, logged_out, AuthSession, Credentials, Password, User, Username,
-};
+use app::users::auth::{AuthSession, SessionUser};
 use app::web::AppState;
+use domain::users::{create_user, logged_out, Credentials, Password, User, Username};
 
 use crate::render::page_with_feedback;
 use crate::security::{login_url, safe_next};
@@ -117,7 +116,7 @@ async fn start_session(auth: &mut AuthSession, user: &User) -> Result<(), AppErr
         .cycle_id()
         .await
         .map_err(|e| AppError::internal("could not start the session", &e))?;
-    auth.login(user)
+    auth.login(&SessionUser(user.clone()))
         .await
         .map_err(|e| AppError::internal("could not start the session", &e))?;
     app::sessions::mark_signed_in(&auth.session)

@@ -4,11 +4,11 @@ use std::io::BufRead;
 
 use clap::{Parser, Subcommand};
 
-use app::db::Db;
-use app::services::Services;
-use app::signals::account_changes::HEARD_WITHIN;
-use app::signals::AccountChange;
-use app::users::ssr::{create_user, Password, Username};
+use domain::db::Db;
+use domain::services::Services;
+use domain::signals::account_changes::HEARD_WITHIN;
+use domain::signals::AccountChange;
+use domain::users::{create_user, Password, Username};
 
 use crate::Config;
 
@@ -54,7 +54,7 @@ pub enum CliError {
     #[error(transparent)]
     Serve(#[from] crate::ServeError),
     #[error(transparent)]
-    Database(#[from] app::db::OpenError),
+    Database(#[from] domain::db::OpenError),
     #[error("{0}")]
     Rejected(String),
     #[error("cannot read the password from standard input: {0}")]
@@ -86,14 +86,14 @@ pub async fn run(command: Command, config: Config) -> Result<(), CliError> {
 }
 
 async fn bench_seed_command(config: &Config, profile: &str) -> Result<(), CliError> {
-    let profile = app::bench::Profile::named(profile).ok_or_else(|| {
+    let profile = domain::bench::Profile::named(profile).ok_or_else(|| {
         CliError::Rejected(format!("unknown profile `{profile}`: use small or large"))
     })?;
     let db = Db::open(&config.database_url).await?;
-    app::bench::ensure_no_accounts(&db)
+    domain::bench::ensure_no_accounts(&db)
         .await
         .map_err(|e| CliError::Rejected(e.to_string()))?;
-    let seeded = app::bench::seed(&db, profile)
+    let seeded = domain::bench::seed(&db, profile)
         .await
         .map_err(|e| CliError::Rejected(e.to_string()))?;
     println!(
@@ -135,15 +135,15 @@ async fn create_user_command(config: &Config, username: &str, staff: bool) -> Re
 }
 
 /// Applies an administrator's change to an account, then waits until every running server
-/// has had time to read it (`app::signals::account_changes`).
+/// has had time to read it (`domain::signals::account_changes`).
 async fn change_account_command(
     config: &Config,
     username: &str,
     change: AccountChange,
 ) -> Result<(), CliError> {
     let db = Db::open(&config.database_url).await?;
-    let services = Services::new(db, app::cache::TTL);
-    let user_id = app::users::ssr::admin::change_account(&services, username, change)
+    let services = Services::new(db, domain::cache::TTL);
+    let user_id = domain::users::admin::change_account(&services, username, change)
         .await
         .map_err(|e| CliError::Rejected(e.to_string()))?;
     tokio::time::sleep(HEARD_WITHIN).await;

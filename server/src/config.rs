@@ -15,7 +15,7 @@ pub struct Config {
     pub database_url: String,
     /// `DATABASE_POOL_SIZE` (default 8) and `DATABASE_POOL_WAIT_SECONDS` (default 10): the
     /// connections kept open, and how long a request waits for one before its `503`.
-    pub pool: app::db::PoolSettings,
+    pub pool: domain::db::PoolSettings,
     /// `SECURE_COOKIES`: mark the session cookie `Secure` (and name it `__Host-…`). Defaults to
     /// true when `PUBLIC_ORIGIN` is `https://…`.
     pub secure_cookies: bool,
@@ -90,13 +90,13 @@ impl Config {
                 .and_then(|exe| exe.parent().map(|dir| dir.join(leptos.hash_file.as_ref())))
                 .is_some_and(|path| path.is_file());
         }
-        let pool_defaults = app::db::PoolSettings::default();
+        let pool_defaults = domain::db::PoolSettings::default();
         Ok(Config {
             database_url: std::env::var("DATABASE_URL")
                 .ok()
                 .filter(|url| !url.trim().is_empty())
                 .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
-            pool: app::db::PoolSettings {
+            pool: domain::db::PoolSettings {
                 size: env_count("DATABASE_POOL_SIZE", pool_defaults.size)?,
                 wait: nonzero(env_seconds(
                     "DATABASE_POOL_WAIT_SECONDS",
@@ -110,7 +110,7 @@ impl Config {
                     .is_some_and(|origin| origin.starts_with("https://")),
             )?,
             trusted_origins: public_origin.into_iter().chain(trusted_origins).collect(),
-            cache_ttl: env_seconds("TOPIC_CACHE_TTL_SECONDS", app::cache::TTL)?,
+            cache_ttl: env_seconds("TOPIC_CACHE_TTL_SECONDS", domain::cache::TTL)?,
             signups_per_ip_per_hour: env_count(
                 "SIGNUPS_PER_IP_PER_HOUR",
                 crate::throttle::DEFAULT_SIGNUPS_PER_IP_PER_HOUR,

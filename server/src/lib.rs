@@ -23,11 +23,11 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
-use app::db::{Db, OpenError};
-use app::services::Services;
 use app::sessions::DbSessionStore;
-use app::users::ssr::Backend;
+use app::users::auth::Backend;
 use app::web::AppState;
+use domain::db::{Db, OpenError};
+use domain::services::Services;
 
 mod accept;
 mod auth_routes;
@@ -95,7 +95,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // The composition root: the domain's services, then the web layer around them.
     let services = Services::new(db, config.cache_ttl);
     let live = services.live.clone();
-    let purge = tokio::spawn(app::topics::ssr::purge::run(
+    let purge = tokio::spawn(domain::topics::purge::run(
         services.db.clone(),
         services.purge.clone(),
     ));
@@ -229,7 +229,7 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
 
     let session_layer = SessionManagerLayer::new(app::sessions::sessions(
         state.services.db.clone(),
-        state.services.session_memory.clone(),
+        state.session_memory.clone(),
     ))
     .with_name(if secure_cookies {
         SECURE_SESSION_COOKIE

@@ -17,10 +17,10 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
-use app::ids::{TopicId, UserId};
-use app::live::{LiveEvent, Patch, Refused, StreamGuard, ViewVersion};
-use app::services::Services;
 use app::web::AppState;
+use domain::ids::{TopicId, UserId};
+use domain::live::{LiveEvent, Patch, Refused, StreamGuard, ViewVersion};
+use domain::services::Services;
 
 use crate::security::Member;
 

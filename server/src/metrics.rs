@@ -365,7 +365,7 @@ impl Collector for Snapshot {
             e,
             "password_checks_pending",
             "Password hashing jobs waiting or running.",
-            signed(app::users::password_checks_pending()),
+            signed(domain::users::password_checks_pending()),
         )?;
         let (topics, subscriptions) = services.purge.backlog();
         gauge(

@@ -18,12 +18,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use mini_moka::sync::Cache;
 
-use app::ids::UserId;
-use app::live::ViewVersion;
-use app::topics::PageRequest;
-use app::users::ssr::{AuthSession, User};
+use app::users::auth::AuthSession;
 use app::web::AppState;
 use axum::http::Uri;
+use domain::ids::UserId;
+use domain::live::ViewVersion;
+use domain::topics::PageRequest;
+use domain::users::User;
 use leptos_router::location::RequestUrl;
 
 use crate::page_templates::Template;
@@ -55,10 +56,10 @@ impl PageKey {
     fn new(user_id: UserId, uri: &Uri, version: ViewVersion) -> Option<Self> {
         let request = match uri.query() {
             // The common case needs no URL parsing: no query is page 1, unfiltered.
-            None => PageRequest::from_query(&Default::default()),
+            None => app::topics::page_request(&Default::default()),
             Some(_) => {
                 let url = RequestUrl::new(&uri.to_string()).parse().ok()?;
-                PageRequest::from_query(url.search_params())
+                app::topics::page_request(url.search_params())
             }
         };
         Some(PageKey {
@@ -160,7 +161,7 @@ pub async fn serve_stored_pages(
     // The listing the page will show, read as the render reads it (from the topic cache, as
     // a rule): what a template is filled with, or what the render's page is cut around.
     let shape = (user_id, key.request.clone());
-    let listing = app::topics::ssr::list(&state.services, user_id, key.request.clone())
+    let listing = domain::topics::list(&state.services, user_id, key.request.clone())
         .await
         .ok();
     if let (Some(listing), Some(cut)) = (&listing, cache.templates.get(&shape)) {
@@ -260,7 +261,7 @@ fn signed_in(request: &Request) -> Option<&User> {
     request
         .extensions()
         .get::<AuthSession>()
-        .and_then(|session| session.user.as_ref())
+        .and_then(|session| session.user.as_deref())
 }
 
 impl Page {

@@ -18,8 +18,8 @@ use axum::body::Bytes;
 use axum::http::HeaderValue;
 
 use app::error::AppError;
-use app::topics::TopicListing;
-use app::users::ssr::User;
+use domain::topics::TopicListing;
+use domain::users::User;
 
 /// A rendered page cut around its rows and its serialized listing.
 pub struct Template {

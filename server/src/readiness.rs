@@ -11,8 +11,8 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use app::db::Backend;
-use app::services::Services;
+use domain::db::Backend;
+use domain::services::Services;
 
 /// A database slower than this to answer counts as not ready: the balancer's probe must get
 /// an answer before its own timeout.

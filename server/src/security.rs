@@ -11,7 +11,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use app::url::encode_query_value;
-use app::users::ssr::{AuthSession, User};
+use app::users::auth::AuthSession;
+use domain::users::User;
 
 /// Pages under these prefixes need a logged-in user.
 const LOGIN_REQUIRED: &[&str] = &["/topics"];
@@ -128,7 +129,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Member {
             .extensions
             .get::<AuthSession>()
             .and_then(|session| session.user.clone())
-            .map(Member)
+            .map(|user| Member(user.0))
             .ok_or_else(|| Redirect::to(&login_url("/topics/")).into_response())
     }
 }

@@ -1,7 +1,7 @@
 //! Keeps a signed-in user's session alive while it is used: the idle limit counts from the
 //! last visit, not from the login.
 
-use app::users::ssr::AuthSession;
+use app::users::auth::AuthSession;
 
 /// Ends a signed-in session that has outlived its absolute lifetime (30 days from sign-in,
 /// however often it was used); true when it did.

@@ -8,15 +8,16 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 
-use crate::render::page_with_feedback;
-use crate::security::Member;
 use app::error::AppError;
 use app::feedback::{FormFeedback, FormId, RowAction};
-use app::ids::TopicId;
-use app::live::ViewVersion;
-use app::subscriptions::ssr as subscriptions;
-use app::topics::ssr as topics;
 use app::web::AppState;
+use domain::error::DomainError;
+use domain::ids::TopicId;
+use domain::live::ViewVersion;
+use domain::{subscriptions, topics};
+
+use crate::render::page_with_feedback;
+use crate::security::Member;
 
 #[derive(Deserialize)]
 pub struct NameForm {
@@ -36,11 +37,11 @@ async fn on_topic<F, Fut>(
 ) -> Response
 where
     F: FnOnce(TopicId) -> Fut,
-    Fut: std::future::Future<Output = Result<ViewVersion, AppError>>,
+    Fut: std::future::Future<Output = Result<ViewVersion, DomainError>>,
 {
     let (form, result) = match raw.parse::<TopicId>() {
         Ok(topic) => (FormId::Row { topic, action }, call(topic).await),
-        Err(_) => (FormId::TopicList, Err(AppError::NotFound)),
+        Err(_) => (FormId::TopicList, Err(DomainError::NotFound)),
     };
     answer(state, parts, form, typed_name, result).await
 }
@@ -51,9 +52,9 @@ async fn answer(
     parts: &Parts,
     form: FormId,
     typed_name: Option<&str>,
-    result: Result<ViewVersion, AppError>,
+    result: Result<ViewVersion, DomainError>,
 ) -> Response {
-    match result {
+    match result.map_err(AppError::from) {
         Ok(_) => Redirect::to("/topics/").into_response(),
         Err(err) => {
             let mut feedback = FormFeedback::new(form, err.to_string());

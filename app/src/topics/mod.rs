@@ -5,15 +5,12 @@
 //! and a server function (used by the hydrated page, which then refetches the list when the
 //! version moved).
 //!
-//! - `api`: the wire types and server functions;
-//! - `page`: the page and its page-wide forms; `row`: one topic's row with its actions;
-//! - `ssr`: the domain (validation, queries, one transaction per operation).
+//! - `api`: the server functions (the wire types are the domain's `domain::topics` listing);
+//! - `page`: the page and its page-wide forms; `row`: one topic's row with its actions.
 
 mod api;
 mod page;
 mod row;
-#[cfg(feature = "ssr")]
-pub mod ssr;
 
 pub use api::*;
 pub use page::TopicsPage;

@@ -7,14 +7,14 @@ use leptos::html;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use super::api::{list_topics, CreateTopic, PageRequest, TopicListing, TopicView};
+use super::api::{list_topics, CreateTopic, TopicListing, TopicView};
 use super::row::Rows;
 use crate::error::AppError;
 use crate::feedback::{described_by, use_page_feedback, FormError, FormFeedback, FormId};
-use crate::ids::TopicId;
 use crate::live::ViewVersion;
 use crate::subscriptions::UnsubscribeAll;
 use crate::users::use_current_user;
+use domain::ids::TopicId;
 
 #[component]
 pub fn TopicsPage() -> impl IntoView {
@@ -22,7 +22,7 @@ pub fn TopicsPage() -> impl IntoView {
     let feedback = use_page_feedback();
     let refresh = RwSignal::new(0u64);
     let query = use_query_map();
-    let request = move || query.with(PageRequest::from_query);
+    let request = move || query.with(super::api::page_request);
     let listing = Resource::new(
         move || (refresh.get(), request()),
         |(_, request)| list_topics(request),

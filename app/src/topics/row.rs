@@ -9,9 +9,9 @@ use leptos::prelude::*;
 use super::api::{delete_topic, rename_topic, TopicView};
 use crate::error::AppError;
 use crate::feedback::{FormError, FormFeedback, FormId, RowAction};
-use crate::ids::TopicId;
 use crate::live::ViewVersion;
 use crate::subscriptions::{subscribe, unsubscribe};
+use domain::ids::TopicId;
 
 /// What the rows of one page share. Rows are built again whenever the list refetches, so what
 /// must outlive a refetch lives here: each row's last error and whether an action of it is on
@@ -280,7 +280,7 @@ mod kept_rows {
     use std::sync::{Arc, OnceLock, RwLock};
 
     use super::TopicView;
-    use crate::ids::TopicId;
+    use domain::ids::TopicId;
 
     /// Rows kept at most (a row is under a kilobyte); past it they start again from none.
     pub const MAX_ROWS: usize = 12_000;

@@ -10,20 +10,12 @@ use serde::{Deserialize, Serialize};
 use crate::feedback::{described_by, use_form_feedback, FormError, FormId};
 
 #[cfg(feature = "ssr")]
-mod hashing;
-#[cfg(feature = "ssr")]
-pub mod ssr;
-
-/// Password checks waiting for or running on the hashing threads now.
-#[cfg(feature = "ssr")]
-pub fn password_checks_pending() -> usize {
-    hashing::queue().pending()
-}
+pub mod auth;
 
 /// The logged-in user as pages see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CurrentUser {
-    pub id: crate::ids::UserId,
+    pub id: domain::ids::UserId,
     pub username: String,
     pub is_staff: bool,
 }
@@ -42,8 +34,8 @@ pub fn use_current_user() -> Option<CurrentUser> {
 #[cfg(feature = "ssr")]
 fn request_user() -> Option<CurrentUser> {
     let parts = use_context::<http::request::Parts>()?;
-    let session = parts.extensions.get::<ssr::AuthSession>()?;
-    session.user.as_ref().map(CurrentUser::from)
+    let session = parts.extensions.get::<auth::AuthSession>()?;
+    session.user.as_deref().map(CurrentUser::from)
 }
 
 #[cfg(not(feature = "ssr"))]

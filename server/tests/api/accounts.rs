@@ -645,7 +645,7 @@ fn an_unreachable_postgres_is_a_startup_error_with_the_drivers_reason() {
 #[test]
 fn a_misconfigured_postgres_is_a_startup_error_with_the_drivers_reason() {
     let server = std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| app::db::scratch::DEFAULT_SERVER_URL.to_owned());
+        .unwrap_or_else(|_| domain::db::scratch::DEFAULT_SERVER_URL.to_owned());
     let missing = format!(
         "{}/no_such_database_here",
         server

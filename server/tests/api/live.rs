@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::support::{expect_redirect, member, TestClient, TestServer};
-use app::live::{Patch, ViewVersion};
+use domain::live::{Patch, ViewVersion};
 use reqwest::StatusCode;
 
 /// How long an expected event may take: a debug build on a loaded CI machine. Waits return
@@ -159,7 +159,7 @@ async fn streams_are_bounded_counted_and_freed() {
     let server = TestServer::start();
     let alice = member(&server, "alice").await;
     let mut open = Vec::new();
-    for _ in 0..app::live::STREAMS_PER_USER {
+    for _ in 0..domain::live::STREAMS_PER_USER {
         let mut events = Events::open(&alice).await;
         events.version().await;
         open.push(events);
@@ -168,7 +168,7 @@ async fn streams_are_bounded_counted_and_freed() {
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
         server.metric("live_streams").await,
-        app::live::STREAMS_PER_USER as u64
+        domain::live::STREAMS_PER_USER as u64
     );
 
     drop(open);
@@ -289,7 +289,7 @@ async fn subscriptions_arrive_as_patches_that_leave_the_page_as_a_reload_shows_i
                 patch.to.shared > shown.shared && patch.to.user == shown.user,
                 "{patch:?}"
             );
-            assert_eq!(patch.counts, vec![(app::ids::TopicId(python), 1)]);
+            assert_eq!(patch.counts, vec![(domain::ids::TopicId(python), 1)]);
             assert!(
                 patch.flags.is_empty(),
                 "Bob's flags are not Alice's business"
@@ -307,8 +307,8 @@ async fn subscriptions_arrive_as_patches_that_leave_the_page_as_a_reload_shows_i
         Ok(patch) => {
             assert_eq!(patch.from, shown);
             assert!(patch.to.user > shown.user);
-            assert_eq!(patch.counts, vec![(app::ids::TopicId(django), 1)]);
-            assert_eq!(patch.flags, vec![(app::ids::TopicId(django), true)]);
+            assert_eq!(patch.counts, vec![(domain::ids::TopicId(django), 1)]);
+            assert_eq!(patch.flags, vec![(domain::ids::TopicId(django), true)]);
             apply(&mut rows, &patch);
             shown = patch.to;
         }

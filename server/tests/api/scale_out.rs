@@ -12,7 +12,7 @@ const MEMBERS: usize = 3;
 
 /// Several instances need a database they can share: this runs in the PostgreSQL pass.
 pub(crate) fn postgres_pass() -> bool {
-    let on = app::db::scratch::tests_use_postgres();
+    let on = domain::db::scratch::tests_use_postgres();
     if !on {
         eprintln!("two instances share a PostgreSQL database: run with TEST_BACKEND=postgres");
     }

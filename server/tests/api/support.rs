@@ -26,15 +26,15 @@ enum Place {
         path: PathBuf,
         _dir: tempfile::TempDir,
     },
-    Postgres(app::db::scratch::ScratchDatabase),
+    Postgres(domain::db::scratch::ScratchDatabase),
 }
 
 impl Database {
     /// An empty database on the backend the tests run on.
     pub fn new() -> Database {
-        if app::db::scratch::tests_use_postgres() {
+        if domain::db::scratch::tests_use_postgres() {
             Database(Arc::new(Place::Postgres(
-                app::db::scratch::ScratchDatabase::create(),
+                domain::db::scratch::ScratchDatabase::create(),
             )))
         } else {
             let dir = tempfile::tempdir().expect("temp dir");
@@ -67,8 +67,8 @@ impl Database {
         matches!(&*self.0, Place::Postgres(_))
     }
 
-    async fn open(&self) -> app::db::Db {
-        app::db::Db::open(&self.url())
+    async fn open(&self) -> domain::db::Db {
+        domain::db::Db::open(&self.url())
             .await
             .expect("open the server's database")
     }
@@ -381,7 +381,7 @@ impl TestServer {
     pub async fn activity_rows(&self) -> Vec<(Option<i64>, String, String)> {
         let db = self.db.open().await;
         let page = db
-            .run(|conn| app::activity::ssr::page(conn, 1).map_err(app::error::AppError::from))
+            .run(|conn| domain::activity::page(conn, 1).map_err(domain::error::DomainError::from))
             .await
             .expect("activity");
         page.items
@@ -396,7 +396,7 @@ impl TestServer {
 /// On PostgreSQL: every table locked against writers, readers still let through.
 pub fn hold_write_lock(db: &Database, duration: Duration) -> std::thread::JoinHandle<()> {
     use diesel::connection::SimpleConnection;
-    let target = app::db::Target::parse(&db.url()).expect("database URL");
+    let target = domain::db::Target::parse(&db.url()).expect("database URL");
     let take = if db.is_postgres() {
         "BEGIN; LOCK TABLE users, topics, topic_subscribers, topic_activities, sessions \
          IN EXCLUSIVE MODE;"
@@ -424,7 +424,10 @@ pub async fn execute_sql(db: &Database, sql: impl Into<String>) {
     let sql = sql.into();
     db.open()
         .await
-        .run(move |conn| conn.batch_execute(&sql).map_err(app::error::AppError::from))
+        .run(move |conn| {
+            conn.batch_execute(&sql)
+                .map_err(domain::error::DomainError::from)
+        })
         .await
         .expect("execute SQL");
 }
@@ -443,7 +446,7 @@ pub async fn count_sql(db: &Database, sql: impl Into<String>) -> i64 {
         .run(move |conn| {
             diesel::sql_query(sql)
                 .get_result::<Count>(conn)
-                .map_err(app::error::AppError::from)
+                .map_err(domain::error::DomainError::from)
         })
         .await
         .expect("count")

@@ -1,0 +1,390 @@
+//! The topic cache itself: its entries, the generations that guard their fills, and the
+//! invalidations only receivers may make.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use mini_moka::sync::Cache;
+
+use super::entries::{CacheStats, Catalog, Stamped, Ticket, UserTopics};
+use super::keys::{user_key, ALL_USERS_KEY, CATALOG_KEY, MANY_USERS};
+use super::shared;
+use crate::ids::UserId;
+use crate::live::LiveEvent;
+use crate::signals::token::Receiving;
+
+pub const TTL: Duration = Duration::from_secs(60);
+const MAX_USER_ENTRIES: u64 = 100_000;
+
+#[derive(Clone)]
+pub struct TopicCache {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    pub(super) users: Cache<String, Stamped<UserTopics>>,
+    pub(super) catalog: Cache<&'static str, Stamped<Catalog>>,
+    pub(super) ttl: Duration,
+    pub(super) generations: Mutex<HashMap<String, u64>>,
+    /// Versions this instance's own transactions moved in the database and will tell after
+    /// their commit, saying what moved ([`OwnCommit`]).
+    pub(super) own: Mutex<HashSet<(String, u64)>>,
+    /// Where generations start: the boot time in microseconds, so that versions keep growing
+    /// across restarts and a page rendered before one never looks newer than the server.
+    pub(super) base: u64,
+    /// A zero time to live turns filling off (every load reads the database): for measuring.
+    pub(super) enabled: bool,
+    pub(super) stats: CacheStats,
+}
+
+impl Default for TopicCache {
+    fn default() -> Self {
+        Self::new(TTL)
+    }
+}
+
+impl TopicCache {
+    /// A cache whose generations live in this process: exact for one server process (SQLite).
+    pub fn new(ttl: Duration) -> Self {
+        let base = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX / 2))
+            .unwrap_or(0);
+        Self::starting_at(ttl, base)
+    }
+
+    /// A cache whose generations follow the versions kept in the database ([`shared`]): the
+    /// reader moves them with [`Self::observe`] before it looks, the writer with
+    /// [`Self::advance`] after its commit. Versions count from 0 there and never go back.
+    pub fn following_database_versions(ttl: Duration) -> Self {
+        Self::starting_at(ttl, 0)
+    }
+
+    fn starting_at(ttl: Duration, base: u64) -> Self {
+        TopicCache {
+            inner: Arc::new(Inner {
+                users: Cache::builder()
+                    .max_capacity(MAX_USER_ENTRIES)
+                    .time_to_live(ttl)
+                    .build(),
+                catalog: Cache::builder().max_capacity(1).time_to_live(ttl).build(),
+                ttl,
+                generations: Mutex::new(HashMap::new()),
+                own: Mutex::new(HashSet::new()),
+                base,
+                enabled: !ttl.is_zero(),
+                stats: CacheStats::default(),
+            }),
+        }
+    }
+
+    /// False when configured with a zero time to live (measuring the uncached path).
+    pub fn is_enabled(&self) -> bool {
+        self.inner.enabled
+    }
+
+    pub fn stats(&self) -> &CacheStats {
+        &self.inner.stats
+    }
+
+    pub(super) fn generations(&self) -> MutexGuard<'_, HashMap<String, u64>> {
+        // A panic while holding this lock cannot leave the map inconsistent (each update is
+        // one insert), so a poisoned lock is still usable.
+        self.inner
+            .generations
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Take this before reading the database for a fill.
+    pub fn ticket(&self, user_id: UserId) -> Ticket {
+        let generations = self.generations();
+        Ticket {
+            catalog: self.generation(&generations, CATALOG_KEY),
+            user: self.user_version(&generations, user_id),
+            user_id,
+        }
+    }
+
+    /// A user's generation plus the epoch of all users (less the base, so both count from
+    /// it): moves when either moves, and never back.
+    pub(super) fn user_version(&self, generations: &HashMap<String, u64>, user_id: UserId) -> u64 {
+        self.generation(generations, &user_key(user_id))
+            + self.generation(generations, ALL_USERS_KEY)
+            - self.inner.base
+    }
+
+    pub(super) fn generation(&self, generations: &HashMap<String, u64>, key: &str) -> u64 {
+        generations.get(key).copied().unwrap_or(self.inner.base)
+    }
+
+    /// Moves `key` to its next generation; returns it.
+    pub(super) fn bump(&self, generations: &mut HashMap<String, u64>, key: String) -> u64 {
+        let base = self.inner.base;
+        let generation = generations.entry(key).or_insert(base);
+        *generation += 1;
+        *generation
+    }
+
+    pub fn catalog(&self) -> Option<Catalog> {
+        self.count(self.fresh(self.inner.catalog.get(&CATALOG_KEY)))
+    }
+
+    pub fn user_topics(&self, user_id: UserId) -> Option<UserTopics> {
+        self.count(self.fresh(self.inner.users.get(&user_key(user_id))))
+    }
+
+    fn fresh<T>(&self, entry: Option<Stamped<T>>) -> Option<T> {
+        entry
+            .filter(|entry| entry.read_at.elapsed() < self.inner.ttl)
+            .map(|entry| entry.value)
+    }
+
+    /// Whether the user's entry is cached right now (without counting a hit or miss).
+    pub fn has_user_topics(&self, user_id: UserId) -> bool {
+        self.inner.users.contains_key(&user_key(user_id))
+    }
+
+    pub fn has_catalog(&self) -> bool {
+        self.inner.catalog.contains_key(&CATALOG_KEY)
+    }
+
+    fn count<T>(&self, found: Option<T>) -> Option<T> {
+        let counter = if found.is_some() {
+            &self.inner.stats.hits
+        } else {
+            &self.inner.stats.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Stores the catalog read under `ticket`; refused (false) if it may be stale.
+    pub fn fill_catalog(&self, ticket: &Ticket, catalog: Catalog) -> bool {
+        if !self.inner.enabled {
+            return false;
+        }
+        let generations = self.generations();
+        if self.generation(&generations, CATALOG_KEY) != ticket.catalog {
+            self.inner
+                .stats
+                .refused_fills
+                .fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        self.inner
+            .catalog
+            .insert(CATALOG_KEY, Stamped::now(catalog));
+        true
+    }
+
+    /// Stores the user's topics read under `ticket`; refused (false) if they may be stale.
+    pub fn fill_user_topics(&self, ticket: &Ticket, topics: UserTopics) -> bool {
+        if !self.inner.enabled {
+            return false;
+        }
+        let key = user_key(ticket.user_id);
+        let generations = self.generations();
+        if self.user_version(&generations, ticket.user_id) != ticket.user {
+            self.inner
+                .stats
+                .refused_fills
+                .fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        self.inner.users.insert(key, Stamped::now(topics));
+        true
+    }
+
+    /// Drops users' topic lists and reports the version bumps, in order. Post-commit only: a
+    /// handler cannot call it, because it cannot make the [`Receiving`] token.
+    ///
+    /// ```compile_fail
+    /// fn handler(cache: &domain::cache::TopicCache) {
+    ///     let users = [domain::ids::UserId(1)];
+    ///     cache.invalidate_users(&users, &domain::signals::Receiving { _private: () });
+    /// }
+    /// ```
+    ///
+    /// Reading is open to the list handler:
+    ///
+    /// ```
+    /// fn handler(cache: &domain::cache::TopicCache) {
+    ///     let _ = cache.user_topics(domain::ids::UserId(1));
+    /// }
+    /// ```
+    pub fn invalidate_users(&self, user_ids: &[UserId], _: &Receiving) -> Vec<LiveEvent> {
+        let mut generations = self.generations();
+        if user_ids.len() > MANY_USERS {
+            self.inner.users.invalidate_all();
+            let epoch = self.bump(&mut generations, ALL_USERS_KEY.to_owned());
+            self.inner
+                .stats
+                .invalidations
+                .fetch_add(1, Ordering::Relaxed);
+            return vec![LiveEvent::AllUsers(epoch)];
+        }
+        let mut bumps = Vec::with_capacity(user_ids.len());
+        for &user_id in user_ids {
+            let key = user_key(user_id);
+            self.inner.users.invalidate(&key);
+            self.bump(&mut generations, key);
+            let version = self.user_version(&generations, user_id);
+            bumps.push(LiveEvent::User {
+                user_id,
+                version,
+                flags: None,
+            });
+            self.inner
+                .stats
+                .invalidations
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        bumps
+    }
+
+    /// Moves generations up to the versions a reader found in the database (never back),
+    /// dropping the entries they make stale. Any change committed before the probe has moved
+    /// those versions, whichever instance made it.
+    pub fn observe(&self, probed: &shared::Probed) {
+        let mut generations = self.generations();
+        self.raise(&mut generations, CATALOG_KEY, probed.catalog);
+        self.raise(&mut generations, ALL_USERS_KEY, probed.all_users);
+        for &(user_id, version) in &probed.users {
+            self.raise(&mut generations, &user_key(user_id), version);
+        }
+    }
+
+    /// After a commit that moved versions in the database (this instance's, or another's
+    /// heard through the database): the same as [`Self::observe`] for them, and the bumps to
+    /// tell open pages. Entries go only when their version moved here; the bumps are told
+    /// always, since a request may have read the new version first (pages ignore a version
+    /// they have).
+    pub fn advance(&self, moved: &shared::Moved, _: &Receiving) -> Vec<LiveEvent> {
+        let mut generations = self.generations();
+        let mut bumps = Vec::with_capacity(moved.users.len() + 2);
+        let mut invalidated = 0;
+        if let Some(epoch) = moved.all_users {
+            invalidated += u64::from(self.raise(&mut generations, ALL_USERS_KEY, epoch));
+            bumps.push(LiveEvent::AllUsers(epoch));
+        }
+        for &(user_id, version) in &moved.users {
+            invalidated += u64::from(self.raise(&mut generations, &user_key(user_id), version));
+            let version = self.user_version(&generations, user_id);
+            bumps.push(LiveEvent::User {
+                user_id,
+                version,
+                flags: None,
+            });
+        }
+        if let Some(version) = moved.catalog {
+            invalidated += u64::from(self.raise(&mut generations, CATALOG_KEY, version));
+            bumps.push(LiveEvent::Shared {
+                version,
+                counts: None,
+            });
+        }
+        self.inner
+            .stats
+            .invalidations
+            .fetch_add(invalidated, Ordering::Relaxed);
+        bumps
+    }
+
+    /// [`Self::advance`] for versions heard through the database, less those of this instance's
+    /// own commits still on their way to [`Self::advance`]: the listener can hear a commit
+    /// before the committing request's post-commit work runs, and told first as a bare version
+    /// it would make open pages refetch what the described bump would have patched.
+    pub fn advance_heard(&self, moved: &shared::Moved, token: &Receiving) -> Vec<LiveEvent> {
+        let unheard = {
+            let own = self.own();
+            let pending = |key: &str, version: u64| own.contains(&(key.to_owned(), version));
+            shared::Moved {
+                catalog: moved.catalog.filter(|&v| !pending(CATALOG_KEY, v)),
+                all_users: moved.all_users.filter(|&v| !pending(ALL_USERS_KEY, v)),
+                users: moved
+                    .users
+                    .iter()
+                    .filter(|&&(user, v)| !pending(&user_key(user), v))
+                    .copied()
+                    .collect(),
+            }
+        };
+        self.advance(&unheard, token)
+    }
+
+    /// Notes the versions an open transaction of this instance moved (inside it, before its
+    /// commit), until the returned guard drops: after the post-commit work that tells them,
+    /// or when the transaction fails.
+    pub fn expect_own(&self, moved: &shared::Moved) -> OwnCommit {
+        let mut keys: Vec<(String, u64)> = moved
+            .users
+            .iter()
+            .map(|&(user, version)| (user_key(user), version))
+            .collect();
+        keys.extend(moved.catalog.map(|v| (CATALOG_KEY.to_owned(), v)));
+        keys.extend(moved.all_users.map(|v| (ALL_USERS_KEY.to_owned(), v)));
+        self.own().extend(keys.iter().cloned());
+        OwnCommit {
+            cache: self.clone(),
+            keys,
+        }
+    }
+
+    fn own(&self) -> MutexGuard<'_, HashSet<(String, u64)>> {
+        // One insert or remove per update: a poisoned set is still consistent.
+        self.inner
+            .own
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sets `key`'s generation to `version` if that is newer, dropping what the key covers
+    /// (the catalog, every user's list, or one user's); whether it moved.
+    fn raise(&self, generations: &mut HashMap<String, u64>, key: &str, version: u64) -> bool {
+        if version <= self.generation(generations, key) {
+            return false;
+        }
+        generations.insert(key.to_owned(), version);
+        match key {
+            CATALOG_KEY => self.inner.catalog.invalidate(&CATALOG_KEY),
+            ALL_USERS_KEY => self.inner.users.invalidate_all(),
+            user => self.inner.users.invalidate(&user.to_owned()),
+        }
+        true
+    }
+
+    /// Drops the shared catalog (names, counts, which topics exist) and reports the bump.
+    /// Post-commit only.
+    pub fn invalidate_catalog(&self, _: &Receiving) -> LiveEvent {
+        let mut generations = self.generations();
+        self.inner.catalog.invalidate(&CATALOG_KEY);
+        let version = self.bump(&mut generations, CATALOG_KEY.to_owned());
+        self.inner
+            .stats
+            .invalidations
+            .fetch_add(1, Ordering::Relaxed);
+        LiveEvent::Shared {
+            version,
+            counts: None,
+        }
+    }
+}
+
+/// The versions of one of this instance's own commits, noted until it is done with them
+/// ([`TopicCache::expect_own`]).
+pub struct OwnCommit {
+    cache: TopicCache,
+    keys: Vec<(String, u64)>,
+}
+
+impl Drop for OwnCommit {
+    fn drop(&mut self) {
+        let mut own = self.cache.own();
+        for key in &self.keys {
+            own.remove(key);
+        }
+    }
+}

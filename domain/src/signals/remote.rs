@@ -1,0 +1,311 @@
+//! Changes committed by other instances (PostgreSQL): sessions they ended are dropped from
+//! this instance's memory at once, and their version moves arrive as
+//! notifications (`cache::shared::CHANNEL`, sent inside the committing transaction), and this
+//! instance applies them as its own receivers would after a commit: its cache entries go and
+//! its open pages hear of it. Pages stay exact without this (every request reads the
+//! versions); it is what makes open pages on every instance follow changes live.
+//!
+//! One thread and one connection per instance, polling: Diesel's notification iterator does
+//! not block. When the connection is lost the thread reconnects, then reads every version
+//! (notifications sent meanwhile are lost) so open pages catch up.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+
+use super::{Receiving, Signals};
+use crate::cache::shared;
+use crate::sessions::{self, EndedElsewhere};
+
+/// How often the connection is asked for what has arrived: the latency notifications add.
+const POLL: Duration = Duration::from_millis(10);
+/// How often an idle connection is checked (a statement on a dead one fails).
+const CHECK: Duration = Duration::from_secs(2);
+/// Between attempts to reconnect.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// What the listener has done, for `/metrics` and tests.
+#[derive(Debug, Default)]
+pub struct RemoteStats {
+    /// Notifications applied (this instance's own included).
+    pub received: AtomicU64,
+    /// Connections made after the first: each one followed a lost connection.
+    pub reconnects: AtomicU64,
+    pub connected: AtomicBool,
+}
+
+/// Starts following the version moves and ended sessions of every instance on the database
+/// at `url`, on a thread of its own that ends once `signals` is dropped.
+pub fn follow(
+    url: String,
+    signals: &Arc<Signals>,
+    sessions: EndedElsewhere,
+) -> std::io::Result<Arc<RemoteStats>> {
+    let stats = Arc::new(RemoteStats::default());
+    let weak = Arc::downgrade(signals);
+    let thread_stats = stats.clone();
+    std::thread::Builder::new()
+        .name("versions-listener".into())
+        .spawn(move || {
+            let heard = Heard {
+                signals: weak,
+                sessions,
+                stats: thread_stats,
+            };
+            run(&url, &heard)
+        })?;
+    Ok(stats)
+}
+
+/// What the listener acts on.
+struct Heard {
+    signals: Weak<Signals>,
+    sessions: EndedElsewhere,
+    stats: Arc<RemoteStats>,
+}
+
+fn run(url: &str, heard: &Heard) {
+    let (signals, stats) = (&heard.signals, &*heard.stats);
+    let mut connections = 0_u64;
+    while signals.strong_count() > 0 {
+        match listen(url, signals) {
+            Ok(mut conn) => {
+                if connections > 0 {
+                    stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("listening for other instances' changes again");
+                }
+                connections += 1;
+                stats.connected.store(true, Ordering::Relaxed);
+                let lost = pump(&mut conn, heard);
+                stats.connected.store(false, Ordering::Relaxed);
+                match lost {
+                    Some(err) => tracing::warn!(error = %err, "lost the listening connection"),
+                    None => return,
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot listen for other instances' changes"),
+        }
+        std::thread::sleep(RETRY);
+    }
+}
+
+/// Connects, listens, then catches up on whatever moved while nobody listened.
+fn listen(url: &str, signals: &Weak<Signals>) -> Result<PgConnection, String> {
+    let mut conn = PgConnection::establish(url).map_err(|e| e.to_string())?;
+    conn.batch_execute(&format!(
+        "SET application_name = 'subscriptions-listener'; LISTEN {}; LISTEN {}",
+        shared::CHANNEL,
+        sessions::ENDED_CHANNEL
+    ))
+    .map_err(|e| e.to_string())?;
+    // After LISTEN, so that nothing committed in between goes unheard.
+    let all = shared::load_all(&mut conn).map_err(|e| e.to_string())?;
+    if let Some(signals) = signals.upgrade() {
+        signals.effects.advance(&all, &Receiving::new());
+    }
+    Ok(conn)
+}
+
+/// Applies notifications until the connection fails (its error) or the signals are gone.
+fn pump(conn: &mut PgConnection, heard: &Heard) -> Option<String> {
+    let (signals, stats) = (&heard.signals, &*heard.stats);
+    let mut checked = Instant::now();
+    loop {
+        // The iterator repeats a connection error for ever: stop at the first one.
+        let mut arrived = Vec::new();
+        for notification in conn.notifications_iter() {
+            match notification {
+                Ok(notification) => arrived.push(notification),
+                Err(err) => return Some(err.to_string()),
+            }
+        }
+        let signals_now = signals.upgrade()?;
+        for notification in arrived {
+            if notification.channel == sessions::ENDED_CHANNEL {
+                heard.sessions.tell(&notification.payload);
+                continue;
+            }
+            match shared::decode(&notification.payload) {
+                Some(moved) => {
+                    stats.received.fetch_add(1, Ordering::Relaxed);
+                    signals_now.effects.advance(&moved, &Receiving::new());
+                }
+                None => tracing::warn!(payload = %notification.payload, "unreadable notification"),
+            }
+        }
+        drop(signals_now);
+        if checked.elapsed() >= CHECK {
+            if let Err(err) = conn.batch_execute("SELECT 1") {
+                return Some(err.to_string());
+            }
+            checked = Instant::now();
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    use diesel::RunQueryDsl;
+
+    use crate::db::scratch::ScratchDatabase;
+    use crate::db::Db;
+    use crate::ids::UserId;
+    use crate::live::LiveEvent;
+    use crate::services::Services;
+
+    async fn instance(place: &ScratchDatabase) -> Services {
+        let db = Db::open(place.url()).await.expect("open");
+        let services = Services::new(db, crate::cache::TTL);
+        wait_for("the listener to connect", || {
+            services
+                .remote
+                .as_ref()
+                .is_some_and(|remote| remote.connected.load(Ordering::Relaxed))
+        })
+        .await;
+        services
+    }
+
+    async fn wait_for(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn member(services: &Services, name: &str) -> UserId {
+        crate::testing::account(&services.db, name, false).await.id
+    }
+
+    /// Waits for `user`'s version on `services` to be `version`, without asking the
+    /// database: only a notification can move it. (Generous for a loaded machine; the
+    /// latency is measured by the HTTP test and the benchmarks, not asserted here.)
+    async fn heard(
+        services: &Services,
+        events: &mut tokio::sync::broadcast::Receiver<LiveEvent>,
+        user: UserId,
+        version: crate::live::ViewVersion,
+    ) {
+        let started = Instant::now();
+        let patience = Duration::from_secs(10);
+        while services.view_version(user) != version {
+            let left = patience.saturating_sub(started.elapsed());
+            assert!(
+                !left.is_zero(),
+                "not heard: {:?} vs {version:?}",
+                services.view_version(user)
+            );
+            let _ = tokio::time::timeout(left, events.recv()).await;
+        }
+    }
+
+    /// Two instances on `place`, a member, and the first topic of the list.
+    async fn two_instances_and_a_member(
+        place: &ScratchDatabase,
+    ) -> (Services, Services, UserId, crate::ids::TopicId) {
+        let (a, b) = (instance(place).await, instance(place).await);
+        let alice = member(&a, "alice").await;
+        let first_topic = crate::topics::list(&a, alice, Default::default())
+            .await
+            .expect("list")
+            .topics[0]
+            .id;
+        (a, b, alice, first_topic)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_change_on_one_instance_reaches_the_open_pages_of_another() {
+        let place = ScratchDatabase::create();
+        let (a, b, alice, python) = two_instances_and_a_member(&place).await;
+        let mut events = b.live.subscribe();
+        let version = crate::subscriptions::subscribe(&a, alice, python)
+            .await
+            .expect("subscribe");
+        heard(&b, &mut events, alice, version).await;
+        let received = b
+            .remote
+            .as_ref()
+            .map(|r| r.received.load(Ordering::Relaxed));
+        assert!(received.is_some_and(|n| n >= 1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_terminated_listener_reconnects_and_catches_up() {
+        let place = ScratchDatabase::create();
+        let (a, b, alice, python) = two_instances_and_a_member(&place).await;
+        let mut admin = crate::db::Target::parse(place.url())
+            .expect("url")
+            .connect()
+            .expect("admin");
+        let ended = diesel::sql_query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'subscriptions-listener'",
+        )
+        .execute(&mut admin)
+        .expect("terminate the listeners");
+        assert_eq!(ended, 2, "one listener per instance");
+        // A change while nobody listens: its notification is lost.
+        let missed = crate::subscriptions::subscribe(&a, alice, python)
+            .await
+            .expect("subscribe");
+        let remote = b.remote.clone().expect("listening");
+        wait_for("a reconnect", || {
+            remote.reconnects.load(Ordering::Relaxed) >= 1
+        })
+        .await;
+        wait_for("the missed change", || b.view_version(alice) == missed).await;
+        // And the new connection hears the next one.
+        let mut events = b.live.subscribe();
+        let version = crate::subscriptions::unsubscribe(&a, alice, python)
+            .await
+            .expect("unsubscribe");
+        heard(&b, &mut events, alice, version).await;
+    }
+
+    /// The committing instance patches its cached entries; the other one, which hears the
+    /// commit through the database, drops them. Both then serve what the database holds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_committing_instance_patches_and_the_others_drop() {
+        let place = ScratchDatabase::create();
+        let (a, b, alice, python) = two_instances_and_a_member(&place).await;
+        for instance in [&a, &b] {
+            crate::topics::list(instance, alice, Default::default())
+                .await
+                .expect("warm");
+            assert!(instance.cache.has_catalog());
+        }
+        let mut events = b.live.subscribe();
+        let version = crate::subscriptions::subscribe(&a, alice, python)
+            .await
+            .expect("subscribe");
+        assert!(a.cache.has_catalog() && a.cache.has_user_topics(alice));
+        assert!(a.cache.stats().patches.load(Ordering::Relaxed) >= 2);
+        heard(&b, &mut events, alice, version).await;
+        assert!(!b.cache.has_catalog() && !b.cache.has_user_topics(alice));
+
+        let fresh = Services::new(
+            Db::open(place.url()).await.expect("open"),
+            std::time::Duration::ZERO,
+        );
+        let expected = crate::topics::list(&fresh, alice, Default::default())
+            .await
+            .expect("fresh")
+            .topics;
+        for instance in [&a, &b] {
+            let served = crate::topics::list(instance, alice, Default::default())
+                .await
+                .expect("list")
+                .topics;
+            assert_eq!(served, expected);
+            assert!(served.iter().any(|t| t.id == python && t.subscribed));
+        }
+    }
+}

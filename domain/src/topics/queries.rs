@@ -1,0 +1,100 @@
+//! The queries on `topics` that other modules build on: finding and locking live topics,
+//! their subscriber counts, and the catalog every page is cut from.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+
+use crate::cache::CatalogEntry;
+use crate::db::{Conn, RowLock};
+use crate::error::DomainError;
+use crate::ids::TopicId;
+use crate::schema::topics;
+use crate::signals::TopicRecord;
+
+/// A live topic (a retired one is gone as far as anyone can tell), or 404.
+pub(crate) fn find(conn: &mut Conn, topic_id: TopicId) -> Result<TopicRecord, DomainError> {
+    topics::table
+        .find(topic_id)
+        .filter(topics::deleted_at.is_null())
+        .select((topics::id, topics::name))
+        .first::<(TopicId, String)>(conn)
+        .optional()?
+        .map(|(id, name)| TopicRecord { id, name })
+        .ok_or(DomainError::NotFound)
+}
+
+/// [`find`], holding the topic row for the rest of the change (see [`db::RowLock`]).
+pub(crate) fn find_locked(
+    conn: &mut Conn,
+    topic_id: TopicId,
+    lock: RowLock,
+) -> Result<TopicRecord, DomainError> {
+    lock_rows(conn, &[topic_id], lock)?;
+    find(conn, topic_id)
+}
+
+/// Holds topic rows, live or retired, until the transaction ends: on PostgreSQL, so that
+/// changes to a topic and its subscriptions follow one another as on SQLite, whose write
+/// transaction holds the database's one write lock (and where this does nothing).
+pub(crate) fn lock_rows(conn: &mut Conn, ids: &[TopicId], lock: RowLock) -> QueryResult<()> {
+    let Conn::Pg(pg) = conn else {
+        return Ok(());
+    };
+    let rows = topics::table
+        .filter(topics::id.eq_any(ids))
+        .select(topics::id)
+        .order(topics::id);
+    match lock {
+        RowLock::Change => rows.for_no_key_update().load::<TopicId>(pg)?,
+        RowLock::Delete => rows.for_update().load::<TopicId>(pg)?,
+    };
+    Ok(())
+}
+
+/// The subscriber counts of `ids`, as this transaction sees them.
+pub(crate) fn subscriber_counts(
+    conn: &mut Conn,
+    ids: &[TopicId],
+) -> QueryResult<Vec<(TopicId, i64)>> {
+    topics::table
+        .filter(topics::id.eq_any(ids))
+        .select((topics::id, topics::subscriber_count))
+        .load(conn)
+}
+
+pub(super) fn subscriber_count(conn: &mut Conn, topic_id: TopicId) -> QueryResult<i64> {
+    topics::table
+        .find(topic_id)
+        .select(topics::subscriber_count)
+        .first(conn)
+}
+
+#[derive(QueryableByName)]
+struct CatalogRow {
+    #[diesel(sql_type = BigInt)]
+    id: TopicId,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = BigInt)]
+    subscribers: i64,
+}
+
+/// Every live topic with its subscriber count (kept on the row by triggers), sorted by name
+/// regardless of letter case (index `topics_listed`).
+pub(super) fn load_catalog(conn: &mut Conn) -> QueryResult<Vec<CatalogEntry>> {
+    let rows: Vec<CatalogRow> = diesel::sql_query(
+        "SELECT t.id, t.name, t.subscriber_count AS subscribers
+         FROM topics t
+         WHERE t.deleted_at IS NULL
+         ORDER BY lower(t.name), t.id",
+    )
+    .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| CatalogEntry {
+            id: row.id,
+            name: row.name.into(),
+            subscribers: row.subscribers,
+        })
+        .collect())
+}
