@@ -6,6 +6,9 @@ use diesel::prelude::*;
 
 use super::*;
 use crate::cache::TopicCache;
+use crate::db::Conn;
+use crate::error::DomainError;
+use crate::ids::{TopicId, UserId};
 use crate::live::LiveHub;
 use crate::schema::{topic_activities, topics};
 use crate::testing::test_db;
