@@ -11,6 +11,9 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 step "format"
 cargo fmt --all -- --check
 
+step "no import circles (a module never imports what imports it)"
+python3 scripts/check-imports.py domain/src app/src server/src
+
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown --locked -- -D warnings
@@ -20,6 +23,12 @@ cargo clippy -p frontend --target wasm32-unknown-unknown --locked -- -D warnings
 export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
 step "PostgreSQL at $TEST_DATABASE_URL"
 psql "$TEST_DATABASE_URL" -v ON_ERROR_STOP=1 -qAtc 'SELECT version()'
+
+step "the domain builds without Leptos or axum"
+if cargo tree -p domain --features server -e normal --prefix none | grep -E '^(leptos|axum|axum-login|tower-sessions)[ -]'; then
+  echo "domain depends on the web layer (above)" >&2
+  exit 1
+fi
 
 step "unit and integration tests on SQLite"
 # Selecting the packages keeps the browser-only `hydrate` feature out of the server build.

@@ -7,7 +7,7 @@ use axum_login::tower_sessions::session_store::{self, SessionStore};
 use domain::db::{Db, DbError};
 use domain::sessions as stored;
 
-use super::RENEWED_AT;
+use super::renewal::RENEWED_AT;
 
 /// How often `create` draws a fresh id when the drawn one is taken (practically never).
 const CREATE_ATTEMPTS: usize = 8;

@@ -3,6 +3,10 @@
 use axum_login::tower_sessions::session::{Id, Record};
 use axum_login::tower_sessions::session_store::SessionStore;
 
+use axum_login::tower_sessions::cookie::time::{Duration, OffsetDateTime};
+use axum_login::tower_sessions::Session;
+
+use super::renewal::RENEWED_AT;
 use super::*;
 use std::collections::HashMap;
 use std::sync::Arc;
