@@ -7,15 +7,12 @@ use leptos_router::hooks::use_query_map;
 
 use domain::activity::ActivityPageData;
 
-use crate::error::AppError;
+use crate::server_fn::member_server_fn;
 
-#[server(endpoint = "list_activity")]
-pub async fn list_activity(page: i64) -> Result<ActivityPageData, AppError> {
-    crate::web::as_member(|_user, services| async move {
-        domain::activity::feed(&services.db, page).await
-    })
-    .await
-}
+member_server_fn!(
+    "list_activity", fn list_activity(page: i64) -> ActivityPageData,
+    |_user, services| domain::activity::feed(&services.db, page)
+);
 
 #[component]
 pub fn ActivityPage() -> impl IntoView {

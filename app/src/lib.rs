@@ -11,6 +11,7 @@ pub mod error;
 pub mod feedback;
 pub mod layout;
 pub mod live;
+mod server_fn;
 pub mod subscriptions;
 pub mod topics;
 pub mod url;

@@ -54,14 +54,17 @@ pub async fn signup(
         Ok::<_, AppError>(())
     }
     .await;
-    match result {
-        Ok(()) => Redirect::to("/topics/").into_response(),
-        Err(err) => {
-            let feedback = FormFeedback::new(FormId::Signup, err.to_string())
-                .with_value("username", &form.username);
-            page_with_feedback(&state, &parts, "/signup", feedback, &err).await
-        }
-    }
+    let page = "/signup";
+    answer(
+        &state,
+        &parts,
+        result,
+        "/topics/",
+        FormId::Signup,
+        &form.username,
+        page,
+    )
+    .await
 }
 
 pub async fn login(
@@ -93,17 +96,40 @@ pub async fn login(
         Ok::<_, AppError>(())
     }
     .await;
+    let page = if form.next.is_empty() {
+        "/login".to_owned()
+    } else {
+        login_url(&next)
+    };
+    answer(
+        &state,
+        &parts,
+        result,
+        &next,
+        FormId::Login,
+        &form.username,
+        &page,
+    )
+    .await
+}
+
+/// A 303 to `to` on success; otherwise the form's page again (`page`), with the message by
+/// the form and the username kept.
+async fn answer(
+    state: &AppState,
+    parts: &Parts,
+    result: Result<(), AppError>,
+    to: &str,
+    form: FormId,
+    username: &str,
+    page: &str,
+) -> Response {
     match result {
-        Ok(()) => Redirect::to(&next).into_response(),
+        Ok(()) => Redirect::to(to).into_response(),
         Err(err) => {
-            let feedback = FormFeedback::new(FormId::Login, err.to_string())
-                .with_value("username", &form.username);
-            let uri = if form.next.is_empty() {
-                "/login".to_owned()
-            } else {
-                login_url(&next)
-            };
-            page_with_feedback(&state, &parts, &uri, feedback, &err).await
+            let feedback =
+                FormFeedback::new(form, err.to_string()).with_value("username", username);
+            page_with_feedback(state, parts, page, feedback, &err).await
         }
     }
 }

@@ -66,34 +66,32 @@ async fn answer(
     }
 }
 
-pub async fn subscribe(
-    State(state): State<AppState>,
-    Member(user): Member,
-    parts: Parts,
-    Path(raw): Path<String>,
-) -> Response {
-    on_topic(&state, &parts, RowAction::Subscribe, &raw, None, |topic| {
-        subscriptions::subscribe(&state.services, user.id, topic)
-    })
-    .await
+/// A form route for one topic's row (`/topics/<action>/<id>/`): the handler parses the path
+/// id and makes `call` with the member and the topic, answering for the row's form.
+macro_rules! row_route {
+    ($name:ident, $action:expr, |$state:ident, $user:ident, $topic:ident| $call:expr) => {
+        pub async fn $name(
+            State($state): State<AppState>,
+            Member($user): Member,
+            parts: Parts,
+            Path(raw): Path<String>,
+        ) -> Response {
+            on_topic(&$state, &parts, $action, &raw, None, |$topic| $call).await
+        }
+    };
 }
 
-pub async fn unsubscribe(
-    State(state): State<AppState>,
-    Member(user): Member,
-    parts: Parts,
-    Path(raw): Path<String>,
-) -> Response {
-    on_topic(
-        &state,
-        &parts,
-        RowAction::Unsubscribe,
-        &raw,
-        None,
-        |topic| subscriptions::unsubscribe(&state.services, user.id, topic),
-    )
-    .await
-}
+row_route!(subscribe, RowAction::Subscribe, |state, user, topic| {
+    subscriptions::subscribe(&state.services, user.id, topic)
+});
+
+row_route!(unsubscribe, RowAction::Unsubscribe, |state, user, topic| {
+    subscriptions::unsubscribe(&state.services, user.id, topic)
+});
+
+row_route!(delete, RowAction::Delete, |state, user, topic| {
+    topics::delete(&state.services, &user, topic)
+});
 
 pub async fn unsubscribe_all(
     State(state): State<AppState>,
@@ -136,17 +134,5 @@ pub async fn rename(
         Some(&form.name),
         |topic| topics::rename(&state.services, &user, topic, &form.name),
     )
-    .await
-}
-
-pub async fn delete(
-    State(state): State<AppState>,
-    Member(user): Member,
-    parts: Parts,
-    Path(raw): Path<String>,
-) -> Response {
-    on_topic(&state, &parts, RowAction::Delete, &raw, None, |topic| {
-        topics::delete(&state.services, &user, topic)
-    })
     .await
 }
