@@ -136,16 +136,33 @@ impl Config {
     }
 }
 
+/// The variable's value, unless it is unset or blank (then the default applies).
+fn env_set(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+}
+
 fn env_seconds(name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
-    match std::env::var(name) {
-        Err(_) => Ok(default),
-        Ok(value) if value.trim().is_empty() => Ok(default),
-        Ok(value) => value
-            .trim()
-            .parse::<u64>()
-            .map(Duration::from_secs)
-            .map_err(|_| ConfigError::NotSeconds { name, value }),
-    }
+    env_parsed(
+        name,
+        default,
+        |value| value.parse().ok().map(Duration::from_secs),
+        |value| ConfigError::NotSeconds { name, value },
+    )
+}
+
+/// The variable parsed by `parse`, the default when it is unset or blank, or `refused`.
+fn env_parsed<T>(
+    name: &'static str,
+    default: T,
+    parse: impl FnOnce(&str) -> Option<T>,
+    refused: impl FnOnce(String) -> ConfigError,
+) -> Result<T, ConfigError> {
+    let Some(value) = env_set(name) else {
+        return Ok(default);
+    };
+    parse(value.trim()).ok_or_else(|| refused(value))
 }
 
 /// A zero timeout would refuse everything: it means the default's smallest sensible value.
@@ -169,16 +186,12 @@ fn origin(name: &'static str, value: &str) -> Result<String, ConfigError> {
 }
 
 fn env_count(name: &'static str, default: u32) -> Result<u32, ConfigError> {
-    match std::env::var(name) {
-        Err(_) => Ok(default),
-        Ok(value) if value.trim().is_empty() => Ok(default),
-        Ok(value) => value
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or(ConfigError::NotACount { name, value }),
-    }
+    env_parsed(
+        name,
+        default,
+        |value| value.parse().ok().filter(|n: &u32| *n > 0),
+        |value| ConfigError::NotACount { name, value },
+    )
 }
 
 fn env_header(name: &'static str) -> Result<Option<HeaderName>, ConfigError> {

@@ -48,6 +48,15 @@ impl DbSessionStore {
     }
 }
 
+/// A record as its row stores it: the id, the encoded record and the expiry (unix seconds).
+fn row(record: &Record) -> session_store::Result<(String, Vec<u8>, i64)> {
+    Ok((
+        record.id.to_string(),
+        encode(record)?,
+        record.expiry_date.unix_timestamp(),
+    ))
+}
+
 fn encode(record: &Record) -> session_store::Result<Vec<u8>> {
     serde_json::to_vec(record).map_err(|e| session_store::Error::Encode(e.to_string()))
 }
@@ -60,9 +69,7 @@ fn backend(err: DbError) -> session_store::Error {
 impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         for _ in 0..CREATE_ATTEMPTS {
-            let id = record.id.to_string();
-            let data = encode(record)?;
-            let expiry = record.expiry_date.unix_timestamp();
+            let (id, data, expiry) = row(record)?;
             let inserted = self
                 .db
                 .run(move |conn| Ok::<_, DbError>(stored::insert_new(conn, &id, &data, expiry)?))
@@ -87,9 +94,7 @@ impl SessionStore for DbSessionStore {
     /// than failing: the session layer would answer the page it rides on with a bare 500.
     /// The session stays valid until its stored expiry, and a later visit renews it.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let id = record.id.to_string();
-        let data = encode(record)?;
-        let expiry = record.expiry_date.unix_timestamp();
+        let (id, data, expiry) = row(record)?;
         let written = self
             .db
             .run(move |conn| Ok::<_, DbError>(stored::update(conn, &id, &data, expiry)?))

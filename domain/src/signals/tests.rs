@@ -60,11 +60,27 @@ fn insert_topic(tx: &mut Tx<'_>, name: &str) -> Result<TopicRecord, DomainError>
     })
 }
 
+/// Inserts a topic named `name` and sends its `post_save(created)`.
+fn save_new(tx: &mut Tx<'_>, name: &str) -> Result<(), DomainError> {
+    let topic = insert_topic(tx, name)?;
+    tx.send(&saved(topic))
+}
+
 fn saved(topic: TopicRecord) -> PostSave {
     PostSave {
         topic,
         created: true,
     }
+}
+
+/// Signals whose `post_save` schedules a cache invalidation after commit (`connect` may add
+/// receivers before it), and the cache that shows whether that work ran.
+fn marking(connect: impl FnOnce(&mut Registry)) -> (Signals, TopicCache) {
+    let cache = TopicCache::default();
+    let mut registry = Registry::default();
+    connect(&mut registry);
+    registry.post_save.connect("test.mark", schedule_mark);
+    (Signals::new(registry, effects(&cache)), cache)
 }
 
 fn invalidations(cache: &TopicCache) -> u64 {
@@ -145,15 +161,11 @@ async fn receivers_write_inside_the_transaction_and_commit_with_it() {
     registry.post_save.connect("test.activity", record_activity);
     let signals = Signals::new(registry, effects(&TopicCache::default()));
     db.run(move |conn| {
-        write(conn, &signals, |tx| {
-            let topic = insert_topic(tx, "Committed")?;
-            tx.send(&saved(topic))
-        })?;
+        write(conn, &signals, |tx| save_new(tx, "Committed"))?;
         assert_eq!(count_activities(conn, "Committed"), 1);
 
         let rolled_back = write(conn, &signals, |tx| {
-            let topic = insert_topic(tx, "Rolled back")?;
-            tx.send(&saved(topic))?;
+            save_new(tx, "Rolled back")?;
             Err::<(), _>(DomainError::Invalid(
                 "the change fails after the signal".into(),
             ))
@@ -174,23 +186,17 @@ async fn receivers_write_inside_the_transaction_and_commit_with_it() {
 #[tokio::test]
 async fn post_commit_work_runs_once_after_commit_and_never_after_rollback() {
     let (_dir, db) = test_db().await;
-    let cache = TopicCache::default();
-    let mut registry = Registry::default();
-    registry.post_save.connect("test.mark", schedule_mark);
-    let signals = Signals::new(registry, effects(&cache));
-    let observed = cache.clone();
+    let (signals, observed) = marking(|_| {});
     db.run(move |conn| {
         write(conn, &signals, |tx| {
-            let topic = insert_topic(tx, "A")?;
-            tx.send(&saved(topic))?;
+            save_new(tx, "A")?;
             assert_eq!(invalidations(&observed), 0, "not before the commit");
             Ok(())
         })?;
         assert_eq!(invalidations(&observed), 1, "once, after the commit");
 
         let _ = write(conn, &signals, |tx| {
-            let topic = insert_topic(tx, "B")?;
-            tx.send(&saved(topic))?;
+            save_new(tx, "B")?;
             Err::<(), _>(DomainError::Invalid("roll back".into()))
         });
         assert_eq!(invalidations(&observed), 1, "dropped on rollback");
@@ -203,19 +209,13 @@ async fn post_commit_work_runs_once_after_commit_and_never_after_rollback() {
 #[tokio::test]
 async fn nested_savepoints_keep_or_drop_their_post_commit_work() {
     let (_dir, db) = test_db().await;
-    let cache = TopicCache::default();
-    let mut registry = Registry::default();
-    registry.post_save.connect("test.mark", schedule_mark);
-    let signals = Signals::new(registry, effects(&cache));
-    let observed = cache.clone();
+    let (signals, observed) = marking(|_| {});
     db.run(move |conn| {
         // Inner savepoint fails, outer commits: only the outer work runs.
         write(conn, &signals, |tx| {
-            let outer = insert_topic(tx, "Outer")?;
-            tx.send(&saved(outer))?;
+            save_new(tx, "Outer")?;
             let inner = tx.atomic(|tx| {
-                let topic = insert_topic(tx, "Inner")?;
-                tx.send(&saved(topic))?;
+                save_new(tx, "Inner")?;
                 Err::<(), _>(DomainError::Invalid("inner fails".into()))
             });
             assert!(inner.is_err());
@@ -227,10 +227,7 @@ async fn nested_savepoints_keep_or_drop_their_post_commit_work() {
 
         // Inner succeeds: its work waits for the outermost commit, then runs once.
         write(conn, &signals, |tx| {
-            tx.atomic(|tx| {
-                let topic = insert_topic(tx, "Inner ok")?;
-                tx.send(&saved(topic))
-            })?;
+            tx.atomic(|tx| save_new(tx, "Inner ok"))?;
             assert_eq!(
                 invalidations(&observed),
                 1,
@@ -242,10 +239,7 @@ async fn nested_savepoints_keep_or_drop_their_post_commit_work() {
 
         // Inner succeeds but the outer transaction fails: nothing runs.
         let _ = write(conn, &signals, |tx| {
-            tx.atomic(|tx| {
-                let topic = insert_topic(tx, "Inner lost")?;
-                tx.send(&saved(topic))
-            })?;
+            tx.atomic(|tx| save_new(tx, "Inner lost"))?;
             Err::<(), _>(DomainError::Invalid("outer fails".into()))
         });
         assert_eq!(invalidations(&observed), 2);
@@ -259,18 +253,13 @@ async fn nested_savepoints_keep_or_drop_their_post_commit_work() {
 #[tokio::test]
 async fn a_failing_receiver_rolls_the_change_back_with_its_error() {
     let (_dir, db) = test_db().await;
-    let cache = TopicCache::default();
-    let mut registry = Registry::default();
-    registry.post_save.connect("test.activity", record_activity);
-    registry.post_save.connect("test.mark", schedule_mark);
-    registry.post_save.connect("test.fail", fail);
-    let signals = Signals::new(registry, effects(&cache));
-    let observed = cache.clone();
+    let (signals, observed) = marking(|registry| {
+        registry.post_save.connect("test.activity", record_activity);
+        registry.post_save.connect("test.mark", schedule_mark);
+        registry.post_save.connect("test.fail", fail);
+    });
     db.run(move |conn| {
-        let result = write(conn, &signals, |tx| {
-            let topic = insert_topic(tx, "Refused")?;
-            tx.send(&saved(topic))
-        });
+        let result = write(conn, &signals, |tx| save_new(tx, "Refused"));
         assert_eq!(
             result,
             Err(DomainError::Invalid(

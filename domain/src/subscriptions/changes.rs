@@ -109,16 +109,28 @@ pub(crate) fn clear_in(tx: &mut Tx<'_>, user_id: UserId) -> Result<(), DomainErr
     tx.send(&clear(M2mAction::PostClear))
 }
 
+/// A change of one subscription (`subscribe_in` or `unsubscribe_in`), as one mutation.
+type OneChange = fn(&mut Conn, &Signals, UserId, TopicId) -> Result<(), DomainError>;
+
+async fn change_one(
+    services: &Services,
+    user_id: UserId,
+    topic_id: TopicId,
+    change: OneChange,
+) -> Result<ViewVersion, DomainError> {
+    services
+        .mutate(user_id, move |conn, signals| {
+            change(conn, signals, user_id, topic_id)
+        })
+        .await
+}
+
 pub async fn subscribe(
     services: &Services,
     user_id: UserId,
     topic_id: TopicId,
 ) -> Result<ViewVersion, DomainError> {
-    services
-        .mutate(user_id, move |conn, signals| {
-            subscribe_in(conn, signals, user_id, topic_id)
-        })
-        .await
+    change_one(services, user_id, topic_id, subscribe_in).await
 }
 
 pub async fn unsubscribe(
@@ -126,11 +138,7 @@ pub async fn unsubscribe(
     user_id: UserId,
     topic_id: TopicId,
 ) -> Result<ViewVersion, DomainError> {
-    services
-        .mutate(user_id, move |conn, signals| {
-            unsubscribe_in(conn, signals, user_id, topic_id)
-        })
-        .await
+    change_one(services, user_id, topic_id, unsubscribe_in).await
 }
 
 pub async fn unsubscribe_all(

@@ -57,7 +57,11 @@ async fn world() -> World {
 
 impl World {
     async fn list(&self, user: &User) -> TopicListing {
-        let cache = self.services.cache.clone();
+        self.list_through(self.services.cache.clone(), user).await
+    }
+
+    /// The first page of `user`'s list, read through `cache`.
+    async fn list_through(&self, cache: TopicCache, user: &User) -> TopicListing {
         let user_id = user.id;
         self.services
             .db
@@ -113,40 +117,51 @@ impl World {
 
     /// Cache invalidations so far.
     fn invalidations(&self) -> u64 {
-        self.services
-            .cache
-            .stats()
-            .invalidations
-            .load(Ordering::Relaxed)
+        read(&self.services.cache.stats().invalidations)
     }
 
     /// Cache entries patched in place so far.
     fn patches(&self) -> u64 {
-        self.services.cache.stats().patches.load(Ordering::Relaxed)
+        read(&self.services.cache.stats().patches)
+    }
+
+    /// Seeds the benchmark's `small` dataset beside the world's accounts.
+    async fn seed_small(&self) {
+        let small = crate::bench::Profile::named("small").expect("small");
+        crate::bench::seed(&self.services.db, small)
+            .await
+            .expect("seed");
+    }
+
+    /// Each topic's stored subscriber count beside its subscription rows, checked equal.
+    async fn counts_as_stored_and_counted(&self) -> Vec<CountRow> {
+        let counts = self
+            .with_conn(|conn, _| Ok(stored_and_actual_counts(conn)?))
+            .await
+            .expect("counts");
+        for row in &counts {
+            assert_eq!(row.stored, row.actual, "{}", row.name);
+        }
+        counts
     }
 
     /// What the database holds for `user`, read past every cache.
     async fn fresh_list(&self, user: &User) -> TopicListing {
-        let uncached = TopicCache::new(Duration::ZERO);
-        let user_id = user.id;
-        self.services
-            .db
-            .run(move |conn| list_in(conn, &uncached, user_id))
+        self.list_through(TopicCache::new(Duration::ZERO), user)
             .await
-            .expect("list")
     }
 
     fn topic_statements(&self) -> u64 {
-        self.services
-            .db
-            .sql_stats()
-            .topic_statements
-            .load(Ordering::Relaxed)
+        read(&self.services.db.sql_stats().topic_statements)
     }
 }
 
 fn find<'a>(listing: &'a TopicListing, name: &str) -> Option<&'a TopicView> {
     listing.topics.iter().find(|t| t.name == name)
+}
+
+fn read(counter: &std::sync::atomic::AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
 }
 
 /// `sql` with its `?` placeholders as the connection's backend spells them.

@@ -23,6 +23,13 @@ async fn a_topic_up_to_one_batch_is_deleted_within_the_request() {
     );
 }
 
+/// Bob creates "Snake" again: the retired topic's name is free at once.
+async fn create_snake_again(w: &World) {
+    create(&w.services, &w.bob, "Snake")
+        .await
+        .expect("name free again");
+}
+
 /// Python, renamed Snake, with more subscribers than one batch (Alice among them, and on
 /// Django), deleted by staff: retired. Returns its id.
 async fn retire_a_large_topic(w: &World) -> TopicId {
@@ -93,9 +100,7 @@ async fn a_retired_topic_is_gone_for_every_reader_and_operation_at_once() {
 async fn a_retired_topics_name_is_free_at_once_and_still_unique_among_live_topics() {
     let w = world().await;
     let python = retire_a_large_topic(&w).await;
-    create(&w.services, &w.bob, "Snake")
-        .await
-        .expect("name free again");
+    create_snake_again(&w).await;
     assert_eq!(
         create(&w.services, &w.bob, "SNAKE").await,
         Err(DomainError::Conflict(
@@ -109,9 +114,7 @@ async fn a_retired_topics_name_is_free_at_once_and_still_unique_among_live_topic
 async fn a_retired_topic_is_purged_in_batches_then_its_row() {
     let w = world().await;
     let python = retire_a_large_topic(&w).await;
-    create(&w.services, &w.bob, "Snake")
-        .await
-        .expect("name free again");
+    create_snake_again(&w).await;
     let snake = w.topic_id("Snake").await;
 
     // Three batches: two full ones, then the rest with the row.
@@ -203,13 +206,7 @@ async fn writers_keep_going_while_a_retired_topic_is_purged() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     purging.abort();
-    let counts = w
-        .with_conn(|conn, _| Ok(stored_and_actual_counts(conn)?))
-        .await
-        .expect("counts");
-    for row in &counts {
-        assert_eq!(row.stored, row.actual, "{}", row.name);
-    }
+    let counts = w.counts_as_stored_and_counted().await;
     assert!(counts
         .iter()
         .any(|row| row.name == "Django" && row.actual == 2));

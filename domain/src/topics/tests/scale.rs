@@ -5,12 +5,7 @@ use super::*;
 #[tokio::test]
 async fn large_catalogs_come_in_pages_and_filter_by_name() {
     let w = world().await;
-    crate::bench::seed(
-        &w.services.db,
-        crate::bench::Profile::named("small").expect("small"),
-    )
-    .await
-    .expect("seed");
+    w.seed_small().await;
     let page = |page: usize, query: &str| {
         let state = w.services.clone();
         let user_id = w.alice.id;
@@ -57,12 +52,7 @@ async fn large_catalogs_come_in_pages_and_filter_by_name() {
 #[tokio::test]
 async fn deleting_a_topic_with_very_many_subscribers_bumps_one_epoch() {
     let w = world().await;
-    crate::bench::seed(
-        &w.services.db,
-        crate::bench::Profile::named("small").expect("small"),
-    )
-    .await
-    .expect("seed");
+    w.seed_small().await;
     let python = w.topic_id("Python").await;
     w.with_conn(move |conn, _| {
         diesel::sql_query(placeholders(
@@ -113,12 +103,7 @@ async fn stored_counts_follow_every_way_a_subscription_ends() {
     })
     .await
     .expect("changes");
-    let counts = w
-        .with_conn(|conn, _| Ok(stored_and_actual_counts(conn)?))
-        .await
-        .expect("counts");
-    for row in &counts {
-        assert_eq!(row.stored, row.actual, "{}", row.name);
+    for row in &w.counts_as_stored_and_counted().await {
         assert_eq!(row.actual, 0, "{}", row.name);
     }
 }
