@@ -14,6 +14,7 @@ use crate::error::DomainError;
 use crate::ids::UserId;
 use crate::live::{LiveHub, ViewVersion};
 use crate::sessions::EndedElsewhere;
+use crate::signals::announce::Announcer;
 use crate::signals::remote::{self, RemoteStats};
 use crate::signals::{account_changes, receivers, Effects, Signals};
 use crate::topics::purge::PurgeQueue;
@@ -60,7 +61,15 @@ impl Services {
             }
         };
         let live = LiveHub::default();
-        let effects = Effects::new(cache.clone(), live.clone());
+        let mut effects = Effects::new(cache.clone(), live.clone());
+        if let Target::Postgres { url } = db.target() {
+            match Announcer::start(url.clone()) {
+                Ok(announcer) => effects = effects.announcing(announcer),
+                // Pages stay exact (each request reads the versions); other instances' open
+                // pages would follow this one's changes only at their listeners' rereads.
+                Err(err) => tracing::error!(error = %err, "cannot start announcing changes"),
+            }
+        }
         let signals = Arc::new(Signals::new(receivers::ready(), effects));
         let ended_sessions = EndedElsewhere::default();
         let remote = match db.target() {

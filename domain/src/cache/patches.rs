@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::entries::CatalogEntry;
-use super::keys::{user_key, CATALOG_KEY};
+use super::keys::{shard_generation_key, user_key, CATALOG_KEY};
 use super::shared;
 use super::topic_cache::TopicCache;
 use crate::ids::{TopicId, UserId};
@@ -50,9 +50,9 @@ impl TopicCache {
 
     /// [`Self::advance`] for this instance's own commit that said how it moved subscriptions
     /// (PostgreSQL): an entry whose generation is the one just before the version the commit
-    /// moved its key to is patched instead of dropped. Each commit moves a key's version by one
-    /// under that version row's lock, so such an entry was read no earlier than the state the
-    /// commit started from. (If it was read later, after other instances' commits this one has
+    /// moved its key to is patched instead of dropped (for the catalog: the one shard the commit
+    /// moved). Each commit moves a row's version by one under that row's lock, so such an entry
+    /// was read no earlier than the state the commit started from. (If it was read later, after other instances' commits this one has
     /// not heard yet, their versions are higher: a request probes them before it trusts the
     /// entry, and they drop it.)
     pub fn advance_patching(
@@ -73,10 +73,11 @@ impl TopicCache {
                     }
                 }
             }
-            if let Some(version) = moved.catalog {
-                if self.generation(&generations, CATALOG_KEY) + 1 == version {
+            // A change moves one shard of the catalog, by one.
+            if let [(shard, version)] = moved.catalog[..] {
+                if self.generation(&generations, &shard_generation_key(shard)) + 1 == version {
                     self.patch_catalog_entry(counts);
-                    generations.insert(CATALOG_KEY.to_owned(), version);
+                    self.move_shard(&mut generations, shard, version);
                 }
             }
         }

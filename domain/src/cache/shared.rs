@@ -2,19 +2,39 @@
 //! database agrees on them.
 //!
 //! A change moves the versions of what it makes stale inside its own transaction
-//! ([`bump`], called by `signals` last before the commit); a reader reads the current
-//! versions before it trusts its cache ([`probe`]: one indexed read of at most three rows, no
-//! topic table). An instance that probes after a commit therefore never serves what the
-//! change replaced, whichever instance made it. The rows are moved by the signal receivers'
-//! work, never by triggers: a row written behind the application's back stays invisible to
-//! the cache until the application itself changes something, as on SQLite.
+//! ([`bump`], called by `signals` last before the commit): one row per user whose list it
+//! moved, and one of the catalog's [`CATALOG_SHARDS`] rows. A reader reads the current
+//! versions before it trusts its cache ([`probe`]: one indexed read, no topic table). The rows
+//! are moved by the signal receivers' work, never by triggers: a row written behind the
+//! application's back stays invisible to the cache until the application itself changes
+//! something, as on SQLite. Other instances are told after the commit
+//! (`signals::announce`), never from inside the transaction: a notification sent there takes
+//! a lock of the whole cluster at commit, so every change would wait for the one before it.
+//!
+//! **The ordering rule.** An entry is trusted only while the versions it was filled under
+//! equal those a reader found after its request arrived. The catalog's version is the *sum*
+//! of its shard rows, and that is exact for the rule because
+//! - a row only grows, and two changes that move the same row commit one after the other
+//!   (its row lock), so no later read of a row finds a smaller value;
+//! - PostgreSQL's snapshots are nested: a snapshot sees every commit an earlier one saw;
+//!
+//! so the sums readers find only grow, and two equal sums mean equal rows: no change landed
+//! in between. A reader therefore never trusts an entry older than a committed change it
+//! could have seen: that change moved a row, and the sum with it. Instances hear versions in
+//! any order (after-commit notifications from several instances, probes); each row is only
+//! ever raised to the highest version heard ([`TopicCache::observe`](super::TopicCache)),
+//! never moved back, so the order does not matter.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU16, Ordering};
 
 use diesel::prelude::*;
 use diesel::PgConnection;
 
-use super::keys::{user_key, user_of_key, ALL_USERS_KEY, CATALOG_KEY, MANY_USERS};
+use super::keys::{
+    catalog_shard_row, shard_of_row, user_key, user_of_key, ALL_USERS_KEY, CATALOG_SHARDS,
+    MANY_USERS,
+};
 use super::stale::Stale;
 use crate::ids::UserId;
 
@@ -25,10 +45,14 @@ diesel::table! {
     }
 }
 
+/// Versions of the catalog's shards: `(shard, version)`.
+pub type Shards = Vec<(u16, u64)>;
+
 /// The versions a reader found for the keys some users' pages depend on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Probed {
-    pub catalog: u64,
+    /// Every shard of the catalog (a missing row is version 0).
+    pub catalog: Shards,
     pub all_users: u64,
     /// One entry per user asked for (a missing row is version 0).
     pub users: Vec<(UserId, u64)>,
@@ -37,25 +61,37 @@ pub struct Probed {
 /// The versions a committed change moved to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Moved {
-    pub catalog: Option<u64>,
+    /// The shards moved (one per change; a resync lists them all).
+    pub catalog: Shards,
     /// Set instead of `users` when a change touches more than [`MANY_USERS`] users.
     pub all_users: Option<u64>,
     pub users: Vec<(UserId, u64)>,
+}
+
+/// What a change's transaction moved, and the catalog as that transaction saw it right after
+/// its own move: if the database still shows exactly that after the commit ([`is_next`]),
+/// nothing else landed in between and the change's catalog version is the very next one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Bumped {
+    pub moved: Moved,
+    pub catalog_seen: Option<Shards>,
+}
+
+/// The sum of shard versions: the catalog's version.
+pub fn catalog_version(shards: &[(u16, u64)]) -> u64 {
+    shards.iter().map(|&(_, version)| version).sum()
 }
 
 /// The current versions of what the pages of `users` depend on: one indexed read of the
 /// shared keys and one key per user.
 pub fn probe(conn: &mut PgConnection, users: &[UserId]) -> QueryResult<Probed> {
     let mut keys: Vec<String> = users.iter().map(|&user| user_key(user)).collect();
-    keys.extend([CATALOG_KEY.to_owned(), ALL_USERS_KEY.to_owned()]);
-    let rows: Vec<(String, i64)> = cache_versions::table
-        .filter(cache_versions::key.eq_any(&keys))
-        .select((cache_versions::key, cache_versions::version))
-        .load(conn)?;
-    let found = collect(rows);
+    keys.extend(shard_rows());
+    keys.push(ALL_USERS_KEY.to_owned());
+    let found = collect(read(conn, &keys)?);
     let user_versions: HashMap<UserId, u64> = found.users.into_iter().collect();
     Ok(Probed {
-        catalog: found.catalog.unwrap_or(0),
+        catalog: every_shard(&found.catalog),
         all_users: found.all_users.unwrap_or(0),
         users: users
             .iter()
@@ -64,19 +100,46 @@ pub fn probe(conn: &mut PgConnection, users: &[UserId]) -> QueryResult<Probed> {
     })
 }
 
+/// Every shard's current version (0 for a row not written yet).
+pub fn catalog_now(conn: &mut PgConnection) -> QueryResult<Shards> {
+    Ok(every_shard(&collect(read(conn, &shard_rows())?).catalog))
+}
+
+/// Whether the catalog, read after a commit, is still exactly what the commit's transaction
+/// saw after its own move ([`Bumped::catalog_seen`]): then no other change's commit became
+/// visible between that read and this one, and the commit took the catalog one version on.
+pub fn is_next(conn: &mut PgConnection, seen: &[(u16, u64)]) -> QueryResult<bool> {
+    Ok(catalog_now(conn)? == seen)
+}
+
+/// The shard the next change of this process moves: taken in turn, from a start of the
+/// process's own, so that changes running together mostly move different rows.
+fn next_shard() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(u16::MAX);
+    let mut shard = NEXT.load(Ordering::Relaxed);
+    if shard == u16::MAX {
+        // The process id spreads instances over the shards; a lost race only repeats a start.
+        let start = u16::try_from(std::process::id() % u32::from(CATALOG_SHARDS)).unwrap_or(0);
+        let _ = NEXT.compare_exchange(u16::MAX, start, Ordering::Relaxed, Ordering::Relaxed);
+        shard = NEXT.load(Ordering::Relaxed);
+    }
+    NEXT.store((shard + 1) % CATALOG_SHARDS, Ordering::Relaxed);
+    shard % CATALOG_SHARDS
+}
+
 /// Moves the version of everything `stale` names, inside the caller's transaction.
-pub(crate) fn bump(conn: &mut PgConnection, stale: &Stale) -> QueryResult<Moved> {
+pub(crate) fn bump(conn: &mut PgConnection, stale: &Stale) -> QueryResult<Bumped> {
     let mut keys: Vec<String> = if stale.users.len() > MANY_USERS {
         vec![ALL_USERS_KEY.to_owned()]
     } else {
         stale.users.iter().map(|&user| user_key(user)).collect()
     };
     if stale.catalog {
-        keys.push(CATALOG_KEY.to_owned());
+        keys.push(catalog_shard_row(next_shard()));
     }
     // Rows are locked in one order by every change, so two changes never wait on each other
-    // in a circle. (The catalog row is moved by every change to topics or subscriptions:
-    // those changes commit one at a time, as on SQLite.)
+    // in a circle. A change moves one catalog row: changes of different topics rarely meet on
+    // one (changes of one topic already take turns on its row).
     keys.sort();
     let rows: Vec<_> = keys
         .iter()
@@ -94,16 +157,15 @@ pub(crate) fn bump(conn: &mut PgConnection, stale: &Stale) -> QueryResult<Moved>
         .set(cache_versions::version.eq(cache_versions::version + 1))
         .returning((cache_versions::key, cache_versions::version))
         .get_results(conn)?;
-    let result = collect(moved);
-    // Delivered to every listening instance when (and only if) this transaction commits, in
-    // commit order.
-    for payload in encode(&result) {
-        diesel::sql_query("SELECT pg_notify($1, $2)")
-            .bind::<diesel::sql_types::Text, _>(CHANNEL)
-            .bind::<diesel::sql_types::Text, _>(payload)
-            .execute(conn)?;
-    }
-    Ok(result)
+    let catalog_seen = if stale.catalog {
+        Some(catalog_now(conn)?)
+    } else {
+        None
+    };
+    Ok(Bumped {
+        moved: collect(moved),
+        catalog_seen,
+    })
 }
 
 /// Every version there is, for an instance that may have missed notifications (its listening
@@ -115,19 +177,42 @@ pub fn load_all(conn: &mut PgConnection) -> QueryResult<Moved> {
     Ok(collect(rows))
 }
 
+fn read(conn: &mut PgConnection, keys: &[String]) -> QueryResult<Vec<(String, i64)>> {
+    cache_versions::table
+        .filter(cache_versions::key.eq_any(keys))
+        .select((cache_versions::key, cache_versions::version))
+        .load(conn)
+}
+
+fn shard_rows() -> Vec<String> {
+    (0..CATALOG_SHARDS).map(catalog_shard_row).collect()
+}
+
+/// `found` with a 0 for every shard it lacks, in shard order.
+fn every_shard(found: &[(u16, u64)]) -> Shards {
+    let mut shards: Shards = (0..CATALOG_SHARDS).map(|shard| (shard, 0)).collect();
+    for &(shard, version) in found {
+        if let Some(slot) = shards.get_mut(usize::from(shard)) {
+            slot.1 = version;
+        }
+    }
+    shards
+}
+
 /// Version rows as the keys they move.
 fn collect(rows: Vec<(String, i64)>) -> Moved {
     let mut moved = Moved::default();
     for (key, version) in rows {
         let version = unsigned(version);
-        if key == CATALOG_KEY {
-            moved.catalog = Some(version);
+        if let Some(shard) = shard_of_row(&key) {
+            moved.catalog.push((shard, version));
         } else if key == ALL_USERS_KEY {
             moved.all_users = Some(version);
         } else if let Some(user) = user_of_key(&key) {
             moved.users.push((user, version));
         }
     }
+    moved.catalog.sort_unstable();
     moved
 }
 
@@ -138,12 +223,12 @@ pub const CHANNEL: &str = "subscriptions_cache_versions";
 /// is at most 41 bytes (two 19-digit numbers, a colon, a space).
 const USERS_PER_NOTIFICATION: usize = 150;
 
-/// `moved` as notification payloads: `c<version>` for the catalog, `a<version>` for all
+/// `moved` as notification payloads: `c<shard>.<version>` per catalog shard, `a<version>` for all
 /// users, `<user>:<version>` per user, separated by spaces.
 pub fn encode(moved: &Moved) -> Vec<String> {
     let mut head = Vec::new();
-    if let Some(version) = moved.catalog {
-        head.push(format!("c{version}"));
+    for (shard, version) in &moved.catalog {
+        head.push(format!("c{shard}.{version}"));
     }
     if let Some(version) = moved.all_users {
         head.push(format!("a{version}"));
@@ -176,8 +261,14 @@ pub fn encode(moved: &Moved) -> Vec<String> {
 pub fn decode(payload: &str) -> Option<Moved> {
     let mut moved = Moved::default();
     for part in payload.split_whitespace() {
-        if let Some(version) = part.strip_prefix('c') {
-            moved.catalog = Some(version.parse().ok()?);
+        if let Some(shard) = part.strip_prefix('c') {
+            // `c<version>` without a shard is the single row of earlier releases: shard 0.
+            let (shard, version) = shard.split_once('.').unwrap_or(("0", shard));
+            let shard: u16 = shard.parse().ok()?;
+            if shard >= CATALOG_SHARDS {
+                return None;
+            }
+            moved.catalog.push((shard, version.parse().ok()?));
         } else if let Some(version) = part.strip_prefix('a') {
             moved.all_users = Some(version.parse().ok()?);
         } else {
@@ -187,6 +278,7 @@ pub fn decode(payload: &str) -> Option<Moved> {
                 .push((UserId(user.parse().ok()?), version.parse().ok()?));
         }
     }
+    moved.catalog.sort_unstable();
     Some(moved)
 }
 
@@ -204,7 +296,7 @@ mod tests {
     #[test]
     fn notifications_carry_every_move_within_the_payload_limit() {
         let moved = Moved {
-            catalog: Some(41),
+            catalog: vec![(3, 41), (15, u64::MAX / 2)],
             all_users: None,
             users: (0..1_000)
                 .map(|n| (UserId(i64::MAX - n), u64::MAX - 7))
@@ -218,20 +310,22 @@ mod tests {
         let mut back = Moved::default();
         for payload in &payloads {
             let part = decode(payload).expect("decodes");
-            back.catalog = back.catalog.or(part.catalog);
+            back.catalog.extend(part.catalog);
             back.all_users = back.all_users.or(part.all_users);
             back.users.extend(part.users);
         }
         assert_eq!(back, moved);
         assert_eq!(
-            decode("c1 a2 3:4"),
+            decode("c2.9 c1 a2 3:4"),
             Some(Moved {
-                catalog: Some(1),
+                // Sorted by shard; a bare `c` is the one row of earlier releases.
+                catalog: vec![(0, 1), (2, 9)],
                 all_users: Some(2),
                 users: vec![(UserId(3), 4)]
             })
         );
         assert_eq!(decode("x"), None);
+        assert_eq!(decode("c16.1"), None, "no such shard");
         assert!(encode(&Moved::default()).is_empty());
     }
 

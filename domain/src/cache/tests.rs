@@ -165,7 +165,7 @@ fn versions_of_own_commits_on_their_way_are_left_to_them() {
     let cache = TopicCache::following_database_versions(TTL);
     let token = crate::testing::token();
     let mine = shared::Moved {
-        catalog: Some(5),
+        catalog: vec![(0, 5)],
         all_users: None,
         users: vec![(UserId(1), 3)],
     };
@@ -194,7 +194,7 @@ fn versions_of_own_commits_on_their_way_are_left_to_them() {
     assert_eq!(cache.advance_heard(&mine, &token).len(), 2);
     // A failed transaction's guard goes the same way: nothing stays held back.
     let failed = shared::Moved {
-        catalog: Some(6),
+        catalog: vec![(0, 6)],
         ..Default::default()
     };
     drop(cache.expect_own(&failed));

@@ -9,7 +9,9 @@ use std::time::Duration;
 use mini_moka::sync::Cache;
 
 use super::entries::{CacheStats, Catalog, Stamped, Ticket, UserTopics};
-use super::keys::{user_key, ALL_USERS_KEY, CATALOG_KEY, MANY_USERS};
+use super::keys::{
+    shard_generation_key, user_key, ALL_USERS_KEY, CATALOG_KEY, CATALOG_SHARDS, MANY_USERS,
+};
 use super::shared;
 use crate::ids::UserId;
 use crate::live::LiveEvent;
@@ -250,7 +252,9 @@ impl TopicCache {
     /// those versions, whichever instance made it.
     pub fn observe(&self, probed: &shared::Probed) {
         let mut generations = self.generations();
-        self.raise(&mut generations, CATALOG_KEY, probed.catalog);
+        for &(shard, version) in &probed.catalog {
+            self.raise_shard(&mut generations, shard, version);
+        }
         self.raise(&mut generations, ALL_USERS_KEY, probed.all_users);
         for &(user_id, version) in &probed.users {
             self.raise(&mut generations, &user_key(user_id), version);
@@ -279,10 +283,12 @@ impl TopicCache {
                 flags: None,
             });
         }
-        if let Some(version) = moved.catalog {
-            invalidated += u64::from(self.raise(&mut generations, CATALOG_KEY, version));
+        for &(shard, version) in &moved.catalog {
+            invalidated += u64::from(self.raise_shard(&mut generations, shard, version));
+        }
+        if !moved.catalog.is_empty() {
             bumps.push(LiveEvent::Shared {
-                version,
+                version: self.generation(&generations, CATALOG_KEY),
                 counts: None,
             });
         }
@@ -291,6 +297,20 @@ impl TopicCache {
             .invalidations
             .fetch_add(invalidated, Ordering::Relaxed);
         bumps
+    }
+
+    /// Raises the catalog's shards to `shards` (read from the database); the bump to tell open
+    /// pages if any moved.
+    pub fn raise_catalog(&self, shards: &[(u16, u64)], _: &Receiving) -> Option<LiveEvent> {
+        let mut generations = self.generations();
+        let mut moved = false;
+        for &(shard, version) in shards {
+            moved |= self.raise_shard(&mut generations, shard, version);
+        }
+        moved.then(|| LiveEvent::Shared {
+            version: self.generation(&generations, CATALOG_KEY),
+            counts: None,
+        })
     }
 
     /// [`Self::advance`] for versions heard through the database, less those of this instance's
@@ -302,7 +322,12 @@ impl TopicCache {
             let own = self.own();
             let pending = |key: &str, version: u64| own.contains(&(key.to_owned(), version));
             shared::Moved {
-                catalog: moved.catalog.filter(|&v| !pending(CATALOG_KEY, v)),
+                catalog: moved
+                    .catalog
+                    .iter()
+                    .filter(|&&(shard, v)| !pending(&shard_generation_key(shard), v))
+                    .copied()
+                    .collect(),
                 all_users: moved.all_users.filter(|&v| !pending(ALL_USERS_KEY, v)),
                 users: moved
                     .users
@@ -324,7 +349,12 @@ impl TopicCache {
             .iter()
             .map(|&(user, version)| (user_key(user), version))
             .collect();
-        keys.extend(moved.catalog.map(|v| (CATALOG_KEY.to_owned(), v)));
+        keys.extend(
+            moved
+                .catalog
+                .iter()
+                .map(|&(shard, v)| (shard_generation_key(shard), v)),
+        );
         keys.extend(moved.all_users.map(|v| (ALL_USERS_KEY.to_owned(), v)));
         self.own().extend(keys.iter().cloned());
         OwnCommit {
@@ -339,6 +369,41 @@ impl TopicCache {
             .own
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Raises a catalog shard to `version` if that is newer, and the catalog's generation (the
+    /// shards' sum) with it, dropping the cached catalog; whether it moved.
+    pub(super) fn raise_shard(
+        &self,
+        generations: &mut HashMap<String, u64>,
+        shard: u16,
+        version: u64,
+    ) -> bool {
+        if !self.move_shard(generations, shard, version) {
+            return false;
+        }
+        self.inner.catalog.invalidate(&CATALOG_KEY);
+        true
+    }
+
+    /// [`Self::raise_shard`] without dropping the cached catalog (for an entry patched to the
+    /// new version).
+    pub(super) fn move_shard(
+        &self,
+        generations: &mut HashMap<String, u64>,
+        shard: u16,
+        version: u64,
+    ) -> bool {
+        let key = shard_generation_key(shard);
+        if shard >= CATALOG_SHARDS || version <= self.generation(generations, &key) {
+            return false;
+        }
+        generations.insert(key, version);
+        let sum = (0..CATALOG_SHARDS)
+            .map(|shard| self.generation(generations, &shard_generation_key(shard)))
+            .sum();
+        generations.insert(CATALOG_KEY.to_owned(), sum);
+        true
     }
 
     /// Sets `key`'s generation to `version` if that is newer, dropping what the key covers

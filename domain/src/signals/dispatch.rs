@@ -228,14 +228,18 @@ pub fn write<R>(
 ) -> Result<R, DomainError> {
     // The post-commit work runs in commit order: what a change tells open pages must not
     // overtake what the change before it tells them.
-    db::write_transaction_then(
+    let (value, versions) = db::write_transaction_then(
         conn,
         |conn| with_tx(conn, signals, f),
-        |(value, work)| {
+        |(value, work, versions)| {
             run_after_commit(signals, work);
-            value
+            (value, versions)
         },
-    )
+    )?;
+    if let Some(versions) = versions {
+        versions.tell(conn, &signals.effects);
+    }
+    Ok(value)
 }
 
 /// Like [`write`], for signals that change no rows (a logout): a plain transaction that takes
@@ -245,10 +249,18 @@ pub fn read<R>(
     signals: &Signals,
     f: impl FnOnce(&mut Tx<'_>) -> Result<R, DomainError>,
 ) -> Result<R, DomainError> {
-    let (value, work) = diesel::Connection::transaction(conn, |conn| with_tx(conn, signals, f))?;
+    let (value, work, versions) =
+        diesel::Connection::transaction(conn, |conn| with_tx(conn, signals, f))?;
     run_after_commit(signals, work);
+    if let Some(versions) = versions {
+        versions.tell(conn, &signals.effects);
+    }
     Ok(value)
 }
+
+/// What an outermost transaction returns: its value, the work its receivers scheduled, and on
+/// PostgreSQL the versions it moved in the database.
+type Committed<R> = (R, Vec<AfterCommit>, Option<VersionsMoved>);
 
 /// The body of an outermost transaction: `f` with a fresh signal context, returning what it
 /// scheduled.
@@ -256,7 +268,7 @@ fn with_tx<R>(
     conn: &mut Conn,
     signals: &Signals,
     f: impl FnOnce(&mut Tx<'_>) -> Result<R, DomainError>,
-) -> Result<(R, Vec<AfterCommit>), DomainError> {
+) -> Result<Committed<R>, DomainError> {
     let mut tx = Tx::new(conn, &signals.registry);
     let value = f(&mut tx)?;
     let Tx {
@@ -265,31 +277,71 @@ fn with_tx<R>(
         stale,
         ..
     } = tx;
-    if !stale.is_empty() {
-        // Last before the commit: whatever the change's receivers marked stale.
-        let invalidate = match conn {
-            Conn::Pg(pg) => {
-                let moved = crate::cache::shared::bump(pg, &stale)?;
-                // Until this commit's own bumps are told (or it fails), the listener leaves
-                // these versions to them.
-                let own = signals.effects.cache.expect_own(&moved);
-                let patchable = stale
-                    .described
-                    .as_ref()
-                    .is_some_and(|described| described.covers(&stale));
-                let described = stale.described;
-                Box::new(move |effects: &Effects, token: &Receiving| {
-                    effects.advance_described(&moved, described.as_ref(), patchable, token);
-                    drop(own);
-                }) as AfterCommit
-            }
-            Conn::Sqlite(_) => Box::new(move |effects: &Effects, token: &Receiving| {
-                effects.invalidate(stale, token)
-            }),
-        };
-        after_commit.push(invalidate);
+    if stale.is_empty() {
+        return Ok((value, after_commit, None));
     }
-    Ok((value, after_commit))
+    // Last before the commit: whatever the change's receivers marked stale.
+    match conn {
+        Conn::Pg(pg) => {
+            let bumped = crate::cache::shared::bump(pg, &stale)?;
+            // Until this commit's own bumps are told (or it fails), the listener leaves
+            // these versions to them.
+            let own = signals.effects.cache.expect_own(&bumped.moved);
+            let patchable = stale
+                .described
+                .as_ref()
+                .is_some_and(|described| described.covers(&stale));
+            let versions = VersionsMoved {
+                bumped,
+                _own: own,
+                described: stale.described,
+                patchable,
+            };
+            Ok((value, after_commit, Some(versions)))
+        }
+        Conn::Sqlite(_) => {
+            after_commit.push(Box::new(move |effects: &Effects, token: &Receiving| {
+                effects.invalidate(stale, token)
+            }));
+            Ok((value, after_commit, None))
+        }
+    }
+}
+
+/// The versions a PostgreSQL change moved in its transaction, told once it has committed.
+struct VersionsMoved {
+    bumped: crate::cache::shared::Bumped,
+    /// Held until they are told (dropped unheard if the transaction fails).
+    _own: crate::cache::OwnCommit,
+    described: Option<crate::cache::Described>,
+    patchable: bool,
+}
+
+impl VersionsMoved {
+    /// After the commit: whether it took the catalog exactly one version on (asked only when
+    /// open pages could patch with it), then the cache, the open pages, the other instances.
+    fn tell(self, conn: &mut Conn, effects: &Effects) {
+        let next_catalog = match (&self.bumped.catalog_seen, conn) {
+            (Some(seen), Conn::Pg(pg)) if self.patchable => {
+                match crate::cache::shared::is_next(pg, seen) {
+                    Ok(true) => Some(crate::cache::shared::catalog_version(seen)),
+                    Ok(false) => None,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not read the catalog's versions after a commit");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        effects.advance_described(
+            &self.bumped.moved,
+            self.described.as_ref(),
+            self.patchable,
+            next_catalog,
+            &Receiving::new(),
+        );
+    }
 }
 
 fn run_after_commit(signals: &Signals, work: Vec<AfterCommit>) {

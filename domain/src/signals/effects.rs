@@ -5,6 +5,7 @@ use crate::cache::{Described, Stale, TopicCache};
 use crate::ids::UserId;
 use crate::live::{LiveEvent, LiveHub};
 
+use super::announce::Announcer;
 use super::token::Receiving;
 
 /// What post-commit work acts on: the cache, and the live hub that tells open pages about
@@ -12,11 +13,25 @@ use super::token::Receiving;
 pub struct Effects {
     pub(super) cache: TopicCache,
     live: LiveHub,
+    /// Tells other instances what this one's commits moved (PostgreSQL).
+    announcer: Option<Announcer>,
 }
 
 impl Effects {
     pub fn new(cache: TopicCache, live: LiveHub) -> Self {
-        Effects { cache, live }
+        Effects {
+            cache,
+            live,
+            announcer: None,
+        }
+    }
+
+    /// These effects, also telling other instances through `announcer` after each commit.
+    pub fn announcing(self, announcer: Announcer) -> Self {
+        Effects {
+            announcer: Some(announcer),
+            ..self
+        }
     }
 
     /// Drops the users' cached lists and tells their open pages.
@@ -53,13 +68,18 @@ impl Effects {
         self.publish_all(bumps, stale.described.as_ref());
     }
 
-    /// [`Self::advance`] for this instance's own commit, which can say what moved: then the
-    /// cached entries it moved are patched where they are one version behind.
+    /// [`Self::advance`] for this instance's own commit (PostgreSQL), which can say what moved:
+    /// then the cached entries it moved are patched where they are one version behind. Open
+    /// pages are told what moved where it is the very next version: for the users' own rows
+    /// always (a user's row is moved by one change at a time), for the catalog only when the
+    /// commit is known to be the next step of the catalog (`next_catalog`, its version then);
+    /// otherwise they refetch. Then the other instances are told.
     pub(super) fn advance_described(
         &self,
         moved: &crate::cache::shared::Moved,
         described: Option<&Described>,
         patchable: bool,
+        next_catalog: Option<u64>,
         token: &Receiving,
     ) {
         let bumps = match described {
@@ -69,7 +89,28 @@ impl Effects {
             }
             _ => self.cache.advance(moved, token),
         };
-        self.publish_all(bumps, described);
+        for bump in bumps {
+            let told = match (bump, described) {
+                // The shards' sum here may lag commits this instance has not heard of: a
+                // page only patches from the exact version before this commit.
+                (LiveEvent::Shared { version, .. }, Some(described)) => match next_catalog {
+                    Some(next) => described.tell(LiveEvent::Shared {
+                        version: next,
+                        counts: None,
+                    }),
+                    None => LiveEvent::Shared {
+                        version,
+                        counts: None,
+                    },
+                },
+                (bump, Some(described)) => described.tell(bump),
+                (bump, None) => bump,
+            };
+            self.live.publish(told);
+        }
+        if let Some(announcer) = &self.announcer {
+            announcer.announce(moved);
+        }
     }
 
     fn publish_all(&self, bumps: Vec<LiveEvent>, described: Option<&Described>) {
@@ -86,6 +127,14 @@ impl Effects {
     /// themselves).
     pub fn advance(&self, moved: &crate::cache::shared::Moved, token: &Receiving) {
         for bump in self.cache.advance_heard(moved, token) {
+            self.live.publish(bump);
+        }
+    }
+
+    /// The catalog's versions as read again from the database: told to open pages only where
+    /// they moved here (a notification was lost).
+    pub fn reread_catalog(&self, shards: &[(u16, u64)], token: &Receiving) {
+        if let Some(bump) = self.cache.raise_catalog(shards, token) {
             self.live.publish(bump);
         }
     }

@@ -16,6 +16,7 @@
 //! a [`Receiving`] token, which only this module can make.
 
 pub mod account_changes;
+pub mod announce;
 mod dispatch;
 mod effects;
 mod events;

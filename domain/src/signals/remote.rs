@@ -1,6 +1,6 @@
 //! Changes committed by other instances (PostgreSQL): sessions they ended are dropped from
 //! this instance's memory at once, and their version moves arrive as
-//! notifications (`cache::shared::CHANNEL`, sent inside the committing transaction), and this
+//! notifications (`cache::shared::CHANNEL`, sent after the commit by `announce`), and this
 //! instance applies them as its own receivers would after a commit: its cache entries go and
 //! its open pages hear of it. Pages stay exact without this (every request reads the
 //! versions); it is what makes open pages on every instance follow changes live.
@@ -22,8 +22,10 @@ use crate::sessions::{self, EndedElsewhere};
 
 /// How often the connection is asked for what has arrived: the latency notifications add.
 const POLL: Duration = Duration::from_millis(10);
-/// How often an idle connection is checked (a statement on a dead one fails).
-const CHECK: Duration = Duration::from_secs(2);
+/// How often the catalog's versions are read again: a notification the committing instance
+/// never sent (it stopped between its commit and its announcement) is made up for within
+/// this. (A user's own versions are read by each of the user's requests.)
+const REREAD: Duration = Duration::from_millis(500);
 /// Between attempts to reconnect.
 const RETRY: Duration = Duration::from_millis(500);
 
@@ -137,9 +139,15 @@ fn pump(conn: &mut PgConnection, heard: &Heard) -> Option<String> {
             }
         }
         drop(signals_now);
-        if checked.elapsed() >= CHECK {
-            if let Err(err) = conn.batch_execute("SELECT 1") {
-                return Some(err.to_string());
+        if checked.elapsed() >= REREAD {
+            // Also the check that the connection is alive (a statement on a dead one fails).
+            match shared::catalog_now(conn) {
+                Ok(catalog) => {
+                    if let Some(signals) = signals.upgrade() {
+                        signals.effects.reread_catalog(&catalog, &Receiving::new());
+                    }
+                }
+                Err(err) => return Some(err.to_string()),
             }
             checked = Instant::now();
         }
