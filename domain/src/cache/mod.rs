@@ -16,6 +16,8 @@
 
 mod entries;
 pub(crate) mod keys;
+#[cfg(test)]
+mod ordering_tests;
 mod patches;
 pub mod probes;
 pub mod shared;

@@ -1,0 +1,303 @@
+//! The ordering rule of the versions PostgreSQL keeps (`shared`), on two instances: a fill and
+//! another instance's commit forced to interleave, commits heard out of order, a commit told
+//! to nobody, and a listener killed while writes stream past it.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use diesel::sql_types::BigInt;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+
+use super::shared::{self, Moved, Probed};
+use super::stale::Stale;
+use super::{TopicCache, TTL};
+use crate::db::scratch::ScratchDatabase;
+use crate::db::Db;
+use crate::ids::{TopicId, UserId};
+use crate::live::LiveEvent;
+use crate::services::Services;
+use crate::topics::{list, list_pausing_before_fill, TopicListing};
+
+fn heard(cache: &TopicCache, catalog: Vec<(u16, u64)>) {
+    let moved = Moved {
+        catalog,
+        ..Default::default()
+    };
+    cache.advance_heard(&moved, &crate::testing::token());
+}
+
+fn catalog_version(cache: &TopicCache) -> u64 {
+    cache.ticket(UserId(1)).catalog
+}
+
+#[test]
+fn shards_heard_out_of_order_are_only_ever_raised() {
+    let cache = TopicCache::following_database_versions(TTL);
+    heard(&cache, vec![(3, 5)]);
+    heard(&cache, vec![(7, 2)]);
+    assert_eq!(
+        catalog_version(&cache),
+        7,
+        "the catalog's version is the sum of its shards"
+    );
+    let ticket = cache.ticket(UserId(1));
+    assert!(cache.fill_catalog(&ticket, Arc::new(Vec::new())));
+
+    // Notifications of earlier commits arriving late, and a repeat: nothing moves back, and
+    // the entry read under the newer versions stays.
+    heard(&cache, vec![(3, 4)]);
+    heard(&cache, vec![(7, 1), (3, 5)]);
+    cache.observe(&Probed {
+        catalog: (0..super::keys::CATALOG_SHARDS)
+            .map(|shard| (shard, 0))
+            .collect(),
+        ..Default::default()
+    });
+    assert_eq!(catalog_version(&cache), 7);
+    assert!(
+        cache.has_catalog(),
+        "an old version does not drop a newer entry"
+    );
+
+    // Any shard moving on drops it, and a read taken under the old versions cannot come back.
+    heard(&cache, vec![(11, 1)]);
+    assert_eq!(catalog_version(&cache), 8);
+    assert!(!cache.has_catalog());
+    assert!(!cache.fill_catalog(&ticket, Arc::new(Vec::new())));
+}
+
+async fn instance(place: &ScratchDatabase) -> Services {
+    let db = Db::open(place.url()).await.expect("open");
+    let services = Services::new(db, TTL);
+    wait_for("the listener to connect", || {
+        services
+            .remote
+            .as_ref()
+            .is_some_and(|remote| remote.connected.load(Ordering::Relaxed))
+    })
+    .await;
+    services
+}
+
+/// Generous for a loaded machine: what is measured here is that it happens at all.
+async fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn connect(place: &ScratchDatabase) -> PgConnection {
+    PgConnection::establish(place.url()).expect("connect")
+}
+
+/// Two instances, a member, and the first topic.
+async fn two_instances(place: &ScratchDatabase) -> (Services, Services, UserId, TopicId) {
+    let (a, b) = (instance(place).await, instance(place).await);
+    let alice = crate::testing::account(&a.db, "alice", false).await.id;
+    let first = list(&a, alice, Default::default())
+        .await
+        .expect("list")
+        .topics[0]
+        .id;
+    (a, b, alice, first)
+}
+
+/// Subscribes `user` to `topic` as an instance that stopped right after its commit would:
+/// the rows and the versions move, and nobody is told.
+fn commit_untold(conn: &mut PgConnection, user: UserId, topic: TopicId) {
+    conn.transaction(|conn| {
+        diesel::sql_query("INSERT INTO topic_subscribers (topic_id, user_id) VALUES ($1, $2)")
+            .bind::<BigInt, _>(topic.0)
+            .bind::<BigInt, _>(user.0)
+            .execute(conn)?;
+        let stale = Stale {
+            users: BTreeSet::from([user]),
+            catalog: true,
+            described: None,
+        };
+        shared::bump(conn, &stale)
+    })
+    .expect("committed");
+}
+
+/// What `b` read for `user`'s page before `commit` ran, which `b` then tries to cache.
+async fn read_around(
+    b: &Services,
+    user: UserId,
+    commit: impl std::future::Future<Output = ()>,
+) -> TopicListing {
+    let (read_tx, read) = mpsc::channel::<()>();
+    let (resume_tx, resume) = mpsc::channel::<()>();
+    let (cache, db) = (b.cache.clone(), b.db.clone());
+    let reader = tokio::spawn(async move {
+        db.run(move |conn| {
+            list_pausing_before_fill(conn, &cache, user, move || {
+                let _ = read_tx.send(());
+                let _ = resume.recv_timeout(Duration::from_secs(10));
+            })
+        })
+        .await
+    });
+    tokio::task::spawn_blocking(move || read.recv_timeout(Duration::from_secs(10)))
+        .await
+        .expect("join")
+        .expect("the reader reached its fill");
+    commit.await;
+    resume_tx.send(()).expect("resume the reader");
+    reader.await.expect("join").expect("list")
+}
+
+fn row(listing: &TopicListing, topic: TopicId) -> (i64, bool) {
+    listing
+        .topics
+        .iter()
+        .find(|row| row.id == topic)
+        .map(|row| (row.subscribers, row.subscribed))
+        .expect("listed")
+}
+
+/// Instance B has read the database for a page and not yet filled its cache when A commits
+/// a change, told to B or (A stopped at once) never told. Whatever B stored, its next
+/// request serves the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fill_read_before_another_instances_commit_is_never_served() {
+    let place = ScratchDatabase::create();
+    let (a, b, alice, first) = two_instances(&place).await;
+    let stale = read_around(&b, alice, async {
+        crate::subscriptions::subscribe(&a, alice, first)
+            .await
+            .expect("subscribe");
+    })
+    .await;
+    assert_eq!(row(&stale, first), (0, false), "read before the commit");
+    let served = list(&b, alice, Default::default()).await.expect("list");
+    assert_eq!(row(&served, first), (1, true));
+
+    let bob = crate::testing::account(&a.db, "bob", false).await.id;
+    let mut untold = connect(&place);
+    let stale = read_around(&b, bob, async {
+        tokio::task::spawn_blocking(move || commit_untold(&mut untold, bob, first))
+            .await
+            .expect("join");
+    })
+    .await;
+    assert_eq!(row(&stale, first), (1, false), "read before the commit");
+    let served = list(&b, bob, Default::default()).await.expect("list");
+    assert_eq!(row(&served, first), (2, true));
+    let served = list(&a, alice, Default::default()).await.expect("list");
+    assert_eq!(row(&served, first), (2, true), "and on the other instance");
+}
+
+/// A commit takes the catalog exactly one version on (so open pages may patch with it) only
+/// if the catalog after the commit is what its transaction saw.
+#[tokio::test]
+async fn a_commit_is_the_next_version_only_if_nothing_landed_between() {
+    let place = ScratchDatabase::create();
+    let _migrated = instance(&place).await;
+    let (mut one, mut two) = (connect(&place), connect(&place));
+    let catalog = || Stale {
+        users: BTreeSet::new(),
+        catalog: true,
+        described: None,
+    };
+    let bump = |conn: &mut PgConnection| {
+        conn.transaction(|conn| shared::bump(conn, &catalog()))
+            .expect("bumped")
+            .catalog_seen
+            .expect("the catalog was read")
+    };
+
+    let before = shared::catalog_version(&shared::catalog_now(&mut one).expect("read"));
+    let seen = bump(&mut one);
+    assert_eq!(shared::catalog_version(&seen), before + 1);
+    assert!(shared::is_next(&mut one, &seen).expect("read"));
+
+    let seen = bump(&mut one);
+    bump(&mut two);
+    assert!(
+        !shared::is_next(&mut one, &seen).expect("read"),
+        "another commit landed between the transaction's read and the commit's"
+    );
+    assert_eq!(
+        shared::catalog_version(&shared::catalog_now(&mut one).expect("read")),
+        before + 3
+    );
+}
+
+/// The committing instance stopped between its commit and its announcement: every other
+/// instance's open pages still hear of the catalog's move, from the listener's reread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_commit_never_announced_reaches_open_pages_by_the_reread() {
+    let place = ScratchDatabase::create();
+    let (a, b, alice, first) = two_instances(&place).await;
+    let mut events = b.live.subscribe();
+    let mut conn = connect(&place);
+    commit_untold(&mut conn, alice, first);
+    let now = shared::catalog_version(&shared::catalog_now(&mut conn).expect("read"));
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, events.recv()).await {
+            Ok(Ok(LiveEvent::Shared { version, .. })) if version == now => break,
+            Ok(_) => {}
+            Err(_) => panic!("no page heard of the catalog's version {now}"),
+        }
+    }
+    assert_eq!(catalog_version(&b.cache), now);
+    wait_for("the committing side's listener too", || {
+        catalog_version(&a.cache) == now
+    })
+    .await;
+}
+
+/// Writes stream through A while B's listener is killed and reconnects: B ends at the last
+/// version without serving a request, and serves what the database holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_listener_killed_while_writes_stream_ends_at_the_last_version() {
+    let place = ScratchDatabase::create();
+    let (a, b, alice, first) = two_instances(&place).await;
+    let writer = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            let mut last = None;
+            for step in 0..200 {
+                let version = if step % 2 == 0 {
+                    crate::subscriptions::subscribe(&a, alice, first).await
+                } else {
+                    crate::subscriptions::unsubscribe(&a, alice, first).await
+                };
+                last = Some(version.expect("a write"));
+            }
+            last.expect("200 writes")
+        })
+    };
+    let mut admin = connect(&place);
+    wait_for("some writes", || a.view_version(alice).user >= 20).await;
+    let ended = diesel::sql_query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'subscriptions-listener'",
+    )
+    .execute(&mut admin)
+    .expect("terminate the listeners");
+    assert_eq!(ended, 2, "one listener per instance");
+    let last = writer.await.expect("join");
+
+    let remote = b.remote.clone().expect("listening");
+    wait_for("a reconnect", || {
+        remote.reconnects.load(Ordering::Relaxed) >= 1
+    })
+    .await;
+    wait_for("the last write", || b.view_version(alice) == last).await;
+    let fresh = Services::new(Db::open(place.url()).await.expect("open"), Duration::ZERO);
+    let expected = list(&fresh, alice, Default::default())
+        .await
+        .expect("fresh");
+    let served = list(&b, alice, Default::default()).await.expect("list");
+    assert_eq!(served.topics, expected.topics);
+    assert_eq!(served.version, last);
+}
