@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy (server, shared and wasm code), unit and
-# integration tests on SQLite and again on PostgreSQL, then the Playwright tests in Debian's chromium against a fresh database.
+# integration tests on SQLite and again on PostgreSQL (a throwaway cluster when none answers),
+# then the Playwright tests in Debian's chromium against a fresh database.
 # Installs what it needs first; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,10 +19,12 @@ step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown --locked -- -D warnings
 
-# PostgreSQL for the tests (a fresh database per test is made on it): reachable, or the run
-# fails here rather than halfway through.
-export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
-step "PostgreSQL at $TEST_DATABASE_URL"
+# PostgreSQL for the tests (a fresh database per test is made on it): the one answering at
+# TEST_DATABASE_URL, or a throwaway cluster for this run when none does.
+TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
+step "PostgreSQL for the tests"
+# shellcheck source=scripts/postgres-for-tests.sh
+. scripts/postgres-for-tests.sh
 psql "$TEST_DATABASE_URL" -v ON_ERROR_STOP=1 -qAtc 'SELECT version()'
 
 step "the domain builds without Leptos or axum"
