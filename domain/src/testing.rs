@@ -63,3 +63,31 @@ pub async fn account(db: &Db, name: &str, staff: bool) -> crate::users::User {
         .await
         .expect("account")
 }
+
+/// Waits (10 s at most, generous for a loaded machine) until `done`; what a test measures
+/// with it is that something happens at all, not how soon.
+pub async fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// One instance of the domain on the PostgreSQL database at `place`, as one server process
+/// is, once its listener for the other instances has connected.
+pub async fn listening_instance(place: &ScratchDatabase) -> Services {
+    let db = Db::open(place.url()).await.expect("open");
+    let services = Services::new(db, crate::cache::TTL);
+    wait_for("the listener to connect", || {
+        services
+            .remote
+            .as_ref()
+            .is_some_and(|remote| remote.connected.load(std::sync::atomic::Ordering::Relaxed))
+    })
+    .await;
+    services
+}

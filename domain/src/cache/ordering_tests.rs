@@ -18,6 +18,7 @@ use crate::db::Db;
 use crate::ids::{TopicId, UserId};
 use crate::live::LiveEvent;
 use crate::services::Services;
+use crate::testing::{listening_instance as instance, wait_for};
 use crate::topics::{list, list_pausing_before_fill, TopicListing};
 
 fn heard(cache: &TopicCache, catalog: Vec<(u16, u64)>) {
@@ -66,28 +67,6 @@ fn shards_heard_out_of_order_are_only_ever_raised() {
     assert_eq!(catalog_version(&cache), 8);
     assert!(!cache.has_catalog());
     assert!(!cache.fill_catalog(&ticket, Arc::new(Vec::new())));
-}
-
-async fn instance(place: &ScratchDatabase) -> Services {
-    let db = Db::open(place.url()).await.expect("open");
-    let services = Services::new(db, TTL);
-    wait_for("the listener to connect", || {
-        services
-            .remote
-            .as_ref()
-            .is_some_and(|remote| remote.connected.load(Ordering::Relaxed))
-    })
-    .await;
-    services
-}
-
-/// Generous for a loaded machine: what is measured here is that it happens at all.
-async fn wait_for(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 fn connect(place: &ScratchDatabase) -> PgConnection {

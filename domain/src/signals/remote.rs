@@ -167,27 +167,7 @@ mod tests {
     use crate::ids::UserId;
     use crate::live::LiveEvent;
     use crate::services::Services;
-
-    async fn instance(place: &ScratchDatabase) -> Services {
-        let db = Db::open(place.url()).await.expect("open");
-        let services = Services::new(db, crate::cache::TTL);
-        wait_for("the listener to connect", || {
-            services
-                .remote
-                .as_ref()
-                .is_some_and(|remote| remote.connected.load(Ordering::Relaxed))
-        })
-        .await;
-        services
-    }
-
-    async fn wait_for(what: &str, done: impl Fn() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !done() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
+    use crate::testing::{listening_instance as instance, wait_for};
 
     async fn member(services: &Services, name: &str) -> UserId {
         crate::testing::account(&services.db, name, false).await.id
