@@ -91,3 +91,16 @@ pub async fn listening_instance(place: &ScratchDatabase) -> Services {
     .await;
     services
 }
+
+/// Ends every instance's listening connection on `place`, as a PostgreSQL restart or an
+/// operator's `pg_terminate_backend` would; how many were ended.
+pub fn terminate_listeners(place: &ScratchDatabase) -> usize {
+    use diesel::{Connection, RunQueryDsl};
+    let mut admin = diesel::PgConnection::establish(place.url()).expect("admin");
+    diesel::sql_query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'subscriptions-listener'",
+    )
+    .execute(&mut admin)
+    .expect("terminate the listeners")
+}

@@ -255,14 +255,8 @@ async fn a_listener_killed_while_writes_stream_ends_at_the_last_version() {
             last.expect("200 writes")
         })
     };
-    let mut admin = connect(&place);
     wait_for("some writes", || a.view_version(alice).user >= 20).await;
-    let ended = diesel::sql_query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND application_name = 'subscriptions-listener'",
-    )
-    .execute(&mut admin)
-    .expect("terminate the listeners");
+    let ended = crate::testing::terminate_listeners(&place);
     assert_eq!(ended, 2, "one listener per instance");
     let last = writer.await.expect("join");
 

@@ -160,8 +160,6 @@ mod tests {
     use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
 
-    use diesel::RunQueryDsl;
-
     use crate::db::scratch::ScratchDatabase;
     use crate::db::Db;
     use crate::ids::UserId;
@@ -229,16 +227,7 @@ mod tests {
     async fn a_terminated_listener_reconnects_and_catches_up() {
         let place = ScratchDatabase::create();
         let (a, b, alice, python) = two_instances_and_a_member(&place).await;
-        let mut admin = crate::db::Target::parse(place.url())
-            .expect("url")
-            .connect()
-            .expect("admin");
-        let ended = diesel::sql_query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND application_name = 'subscriptions-listener'",
-        )
-        .execute(&mut admin)
-        .expect("terminate the listeners");
+        let ended = crate::testing::terminate_listeners(&place);
         assert_eq!(ended, 2, "one listener per instance");
         // A change while nobody listens: its notification is lost.
         let missed = crate::subscriptions::subscribe(&a, alice, python)
