@@ -2,7 +2,7 @@ import { defineConfig } from "@playwright/test";
 import * as os from "node:os";
 import * as path from "node:path";
 
-// The tests start their own server (the debug build that `cargo leptos build` made) on its own
+// The tests start their own server (the debug build that `cargo xtask build` made) on its own
 // port with a fresh database file, so they never touch a developer's data/app.db.
 const port = Number(process.env.E2E_PORT ?? 3100);
 const baseURL = `http://127.0.0.1:${port}`;

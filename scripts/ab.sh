@@ -7,7 +7,7 @@
 #   ./scripts/ab.sh SECONDS ROUNDS NAME=BINARY NAME=BINARY [NAME=BINARY …]
 #
 # Build old commits with `git worktree add /tmp/wt-X X` and `cargo build --release -p server`
-# there. The binaries serve this checkout's built site (`target/site`; `cargo leptos build
+# there. The binaries serve this checkout's built site (`target/site`; `cargo xtask build
 # --release` first). Prints one table row per scenario and binary; never gates anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."

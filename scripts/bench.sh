@@ -7,7 +7,7 @@
 #
 # `live`: on the `large` dataset, BENCH_STREAMS open pages (default 10,000) of BENCH_LIVE_USERS
 # users (default 1,250) follow live updates while BENCH_WRITES_PER_SECOND toggles (default 20)
-# run; the load tool (server/examples/bench_live.rs) reports how soon every page converged,
+# run; the load tool (server/examples/bench_live/) reports how soon every page converged,
 # the requests live updates caused and the server's memory; the hot GET is measured without
 # and with the streams open.
 #
@@ -41,7 +41,7 @@ if ! command -v wasm-opt >/dev/null || [ "$(command -v wasm-opt)" = /usr/bin/was
 fi
 
 log "building the release server and site"
-cargo leptos build --release --precompress
+cargo xtask build --release
 if [ -n "$live" ]; then
   log "building the live load tool"
   cargo build --release --locked -p server --example bench_live

@@ -32,7 +32,7 @@ if [ "$(psql "$server_url" -tAc "SELECT 1 FROM pg_database WHERE datname = '$nam
 fi
 
 log "building"
-cargo leptos build
+cargo xtask build
 
 run=$(mktemp -d)
 pids=()

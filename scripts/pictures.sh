@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh --browser
-cargo leptos build
+cargo xtask build
 cd end2end
 exec npx playwright test -c pictures.config.ts

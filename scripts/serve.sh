@@ -4,4 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-exec cargo leptos serve "$@"
+case "${1:-}" in
+  --release) cargo xtask build --release && exec target/release/server ;;
+  "") cargo xtask build && exec target/debug/server ;;
+  *) echo "usage: $0 [--release]" >&2; exit 2 ;;
+esac

@@ -4,8 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CARGO_LEPTOS_VERSION=0.3.10
-WASM_BINDGEN_VERSION=0.2.130
 want_browser=${1:-}
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -15,16 +13,8 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
-if ! cargo leptos --version 2>/dev/null | grep -q "$CARGO_LEPTOS_VERSION"; then
-  log "installing cargo-leptos $CARGO_LEPTOS_VERSION (takes a while, once)"
-  cargo install cargo-leptos --locked --version "$CARGO_LEPTOS_VERSION"
-fi
-
-if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
-  log "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
-  # Its published lock file does not resolve; install without --locked.
-  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
-fi
+# No cargo-leptos or wasm-bindgen-cli to install: `cargo xtask build` (xtask/) builds the site
+# with wasm-bindgen's library, compiled with the workspace.
 
 # Debian's packages, installed only when missing: libpq for Diesel's PostgreSQL backend
 # (linked into every build), psql, which the tests use to check the server is there, and nginx.

@@ -41,7 +41,7 @@ step "unit and integration tests on PostgreSQL"
 TEST_BACKEND=postgres cargo test -p domain -p app -p server --features app/ssr --locked
 
 step "end-to-end build"
-cargo leptos build
+cargo xtask build
 
 step "end-to-end tests"
 (cd end2end && npx playwright test)
