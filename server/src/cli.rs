@@ -40,6 +40,10 @@ pub enum Command {
     EndSessions { username: String },
     /// Delete an account with its subscriptions; its sessions end.
     DeleteUser { username: String },
+    /// Write a consistent copy of the SQLite database to PATH (which must not exist) while
+    /// servers go on using it; serve the copy with DATABASE_URL=sqlite://PATH. A PostgreSQL
+    /// database is backed up with pg_dump instead (README, "Backups").
+    Backup { path: std::path::PathBuf },
     /// Fill an empty database with a benchmark dataset (users bench1…benchN, password
     /// "bench-password"): `small` = 203 topics, 1,000 users, 10,000 subscriptions; `large` =
     /// 10,000 topics, 100,000 users, 1,000,000 subscriptions.
@@ -57,6 +61,8 @@ pub enum CliError {
     Database(#[from] domain::db::OpenError),
     #[error("{0}")]
     Rejected(String),
+    #[error(transparent)]
+    Backup(#[from] domain::db::backup::BackupError),
     #[error("cannot read the password from standard input: {0}")]
     Stdin(std::io::Error),
 }
@@ -81,8 +87,21 @@ pub async fn run(command: Command, config: Config) -> Result<(), CliError> {
         Command::DeleteUser { username } => {
             change_account_command(&config, &username, Deleted).await
         }
+        Command::Backup { path } => backup_command(&config, &path).await,
         Command::BenchSeed { profile } => bench_seed_command(&config, &profile).await,
     }
+}
+
+async fn backup_command(config: &Config, path: &std::path::Path) -> Result<(), CliError> {
+    let db = Db::open(&config.database_url).await?;
+    let backup = domain::db::backup::backup(&db, path).await?;
+    println!(
+        "backed up to {} ({} KiB, checked) in {:.1} s",
+        backup.path.display(),
+        backup.bytes.div_ceil(1024),
+        backup.took.as_secs_f64()
+    );
+    Ok(())
 }
 
 async fn bench_seed_command(config: &Config, profile: &str) -> Result<(), CliError> {

@@ -4,9 +4,10 @@
 //! write one query for both backends, and spell out the rare exception where they make it:
 //! `backend` opens connections and migrates, `pool` hands them out, `transactions` begins and
 //! ends write and snapshot transactions, `statements` counts SQL, `errors` says what a
-//! failure means.
+//! failure means, `backup` copies a live SQLite file.
 
 mod backend;
+pub mod backup;
 mod errors;
 mod name_keys;
 mod pool;

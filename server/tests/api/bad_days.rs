@@ -24,8 +24,7 @@ struct Outcome {
 /// POST without the support client's `expect`: a killed server is an answer here.
 async fn post(client: &TestClient, path: &str, form: &[(&str, &str)]) -> Option<StatusCode> {
     client
-        .http
-        .post(format!("{}{}", client.base, path))
+        .to(reqwest::Method::POST, path)
         .form(form)
         .send()
         .await
@@ -42,8 +41,7 @@ async fn a_killed_server_loses_no_acknowledged_write() {
     let server = TestServer::start();
     let db = server.db.clone();
     let seeded: Vec<i64> = {
-        let probe = server.client();
-        expect_redirect(probe.signup("probe").await, "/topics/").await;
+        let probe = member(&server, "probe").await;
         let mut ids = Vec::new();
         for name in ["Python", "Django", "DevOps"] {
             ids.push(probe.topic_id(name).await);
@@ -159,9 +157,7 @@ async fn a_killed_server_loses_no_acknowledged_write() {
 /// the session stays valid until its stored expiry, and the renewal is tried again later.
 #[tokio::test]
 async fn a_renewal_that_cannot_be_saved_does_not_fail_the_page() {
-    let server = TestServer::start();
-    let alice = server.client();
-    expect_redirect(alice.signup("alice").await, "/topics/").await;
+    let (server, alice) = TestServer::with_member("alice").await;
     let db = server.stop();
     // A day and more since the last renewal, as the database (not memory) remembers it.
     let renewed_long_ago = if db.is_postgres() {
@@ -273,6 +269,8 @@ async fn a_full_disk_answers_503_changes_nothing_and_recovers() {
         return;
     };
     let db = Database::sqlite_in(&disk.path);
+    // Locals drop in reverse: the server stops before the database file goes and the disk
+    // is unmounted.
     let server = TestServer::start_on(&db);
     let alice = member(&server, "alice").await;
     let python = alice.topic_id("Python").await;
@@ -313,8 +311,6 @@ async fn a_full_disk_answers_503_changes_nothing_and_recovers() {
         1,
         "one created row: the refused create left none"
     );
-    drop(server);
-    drop(db);
 }
 
 /// PostgreSQL turned read-only (as during a failover, or a full disk there): writes get the

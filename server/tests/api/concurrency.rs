@@ -165,9 +165,7 @@ async fn twice_at_once(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_user_racing_themself_gets_one_row_and_exact_counts() {
-    let server = TestServer::start();
-    let alice = server.client();
-    expect_redirect(alice.signup("alice").await, "/topics/").await;
+    let (server, alice) = TestServer::with_member("alice").await;
     // The same browser (one cookie jar), two requests in flight.
     let tab = alice.clone();
     let topics: Vec<i64> = alice.topics().await.iter().map(|t| t.0).collect();

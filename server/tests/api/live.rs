@@ -86,8 +86,7 @@ fn newer(after: ViewVersion, before: ViewVersion) -> bool {
 
 #[tokio::test]
 async fn other_users_changes_arrive_after_commit_and_only_grow() {
-    let server = TestServer::start();
-    let alice = member(&server, "alice").await;
+    let (server, alice) = TestServer::with_member("alice").await;
     let bob = member(&server, "bob").await;
     let mut events = Events::open(&alice).await;
     let mut last = events.version().await;
@@ -132,8 +131,7 @@ async fn other_users_changes_arrive_after_commit_and_only_grow() {
 
 #[tokio::test]
 async fn a_change_that_fails_sends_nothing() {
-    let server = TestServer::start();
-    let alice = member(&server, "alice").await;
+    let (server, alice) = TestServer::with_member("alice").await;
     let bob = member(&server, "bob").await;
     let mut events = Events::open(&alice).await;
     let first = events.version().await;
@@ -156,8 +154,7 @@ async fn a_change_that_fails_sends_nothing() {
 
 #[tokio::test]
 async fn streams_are_bounded_counted_and_freed() {
-    let server = TestServer::start();
-    let alice = member(&server, "alice").await;
+    let (server, alice) = TestServer::with_member("alice").await;
     let mut open = Vec::new();
     for _ in 0..domain::live::STREAMS_PER_USER {
         let mut events = Events::open(&alice).await;
@@ -189,8 +186,7 @@ async fn streams_are_bounded_counted_and_freed() {
 
 #[tokio::test]
 async fn logout_ends_the_users_streams() {
-    let server = TestServer::start();
-    let alice = member(&server, "alice").await;
+    let (_server, alice) = TestServer::with_member("alice").await;
     let mut events = Events::open(&alice).await;
     events.version().await;
     expect_redirect(alice.post_form("/logout", &[]).await, "/topics/").await;
@@ -199,8 +195,7 @@ async fn logout_ends_the_users_streams() {
 
 #[tokio::test]
 async fn shutdown_ends_streams_and_a_reconnect_catches_up() {
-    let server = TestServer::start();
-    let alice = member(&server, "alice").await;
+    let (server, alice) = TestServer::with_member("alice").await;
     let mut events = Events::open(&alice).await;
     let before = events.version().await;
 
@@ -219,9 +214,6 @@ async fn shutdown_ends_streams_and_a_reconnect_catches_up() {
         // In memory they start from the boot time; on PostgreSQL they are the stored ones.
         assert!(after.shared > before.shared && after.user > before.user);
     }
-    drop(again);
-    drop(restarted);
-    drop(db);
 }
 
 /// Rows as the test client reads them from a page: (id, name, subscribers, subscribed).
@@ -271,8 +263,7 @@ async fn follow(
 
 #[tokio::test]
 async fn subscriptions_arrive_as_patches_that_leave_the_page_as_a_reload_shows_it() {
-    let server = TestServer::start();
-    let alice = member(&server, "alice").await;
+    let (server, alice) = TestServer::with_member("alice").await;
     let bob = member(&server, "bob").await;
     let python = bob.topic_id("Python").await;
     let django = bob.topic_id("Django").await;
@@ -350,8 +341,7 @@ async fn subscriptions_arrive_as_patches_that_leave_the_page_as_a_reload_shows_i
 
 #[tokio::test]
 async fn a_burst_of_writes_reaches_an_open_page_in_few_events_that_add_up() {
-    let server = TestServer::start();
-    let alice = member(&server, "alice").await;
+    let (server, alice) = TestServer::with_member("alice").await;
     let bob = member(&server, "bob").await;
     // The toggles below pass through the same few states again and again; the last write,
     // subscribing to this topic, leads to a state none of them had. So the page holds what a

@@ -3,13 +3,19 @@
 //! temporary SQLite file, or a scratch PostgreSQL database with `TEST_BACKEND=postgres`).
 
 mod accounts;
+mod backups;
 mod bad_days;
 mod concurrency;
+mod connections;
 mod fuzz;
 mod http;
 mod live;
 mod operations;
 mod revocation;
 mod scale_out;
+mod sessions;
+mod shutdown;
+mod startup;
 mod support;
+mod topic_pages;
 mod topics;

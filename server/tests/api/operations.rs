@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 
 use crate::support::{count_sql, expect_redirect, topics, Database, TestClient, TestServer};
 
@@ -141,12 +141,7 @@ async fn person(
         };
         let path = format!("/topics/{action}/{topic}/");
         load.requests.fetch_add(2, Ordering::Relaxed);
-        match client
-            .http
-            .post(format!("{}{path}", client.base))
-            .send()
-            .await
-        {
+        match client.to(Method::POST, &path).send().await {
             Ok(response) if response.status() == StatusCode::SEE_OTHER => {
                 acknowledged.insert(topic, subscribe);
             }

@@ -104,8 +104,7 @@ async fn staff_rights_are_checked_against_the_database_not_the_sessions_copy() {
 
 #[tokio::test]
 async fn ending_a_users_sessions_signs_them_out_everywhere() {
-    let server = TestServer::start();
-    let laptop = member(&server, "grace").await;
+    let (server, laptop) = TestServer::with_member("grace").await;
     let phone = server.client();
     expect_redirect(phone.login("grace", PASSWORD, "").await, "/topics/").await;
     let someone_else = member(&server, "alan").await;
@@ -126,8 +125,7 @@ async fn ending_a_users_sessions_signs_them_out_everywhere() {
 
 #[tokio::test]
 async fn deleting_an_account_gives_back_its_subscriptions_and_signs_it_out() {
-    let server = TestServer::start();
-    let grace = member(&server, "grace").await;
+    let (server, grace) = TestServer::with_member("grace").await;
     let alan = member(&server, "alan").await;
     let django = grace.topic_id("Django").await;
     grace.subscribe(django).await;

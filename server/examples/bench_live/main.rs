@@ -1,0 +1,298 @@
+//! The live-update load tool (`./scripts/bench.sh live`): holds many open pages' event
+//! streams against a running server while a steady rate of subscription toggles runs, and
+//! reports how soon every page reached what was committed, how many requests the live
+//! updates caused, and what the streams cost the server.
+//!
+//! ```text
+//! cargo run --release -p server --example bench_live -- --base http://127.0.0.1:3400 \
+//!     --users 1250 --streams 10000 --writes-per-second 20 --seconds 30 --server-pid PID
+//! ```
+//!
+//! Each stream behaves as an open topic page does: a `patch` that leads from the version it
+//! holds moves it there; a newer `version` (or a patch from elsewhere) makes it refetch its
+//! list. A page has converged on a write once it holds a version at least the write's (the
+//! version the write's server function returned; for pages of the writer, its own part too).
+//! Latency counts from the moment the write was sent.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Parser;
+use domain::live::ViewVersion;
+use futures::stream::{self, StreamExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use host::{cpu_ticks, lock, raise_open_file_limit, rss_kib, Random};
+use page::{list, log_in, toggle, Page};
+
+mod host;
+mod page;
+
+#[derive(Parser)]
+struct Args {
+    /// The server (or load balancer) to load.
+    #[arg(long, default_value = "http://127.0.0.1:3400")]
+    base: String,
+    /// Benchmark users to log in (`bench1`…, seeded by `server bench-seed`).
+    #[arg(long, default_value_t = 1250)]
+    users: usize,
+    /// Open pages, spread over the users (the server takes 8 per user).
+    #[arg(long, default_value_t = 10_000)]
+    streams: usize,
+    #[arg(long, default_value_t = 20)]
+    writes_per_second: u32,
+    /// How long the writes run.
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    /// How long the streams stay open and idle before the writes (for a measurement of the
+    /// server's hot path meanwhile); `--ready-file` is written when they are all open.
+    #[arg(long, default_value_t = 0)]
+    idle_seconds: u64,
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+    /// The server's process, for its memory and CPU time.
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
+/// One page's state at one moment: what it holds after an event or a refetch.
+#[derive(Clone, Copy)]
+struct Seen {
+    at: Instant,
+    version: ViewVersion,
+}
+
+/// One committed toggle.
+struct Write {
+    user: usize,
+    sent: Instant,
+    version: ViewVersion,
+}
+
+#[derive(Default)]
+struct Counters {
+    patches: AtomicU64,
+    versions: AtomicU64,
+    refetches: AtomicU64,
+    failed_refetches: AtomicU64,
+    failed_writes: AtomicU64,
+}
+
+const PASSWORD: &str = "bench-password";
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    if let Err(err) = run(args).await {
+        eprintln!("bench_live: {err}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let limit = raise_open_file_limit();
+    if limit < args.streams as u64 + 100 {
+        return Err(format!(
+            "{} streams need as many sockets; the open-file limit is {limit}",
+            args.streams
+        ));
+    }
+    let base = args.base.trim_end_matches('/').to_owned();
+    let rss_before = args.server_pid.map(rss_kib);
+
+    eprintln!("logging in {} users", args.users);
+    let clients: Vec<reqwest::Client> = stream::iter(1..=args.users)
+        .map(|n| log_in(&base, n))
+        .buffered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let clients = Arc::new(clients);
+
+    // What each user's first page holds: the topics the writes toggle, and their flags.
+    let first = list(&clients[0], &base).await?;
+    let topic_ids: Vec<i64> = first.topics.iter().map(|t| t.id.0).collect();
+    if topic_ids.is_empty() {
+        return Err("the first page lists no topics".into());
+    }
+    let flags: Vec<Vec<bool>> = stream::iter(clients.iter())
+        .map(|client| async {
+            let listing = list(client, &base).await?;
+            Ok::<_, String>(
+                topic_ids
+                    .iter()
+                    .map(|id| listing.topics.iter().any(|t| t.id.0 == *id && t.subscribed))
+                    .collect(),
+            )
+        })
+        .buffered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+
+    eprintln!("opening {} streams", args.streams);
+    let counters = Arc::new(Counters::default());
+    let (stop, stopped) = watch::channel(false);
+    let (opened_tx, mut opened_rx) = tokio::sync::mpsc::unbounded_channel::<Result<(), String>>();
+    let mut pages = Vec::with_capacity(args.streams);
+    let opening = Arc::new(tokio::sync::Semaphore::new(64));
+    for n in 0..args.streams {
+        let user = n % args.users;
+        let page = Page {
+            client: clients[user].clone(),
+            base: base.clone(),
+            counters: counters.clone(),
+        };
+        let (opening, opened, stopped) = (opening.clone(), opened_tx.clone(), stopped.clone());
+        pages.push((
+            user,
+            tokio::spawn(async move { page.follow(opening, opened, stopped).await }),
+        ));
+    }
+    drop(opened_tx);
+    for _ in 0..args.streams {
+        match opened_rx.recv().await {
+            Some(Ok(())) => {}
+            Some(Err(err)) => return Err(err),
+            None => return Err("a stream ended before it opened".into()),
+        }
+    }
+    let rss_open = args.server_pid.map(rss_kib);
+    eprintln!("{} streams open", args.streams);
+    if let Some(file) = &args.ready_file {
+        std::fs::write(file, "ready\n").map_err(|e| format!("{}: {e}", file.display()))?;
+    }
+    tokio::time::sleep(Duration::from_secs(args.idle_seconds)).await;
+
+    eprintln!(
+        "{} toggles a second for {} s",
+        args.writes_per_second, args.seconds
+    );
+    let cpu_before = args.server_pid.map(cpu_ticks);
+    let events_before =
+        counters.patches.load(Ordering::Relaxed) + counters.versions.load(Ordering::Relaxed);
+    let refetches_before = counters.refetches.load(Ordering::Relaxed);
+    let writes = Arc::new(Mutex::new(Vec::new()));
+    let flags = Arc::new(Mutex::new(flags));
+    let mut ticker = tokio::time::interval(Duration::from_secs(1) / args.writes_per_second.max(1));
+    let mut random = Random(0x9e37_79b9_7f4a_7c15);
+    let writing_started = Instant::now();
+    let total_writes = u64::from(args.writes_per_second) * args.seconds;
+    let mut in_flight = Vec::new();
+    for _ in 0..total_writes {
+        ticker.tick().await;
+        let user = random.below(args.users);
+        let topic = random.below(topic_ids.len());
+        let subscribe = {
+            let mut flags = lock(&flags);
+            let flag = &mut flags[user][topic];
+            *flag = !*flag;
+            *flag
+        };
+        let (client, base, writes, counters) = (
+            clients[user].clone(),
+            base.clone(),
+            writes.clone(),
+            counters.clone(),
+        );
+        let topic_id = topic_ids[topic];
+        in_flight.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            match toggle(&client, &base, topic_id, subscribe).await {
+                Ok(version) => lock(&writes).push(Write {
+                    user,
+                    sent,
+                    version,
+                }),
+                Err(err) => {
+                    counters.failed_writes.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("a write failed: {err}");
+                }
+            }
+        }));
+    }
+    for write in in_flight {
+        let _ = write.await;
+    }
+    let writing = writing_started.elapsed();
+    // Time for the last writes to reach every page (far more than the target's second).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cpu_after = args.server_pid.map(cpu_ticks);
+    let window = writing_started.elapsed();
+    let events = counters.patches.load(Ordering::Relaxed)
+        + counters.versions.load(Ordering::Relaxed)
+        - events_before;
+    let refetches = counters.refetches.load(Ordering::Relaxed) - refetches_before;
+    let rss_end = args.server_pid.map(rss_kib);
+    let _ = stop.send(true);
+
+    let mut histories = Vec::with_capacity(pages.len());
+    for (user, page) in pages {
+        let history = page.await.map_err(|e| e.to_string())?;
+        histories.push((user, history));
+    }
+    let writes = std::mem::take(&mut *lock(&writes));
+    let (mut latencies, mut missed) = (Vec::new(), 0_u64);
+    for (user, history) in &histories {
+        for write in &writes {
+            let own = write.user == *user;
+            let reached = history.iter().find(|seen| {
+                seen.version.shared >= write.version.shared
+                    && (!own || seen.version.user >= write.version.user)
+            });
+            match reached {
+                Some(seen) => latencies.push(seen.at.saturating_duration_since(write.sent)),
+                None => missed += 1,
+            }
+        }
+    }
+    latencies.sort_unstable();
+    let percentile = |p: f64| -> String {
+        if latencies.is_empty() {
+            return "-".into();
+        }
+        let index = ((latencies.len() as f64 * p) as usize).min(latencies.len() - 1);
+        format!("{:.0}", latencies[index].as_secs_f64() * 1000.0)
+    };
+    let per_second = |n: u64| n as f64 / window.as_secs_f64();
+    let mib = |kib: Option<u64>| kib.map_or("-".into(), |k| format!("{:.1}", k as f64 / 1024.0));
+    let ticks_per_second = 100.0; // USER_HZ on Linux
+    let cpu_ms_per_write = match (cpu_before, cpu_after) {
+        (Some(before), Some(after)) if !writes.is_empty() => format!(
+            "{:.2}",
+            (after - before) as f64 / ticks_per_second * 1000.0 / writes.len() as f64
+        ),
+        _ => "-".into(),
+    };
+
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "RESULT streams={} users={} writes={} writes_per_s={:.1} converge_p50_ms={} converge_p99_ms={} converge_max_ms={} not_converged={} events_per_s={:.0} patches={} versions={} live_requests_per_s={:.1} failed_refetches={} failed_writes={} server_cpu_ms_per_write={} rss_before_mib={} rss_open_mib={} rss_end_mib={}",
+        args.streams,
+        args.users,
+        writes.len(),
+        writes.len() as f64 / writing.as_secs_f64(),
+        percentile(0.5),
+        percentile(0.99),
+        percentile(1.0),
+        missed,
+        per_second(events),
+        counters.patches.load(Ordering::Relaxed),
+        counters.versions.load(Ordering::Relaxed),
+        per_second(refetches),
+        counters.failed_refetches.load(Ordering::Relaxed),
+        counters.failed_writes.load(Ordering::Relaxed),
+        cpu_ms_per_write,
+        mib(rss_before),
+        mib(rss_open),
+        mib(rss_end),
+    );
+    Ok(())
+}

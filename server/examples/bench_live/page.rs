@@ -1,0 +1,185 @@
+//! One open page of the load: its user's session, the stream it follows, and the requests
+//! a page makes (log in, fetch the list, toggle a subscription).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use domain::live::{Patch, ViewVersion};
+use domain::topics::TopicListing;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::{Counters, Seen, PASSWORD};
+
+/// One open page: its user's session, following the stream.
+pub(crate) struct Page {
+    pub(crate) client: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl Page {
+    /// Follows the stream until told to stop; what the page held, and when.
+    pub(crate) async fn follow(
+        self,
+        opening: Arc<tokio::sync::Semaphore>,
+        opened: tokio::sync::mpsc::UnboundedSender<Result<(), String>>,
+        mut stopped: watch::Receiver<bool>,
+    ) -> Vec<Seen> {
+        let mut history = Vec::new();
+        // Opened a few at a time, as pages of a crowd arriving, not all in one instant.
+        let mut permit = opening.acquire().await.ok();
+        let response = self
+            .client
+            .get(format!("{}/topics/events/", self.base))
+            .send()
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| match r.status() {
+                reqwest::StatusCode::OK => Ok(r),
+                status => Err(format!("the stream was refused: {status}")),
+            });
+        let mut response = match response {
+            Ok(response) => response,
+            Err(err) => {
+                let _ = opened.send(Err(err));
+                return history;
+            }
+        };
+        let mut buffer = String::new();
+        let mut held: Option<ViewVersion> = None;
+        loop {
+            let chunk = tokio::select! {
+                _ = stopped.changed() => return history,
+                chunk = response.chunk() => chunk,
+            };
+            let Ok(Some(bytes)) = chunk else {
+                if held.is_none() {
+                    let _ = opened.send(Err("a stream ended before its first event".into()));
+                }
+                return history;
+            };
+            buffer.push_str(&String::from_utf8_lossy(&bytes));
+            while let Some(end) = buffer.find("\n\n") {
+                let block: String = buffer.drain(..end + 2).collect();
+                let data = block.lines().find_map(|line| line.strip_prefix("data: "));
+                let (Some(data), Some(kind)) =
+                    (data, block.lines().find_map(|l| l.strip_prefix("event: ")))
+                else {
+                    continue; // a heartbeat
+                };
+                let newer = match kind {
+                    "patch" => {
+                        self.counters.patches.fetch_add(1, Ordering::Relaxed);
+                        let Ok(patch) = serde_json::from_str::<Patch>(data) else {
+                            continue;
+                        };
+                        match held {
+                            Some(shown) if patch.applies_to(&shown) => {
+                                held = Some(patch.to);
+                                history.push(Seen {
+                                    at: Instant::now(),
+                                    version: patch.to,
+                                });
+                                continue;
+                            }
+                            _ => patch.to,
+                        }
+                    }
+                    _ => {
+                        self.counters.versions.fetch_add(1, Ordering::Relaxed);
+                        let Ok(version) = serde_json::from_str::<ViewVersion>(data) else {
+                            continue;
+                        };
+                        if held.is_none() {
+                            // The first event: the page was just loaded at this version.
+                            held = Some(version);
+                            drop(permit.take());
+                            let _ = opened.send(Ok(()));
+                            continue;
+                        }
+                        version
+                    }
+                };
+                if held.is_some_and(|shown| !newer.is_newer_than(&shown)) {
+                    continue;
+                }
+                self.counters.refetches.fetch_add(1, Ordering::Relaxed);
+                match list(&self.client, &self.base).await {
+                    Ok(listing) => {
+                        held = Some(listing.version);
+                        history.push(Seen {
+                            at: Instant::now(),
+                            version: listing.version,
+                        });
+                    }
+                    Err(_) => {
+                        self.counters
+                            .failed_refetches
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(crate) async fn log_in(base: &str, n: usize) -> Result<reqwest::Client, String> {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .post(format!("{base}/login"))
+        .form(&[
+            ("username", format!("bench{n}").as_str()),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.status() != reqwest::StatusCode::SEE_OTHER {
+        return Err(format!("login of bench{n}: {}", response.status()));
+    }
+    Ok(client)
+}
+
+/// The first page of the list, as an open page refetches it (its server function).
+pub(crate) async fn list(client: &reqwest::Client, base: &str) -> Result<TopicListing, String> {
+    let response = client
+        .post(format!("{base}/api/list_topics"))
+        .form(&[("request[page]", "1"), ("request[query]", "")])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("list_topics: {}", response.status()));
+    }
+    let body = response.bytes().await.map_err(|e| e.to_string())?;
+    serde_json::from_slice(&body).map_err(|e| e.to_string())
+}
+
+pub(crate) async fn toggle(
+    client: &reqwest::Client,
+    base: &str,
+    topic_id: i64,
+    subscribe: bool,
+) -> Result<ViewVersion, String> {
+    let action = if subscribe {
+        "subscribe"
+    } else {
+        "unsubscribe"
+    };
+    let response = client
+        .post(format!("{base}/api/{action}"))
+        .form(&[("topic_id", topic_id.to_string())])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("{action}: {}", response.status()));
+    }
+    let body = response.bytes().await.map_err(|e| e.to_string())?;
+    serde_json::from_slice(&body).map_err(|e| e.to_string())
+}
