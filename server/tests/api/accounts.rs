@@ -1,8 +1,8 @@
 //! Accounts, sessions and request guards, over HTTP against the real server binary.
 
 use crate::support::{
-    body_of, count_sql, expect_page, expect_redirect, location, topic_names, Sent, TestServer,
-    PASSWORD,
+    body_of, count_sql, expect_page, expect_redirect, location, run_ok, topic_names, Sent,
+    TestServer, PASSWORD,
 };
 use reqwest::StatusCode;
 
@@ -276,18 +276,13 @@ async fn unknown_paths_get_the_styled_404() {
 #[tokio::test]
 async fn create_user_command_makes_staff_accounts() {
     let server = TestServer::start();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-        .args(["create-user", "admin", "--staff"])
-        .env("DATABASE_URL", server.db.url())
-        .env("SUBSCRIPTIONS_PASSWORD", PASSWORD)
-        .output()
-        .expect("run");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = run_ok(
+        std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(["create-user", "admin", "--staff"])
+            .env("DATABASE_URL", server.db.url())
+            .env("SUBSCRIPTIONS_PASSWORD", PASSWORD),
     );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("created staff user"));
+    assert!(output.contains("created staff user"));
 
     let client = server.client();
     expect_redirect(client.login("admin", PASSWORD, "").await, "/topics/").await;

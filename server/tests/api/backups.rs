@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use reqwest::StatusCode;
 
-use crate::support::{body_of, member, staff, Database, Reader, TestClient, TestServer};
+use crate::support::{body_of, member, run_ok, staff, Database, Reader, TestClient, TestServer};
 
 /// A little of everything the pages show: subscriptions, a created, a renamed and a deleted
 /// topic (with their activity rows), another member.
@@ -142,28 +142,18 @@ async fn a_postgres_backup_is_pg_dump_and_restores_into_a_new_database() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("pg_dump --format=custom"));
 
     // The README's commands, as an operator runs them.
-    let dumped = std::process::Command::new("pg_dump")
-        .args(["--format=custom", "--file"])
-        .arg(&dump)
-        .arg(server.db.url())
-        .output()
-        .expect("pg_dump (postgresql-client) is installed");
-    assert!(
-        dumped.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dumped.stderr)
+    run_ok(
+        std::process::Command::new("pg_dump")
+            .args(["--format=custom", "--file"])
+            .arg(&dump)
+            .arg(server.db.url()),
     );
     let fresh = Database::new();
-    let restored = std::process::Command::new("pg_restore")
-        .args(["--no-owner", "--exit-on-error", "--dbname"])
-        .arg(fresh.url())
-        .arg(&dump)
-        .output()
-        .expect("pg_restore");
-    assert!(
-        restored.status.success(),
-        "{}",
-        String::from_utf8_lossy(&restored.stderr)
+    run_ok(
+        std::process::Command::new("pg_restore")
+            .args(["--no-owner", "--exit-on-error", "--dbname"])
+            .arg(fresh.url())
+            .arg(&dump),
     );
 
     let on_restored = TestServer::start_on(&fresh);

@@ -10,7 +10,7 @@ pub use client::{
     body_of, expect_page, expect_redirect, header, location, member, staff, topic_names, topics,
     Sent, TestClient,
 };
-pub use server::{Database, TestServer};
+pub use server::{run_ok, Database, TestServer};
 pub use sql::{count_sql, execute_sql, hold_write_lock, Reader};
 
 pub const PASSWORD: &str = "correct horse battery";

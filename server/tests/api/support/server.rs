@@ -222,16 +222,11 @@ impl Drop for TestServer {
 impl TestServer {
     /// Creates a staff account through the CLI, as an operator would.
     pub fn create_staff(&self, username: &str) {
-        let output = Command::new(env!("CARGO_BIN_EXE_server"))
-            .args(["create-user", username, "--staff"])
-            .env("DATABASE_URL", self.db.url())
-            .env("SUBSCRIPTIONS_PASSWORD", PASSWORD)
-            .output()
-            .expect("run create-user");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
+        run_ok(
+            Command::new(env!("CARGO_BIN_EXE_server"))
+                .args(["create-user", username, "--staff"])
+                .env("DATABASE_URL", self.db.url())
+                .env("SUBSCRIPTIONS_PASSWORD", PASSWORD),
         );
     }
 
@@ -285,4 +280,18 @@ impl TestServer {
             .map(|item| (item.topic_id.map(|id| id.0), item.topic_name, item.action))
             .collect()
     }
+}
+
+/// Runs a command that must succeed (its standard error is the failure message); its
+/// standard output.
+pub fn run_ok(command: &mut Command) -> String {
+    let output = command
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
