@@ -2,7 +2,7 @@
 //! another instance's commit forced to interleave, commits heard out of order, a commit told
 //! to nobody, and a listener killed while writes stream past it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -67,6 +67,83 @@ fn shards_heard_out_of_order_are_only_ever_raised() {
     assert_eq!(catalog_version(&cache), 8);
     assert!(!cache.has_catalog());
     assert!(!cache.fill_catalog(&ticket, Arc::new(Vec::new())));
+}
+
+/// One commit of topic `first`'s subscriptions as its own instance tells it: it moved `shard`
+/// to `version`, saw `seen` for the other shards, and left `subscribers` on the topic.
+fn told_commit(
+    cache: &TopicCache,
+    first: TopicId,
+    (shard, version): (u16, u64),
+    seen: &[(u16, u64)],
+    subscribers: i64,
+) {
+    let mut catalog_seen: Vec<(u16, u64)> =
+        (0..super::keys::CATALOG_SHARDS).map(|at| (at, 0)).collect();
+    for &(at, seen_version) in seen.iter().chain([(shard, version)].iter()) {
+        catalog_seen[usize::from(at)].1 = seen_version;
+    }
+    let bumped = shared::Bumped {
+        moved: Moved {
+            catalog: vec![(shard, version)],
+            ..Default::default()
+        },
+        catalog_seen: Some(catalog_seen),
+    };
+    let counts = BTreeMap::from([(first, subscribers)]);
+    cache.advance_patching(&bumped, &counts, &BTreeMap::new(), &crate::testing::token());
+}
+
+fn cached_count(cache: &TopicCache, topic: TopicId) -> Option<i64> {
+    cache.catalog().map(|catalog| {
+        catalog
+            .iter()
+            .find(|entry| entry.id == topic)
+            .map_or(-1, |entry| entry.subscribers)
+    })
+}
+
+/// Two commits of one topic move different shards; the first to commit left 2 subscribers,
+/// the second 1. Their post-commit work runs in commit order, then in the other order: the
+/// cache ends at 1 or holds nothing, never at the first commit's 2.
+#[test]
+fn commits_of_one_topic_told_out_of_order_never_patch_back() {
+    let first = TopicId(1);
+    let filled = || {
+        let cache = TopicCache::following_database_versions(TTL);
+        let ticket = cache.ticket(UserId(1));
+        let catalog = vec![super::CatalogEntry {
+            id: first,
+            name: "Rust".into(),
+            subscribers: 1,
+        }];
+        assert!(cache.fill_catalog(&ticket, Arc::new(catalog)));
+        cache
+    };
+
+    let in_order = filled();
+    told_commit(&in_order, first, (1, 1), &[], 2);
+    told_commit(&in_order, first, (2, 1), &[(1, 1)], 1);
+    assert_eq!(
+        cached_count(&in_order, first),
+        Some(1),
+        "told in commit order, each commit patches the entry"
+    );
+
+    let reversed = filled();
+    told_commit(&reversed, first, (2, 1), &[(1, 1)], 1);
+    assert_eq!(
+        cached_count(&reversed, first),
+        None,
+        "the second commit is told first: the entry has not heard the first, so it is dropped"
+    );
+    told_commit(&reversed, first, (1, 1), &[], 2);
+    assert_eq!(
+        cached_count(&reversed, first),
+        None,
+        "the first commit, told last, must not patch its count over the second's"
+    );
+    assert_eq!(catalog_version(&reversed), 2);
 }
 
 fn connect(place: &ScratchDatabase) -> PgConnection {

@@ -1,12 +1,12 @@
 //! Committed changes of subscriptions applied to the cached entries instead of dropping them,
 //! so that under a stream of subscribes the next page still runs no SQL.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::entries::CatalogEntry;
-use super::keys::{shard_generation_key, user_key, CATALOG_KEY};
+use super::keys::{shard_generation_key, user_key, CATALOG_KEY, CATALOG_SHARDS};
 use super::shared;
 use super::topic_cache::TopicCache;
 use crate::ids::{TopicId, UserId};
@@ -49,19 +49,33 @@ impl TopicCache {
     }
 
     /// [`Self::advance`] for this instance's own commit that said how it moved subscriptions
-    /// (PostgreSQL): an entry whose generation is the one just before the version the commit
-    /// moved its key to is patched instead of dropped (for the catalog: the one shard the commit
-    /// moved). Each commit moves a row's version by one under that row's lock, so such an entry
-    /// was read no earlier than the state the commit started from. (If it was read later, after other instances' commits this one has
-    /// not heard yet, their versions are higher: a request probes them before it trusts the
-    /// entry, and they drop it.)
+    /// (PostgreSQL): an entry that is exactly one commit behind is patched instead of dropped.
+    ///
+    /// **The patching rule**, enforced here:
+    /// - A user's entry is patched when its generation is the one just before the version the
+    ///   commit moved the user's row to: every commit of that user moves that one row by one,
+    ///   under its lock, so the entry was read no earlier than the state the commit started
+    ///   from.
+    /// - The catalog's entry is patched only when every shard here equals what the commit's
+    ///   transaction saw right after its own move (`bumped.catalog_seen`), its own shard one
+    ///   below. A shard alone orders nothing: two commits of one topic move different shards,
+    ///   and their post-commit work can run in either order, so the later commit's counts could
+    ///   be overwritten by the earlier one's. With every shard matched, the entry stands for
+    ///   exactly the commits the transaction saw, which include every earlier commit of its
+    ///   topics (they held the topic's row before it); a later commit of those topics has
+    ///   already moved a shard past what this transaction saw, and nothing is patched.
+    ///
+    /// An entry read after commits this instance has not heard of yet is patched as if it had
+    /// not seen them; a request probes their versions before it trusts the entry, and they
+    /// drop it.
     pub fn advance_patching(
         &self,
-        moved: &shared::Moved,
+        bumped: &shared::Bumped,
         counts: &BTreeMap<TopicId, i64>,
         flags: &BTreeMap<UserId, BTreeMap<TopicId, bool>>,
         token: &Receiving,
     ) -> Vec<LiveEvent> {
+        let moved = &bumped.moved;
         {
             let mut generations = self.generations();
             for &(user_id, version) in &moved.users {
@@ -73,16 +87,35 @@ impl TopicCache {
                     }
                 }
             }
-            // A change moves one shard of the catalog, by one.
-            if let [(shard, version)] = moved.catalog[..] {
-                if self.generation(&generations, &shard_generation_key(shard)) + 1 == version {
+            if let (Some(seen), [(shard, version)]) = (&bumped.catalog_seen, &moved.catalog[..]) {
+                if self.one_commit_behind(&generations, seen, *shard, *version) {
                     self.patch_catalog_entry(counts);
-                    self.move_shard(&mut generations, shard, version);
+                    self.move_shard(&mut generations, *shard, *version);
                 }
             }
         }
         // What was patched is at its version already; the rest is dropped, and all is told.
         self.advance(moved, token)
+    }
+
+    /// Whether the shards here are `seen` (every shard, as a commit's transaction read them
+    /// after moving `shard` to `version`) with `shard` still one below.
+    fn one_commit_behind(
+        &self,
+        generations: &HashMap<String, u64>,
+        seen: &[(u16, u64)],
+        shard: u16,
+        version: u64,
+    ) -> bool {
+        seen.len() == usize::from(CATALOG_SHARDS)
+            && seen.iter().all(|&(at, seen_version)| {
+                let here = self.generation(generations, &shard_generation_key(at));
+                if at == shard {
+                    seen_version == version && here + 1 == version
+                } else {
+                    here == seen_version
+                }
+            })
     }
 
     /// Replaces the user's cached ids, if any, with `flags` applied.

@@ -335,7 +335,7 @@ impl VersionsMoved {
             _ => None,
         };
         effects.advance_described(
-            &self.bumped.moved,
+            &self.bumped,
             self.described.as_ref(),
             self.patchable,
             next_catalog,

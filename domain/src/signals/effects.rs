@@ -76,7 +76,7 @@ impl Effects {
     /// otherwise they refetch. Then the other instances are told.
     pub(super) fn advance_described(
         &self,
-        moved: &crate::cache::shared::Moved,
+        bumped: &crate::cache::shared::Bumped,
         described: Option<&Described>,
         patchable: bool,
         next_catalog: Option<u64>,
@@ -85,9 +85,9 @@ impl Effects {
         let bumps = match described {
             Some(described) if patchable => {
                 self.cache
-                    .advance_patching(moved, &described.counts, &described.flags, token)
+                    .advance_patching(bumped, &described.counts, &described.flags, token)
             }
-            _ => self.cache.advance(moved, token),
+            _ => self.cache.advance(&bumped.moved, token),
         };
         for bump in bumps {
             let told = match (bump, described) {
@@ -109,7 +109,7 @@ impl Effects {
             self.live.publish(told);
         }
         if let Some(announcer) = &self.announcer {
-            announcer.announce(moved);
+            announcer.announce(&bumped.moved);
         }
     }
 
