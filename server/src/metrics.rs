@@ -270,116 +270,108 @@ impl Collector for Snapshot {
         let cache = services.cache.stats();
         let e = &mut encoder;
         // Counter names get `_total` appended by the encoder.
-        counter(
-            e,
-            "sql_statements",
-            "SQL statements run, transaction control included.",
-            sql.statements.load(Ordering::Relaxed),
-        )?;
-        counter(
-            e,
-            "sql_topic_statements",
-            "SQL statements that touched the topic tables.",
-            sql.topic_statements.load(Ordering::Relaxed),
-        )?;
-        counter(
-            e,
-            "cache_hits",
-            "Topic cache lookups that found an entry.",
-            cache.hits.load(Ordering::Relaxed),
-        )?;
-        counter(
-            e,
-            "cache_misses",
-            "Topic cache lookups that found nothing.",
-            cache.misses.load(Ordering::Relaxed),
-        )?;
-        counter(
-            e,
-            "cache_invalidations",
-            "Topic cache entries invalidated by signal receivers.",
-            cache.invalidations.load(Ordering::Relaxed),
-        )?;
-        counter(
-            e,
-            "cache_patches",
-            "Topic cache entries changed in place by a described change of subscriptions.",
-            cache.patches.load(Ordering::Relaxed),
-        )?;
-        counter(
-            e,
-            "cache_refused_fills",
-            "Cache fills refused because a change committed during the read.",
-            cache.refused_fills.load(Ordering::Relaxed),
-        )?;
-        counter(
-            e,
-            "page_cache_hits",
-            "Topic pages served as stored for the same user and version.",
-            self.pages.hits.load(Ordering::Relaxed),
-        )?;
-        counter(
-            e,
-            "page_cache_misses",
-            "Topic pages not stored for the user's version (assembled or rendered).",
-            self.pages.misses.load(Ordering::Relaxed),
-        )?;
-        counter(
-            e,
-            "page_cache_assembled",
-            "Topic pages assembled around the user's last rendered page instead of rendered.",
-            self.pages.assembled.load(Ordering::Relaxed),
-        )?;
+        let counters = [
+            (
+                "sql_statements",
+                "SQL statements run, transaction control included.",
+                sql.statements.load(Ordering::Relaxed),
+            ),
+            (
+                "sql_topic_statements",
+                "SQL statements that touched the topic tables.",
+                sql.topic_statements.load(Ordering::Relaxed),
+            ),
+            (
+                "cache_hits",
+                "Topic cache lookups that found an entry.",
+                cache.hits.load(Ordering::Relaxed),
+            ),
+            (
+                "cache_misses",
+                "Topic cache lookups that found nothing.",
+                cache.misses.load(Ordering::Relaxed),
+            ),
+            (
+                "cache_invalidations",
+                "Topic cache entries invalidated by signal receivers.",
+                cache.invalidations.load(Ordering::Relaxed),
+            ),
+            (
+                "cache_patches",
+                "Topic cache entries changed in place by a described change of subscriptions.",
+                cache.patches.load(Ordering::Relaxed),
+            ),
+            (
+                "cache_refused_fills",
+                "Cache fills refused because a change committed during the read.",
+                cache.refused_fills.load(Ordering::Relaxed),
+            ),
+            (
+                "page_cache_hits",
+                "Topic pages served as stored for the same user and version.",
+                self.pages.hits.load(Ordering::Relaxed),
+            ),
+            (
+                "page_cache_misses",
+                "Topic pages not stored for the user's version (assembled or rendered).",
+                self.pages.misses.load(Ordering::Relaxed),
+            ),
+            (
+                "page_cache_assembled",
+                "Topic pages assembled around the user's last rendered page instead of rendered.",
+                self.pages.assembled.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, value) in counters {
+            counter(e, name, help, value)?;
+        }
         let pool = services.db.pool_status();
-        gauge(
-            e,
-            "db_pool_connections",
-            "Database connections open in the pool.",
-            signed(pool.open),
-        )?;
-        gauge(
-            e,
-            "db_pool_connections_idle",
-            "Open pool connections not in use.",
-            signed(pool.idle),
-        )?;
-        gauge(
-            e,
-            "db_pool_connections_max",
-            "The most connections the pool opens.",
-            signed(pool.max),
-        )?;
-        gauge(
-            e,
-            "db_pool_waiting",
-            "Requests waiting for a pool connection now.",
-            signed(pool.waiting),
-        )?;
-        gauge(
-            e,
-            "live_streams",
-            "Open live-update streams (pages following changes).",
-            signed(services.live.open_streams()),
-        )?;
-        gauge(
-            e,
-            "password_checks_pending",
-            "Password hashing jobs waiting or running.",
-            signed(domain::users::password_checks_pending()),
-        )?;
         let (topics, subscriptions) = services.purge.backlog();
-        gauge(
-            e,
-            "purge_backlog_topics",
-            "Retired topics whose subscriptions are still being purged.",
-            topics,
-        )?;
-        gauge(
-            e,
-            "purge_backlog_subscriptions",
-            "Subscriptions of retired topics not purged yet.",
-            subscriptions,
-        )?;
+        let gauges = [
+            (
+                "db_pool_connections",
+                "Database connections open in the pool.",
+                signed(pool.open),
+            ),
+            (
+                "db_pool_connections_idle",
+                "Open pool connections not in use.",
+                signed(pool.idle),
+            ),
+            (
+                "db_pool_connections_max",
+                "The most connections the pool opens.",
+                signed(pool.max),
+            ),
+            (
+                "db_pool_waiting",
+                "Requests waiting for a pool connection now.",
+                signed(pool.waiting),
+            ),
+            (
+                "live_streams",
+                "Open live-update streams (pages following changes).",
+                signed(services.live.open_streams()),
+            ),
+            (
+                "password_checks_pending",
+                "Password hashing jobs waiting or running.",
+                signed(domain::users::password_checks_pending()),
+            ),
+            (
+                "purge_backlog_topics",
+                "Retired topics whose subscriptions are still being purged.",
+                topics,
+            ),
+            (
+                "purge_backlog_subscriptions",
+                "Subscriptions of retired topics not purged yet.",
+                subscriptions,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            gauge(e, name, help, value)?;
+        }
         if let Some(probes) = &services.probes {
             counter(
                 e,

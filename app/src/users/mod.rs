@@ -79,40 +79,77 @@ impl SendOnce {
     }
 }
 
-#[component]
-pub fn LoginPage() -> impl IntoView {
-    let feedback = use_form_feedback(FormId::Login);
-    let query = use_query_map();
-    let next = move || query.with(|q| q.get("next")).unwrap_or_default();
+/// What the last refusal of `form` left to show: the username as it was typed, and why.
+fn refused(form: FormId) -> (String, Option<String>) {
+    let feedback = use_form_feedback(form);
     let username = feedback
         .as_ref()
         .map(|f| f.value("username"))
         .unwrap_or_default();
-    let error = feedback.map(|f| f.error);
+    (username, feedback.map(|f| f.error))
+}
+
+/// The username field of both account forms (a name is at most 150 characters, so a longer
+/// one cannot log in either); `children` follow the input (the sign-up hint).
+#[component]
+fn UsernameField(
+    value: String,
+    described: Option<String>,
+    invalid: Option<&'static str>,
+    #[prop(optional)] children: Option<Children>,
+) -> impl IntoView {
+    view! {
+        <label>
+            "Username"
+            <input
+                name="username"
+                autocomplete="username"
+                required
+                maxlength="150"
+                value=value
+                aria-describedby=described
+                aria-invalid=invalid
+            />
+            {children.map(|hint| hint())}
+        </label>
+    }
+}
+
+/// An account form: posted as plain HTML and sent once ([`SendOnce`]), its refusal shown
+/// above the fields (`error_id` names it for their `aria-describedby`), its button below.
+#[component]
+fn SentOnceForm(
+    action: &'static str,
+    form: &'static str,
+    error_id: &'static str,
+    error: Option<String>,
+    submit: &'static str,
+    children: Children,
+) -> impl IntoView {
+    let once = SendOnce::new();
+    view! {
+        <form method="post" action=action data-form=form on:submit=move |ev| once.on_submit(ev)>
+            <FormError id=error_id message=move || error.clone()/>
+            {children()}
+            <button type="submit" disabled=move || once.sending() aria-busy=move || once.busy()>
+                {submit}
+            </button>
+        </form>
+    }
+}
+
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let (username, error) = refused(FormId::Login);
+    let query = use_query_map();
+    let next = move || query.with(|q| q.get("next")).unwrap_or_default();
     // The message ("wrong username or password") is about both fields.
     let (described, invalid) = described_by(error.as_ref(), "login-error");
-    let once = SendOnce::new();
     view! {
         <section class="card narrow">
             <h1>"Log in"</h1>
-            <form
-                method="post"
-                action="/login"
-                data-form="login"
-                on:submit=move |ev| once.on_submit(ev)
-            >
-                <FormError id="login-error" message=move || error.clone()/>
-                <label>
-                    "Username"
-                    <input
-                        name="username"
-                        autocomplete="username"
-                        required
-                        value=username
-                        aria-describedby=described.clone()
-                        aria-invalid=invalid
-                    />
-                </label>
+            <SentOnceForm action="/login" form="login" error_id="login-error" error submit="Log in">
+                <UsernameField value=username described=described.clone() invalid/>
                 <label>
                     "Password"
                     <input
@@ -125,10 +162,7 @@ pub fn LoginPage() -> impl IntoView {
                     />
                 </label>
                 <input type="hidden" name="next" value=next/>
-                <button type="submit" disabled=move || once.sending() aria-busy=move || once.busy()>
-                    "Log in"
-                </button>
-            </form>
+            </SentOnceForm>
             <p>"No account yet? " <a href="/signup">"Sign up"</a></p>
         </section>
     }
@@ -136,16 +170,10 @@ pub fn LoginPage() -> impl IntoView {
 
 #[component]
 pub fn SignupPage() -> impl IntoView {
-    let feedback = use_form_feedback(FormId::Signup);
-    let username = feedback
-        .as_ref()
-        .map(|f| f.value("username"))
-        .unwrap_or_default();
-    let error = feedback.map(|f| f.error);
+    let (username, error) = refused(FormId::Signup);
     // A refusal may be about either field (a taken name, a weak password): both point at it,
     // beside the hint each has.
     let (described, invalid) = described_by(error.as_ref(), "signup-error");
-    let once = SendOnce::new();
     let with_hint = |hint: &str| {
         Some(match &described {
             Some(error) => format!("{error} {hint}"),
@@ -157,26 +185,16 @@ pub fn SignupPage() -> impl IntoView {
     view! {
         <section class="card narrow">
             <h1>"Sign up"</h1>
-            <form
-                method="post"
+            <SentOnceForm
                 action="/signup"
-                data-form="signup"
-                on:submit=move |ev| once.on_submit(ev)
+                form="signup"
+                error_id="signup-error"
+                error
+                submit="Create account"
             >
-                <FormError id="signup-error" message=move || error.clone()/>
-                <label>
-                    "Username"
-                    <input
-                        name="username"
-                        autocomplete="username"
-                        required
-                        maxlength="150"
-                        value=username
-                        aria-describedby=username_described
-                        aria-invalid=invalid
-                    />
+                <UsernameField value=username described=username_described invalid>
                     <small id="username-hint">"Letters, digits and @ . + - _ only."</small>
-                </label>
+                </UsernameField>
                 <label>
                     "Password"
                     <input
@@ -190,10 +208,7 @@ pub fn SignupPage() -> impl IntoView {
                     />
                     <small id="password-hint">"At least 8 characters, not only digits, not a common one: a few unrelated words work well."</small>
                 </label>
-                <button type="submit" disabled=move || once.sending() aria-busy=move || once.busy()>
-                    "Create account"
-                </button>
-            </form>
+            </SentOnceForm>
             <p>"Already have an account? " <a href="/login">"Log in"</a></p>
         </section>
     }

@@ -65,14 +65,7 @@ async fn a_sqlite_backup_taken_while_writes_go_on_serves_the_same_pages() {
         async move {
             let mut toggles = 0_u32;
             while !stop.load(Ordering::Relaxed) {
-                let action = if toggles.is_multiple_of(2) {
-                    "subscribe"
-                } else {
-                    "unsubscribe"
-                };
-                let done = bob
-                    .post_form(&format!("/topics/{action}/{devops}/"), &[])
-                    .await;
+                let done = bob.toggle(devops, toggles.is_multiple_of(2)).await;
                 assert_eq!(done.status(), StatusCode::SEE_OTHER);
                 toggles += 1;
             }

@@ -294,13 +294,9 @@ async fn a_full_disk_answers_503_changes_nothing_and_recovers() {
     assert!(!topic_names(&page.text().await.expect("body")).contains(&"Rust".to_owned()));
 
     disk.make_room();
-    expect_redirect(
-        alice
-            .post_form("/topics/create/", &[("name", "Rust")])
-            .await,
-        "/topics/",
-    )
-    .await;
+    alice
+        .post_listed("/topics/create/", &[("name", "Rust")])
+        .await;
     alice.subscribe(python).await;
     let topics = alice.topics().await;
     assert!(topics.iter().any(|t| t.1 == "Rust" && t.2 == 0));
@@ -413,11 +409,14 @@ async fn a_read_only_database_answers_503_changes_nothing_and_recovers() {
 /// connection is free again.
 #[tokio::test]
 async fn an_exhausted_pool_answers_503_and_recovers() {
-    let server = TestServer::start_with(&[
-        ("DATABASE_POOL_SIZE", "1"),
-        ("DATABASE_POOL_WAIT_SECONDS", "1"),
-    ]);
-    let alice = member(&server, "alice").await;
+    let (server, alice) = TestServer::with_member_on(
+        &[
+            ("DATABASE_POOL_SIZE", "1"),
+            ("DATABASE_POOL_WAIT_SECONDS", "1"),
+        ],
+        "alice",
+    )
+    .await;
     let python = alice.topic_id("Python").await;
     assert_eq!(
         alice.get("/topics/activity/").await.status(),

@@ -109,14 +109,7 @@ async fn run_client(n: usize, client: TestClient, topics: &[i64], history: &Mute
         if !seed.is_multiple_of(3) {
             let subscribe = seed.is_multiple_of(2);
             let index = history.lock().expect("history").start(n, topic, subscribe);
-            let action = if subscribe {
-                "subscribe"
-            } else {
-                "unsubscribe"
-            };
-            let response = client
-                .post_form(&format!("/topics/{action}/{topic}/"), &[])
-                .await;
+            let response = client.toggle(topic, subscribe).await;
             history.lock().expect("history").finish(index);
             assert_eq!(response.status(), reqwest::StatusCode::SEE_OTHER);
             if subscribe {
@@ -213,11 +206,7 @@ async fn one_user_racing_themself_gets_one_row_and_exact_counts() {
             stored,
             "round {round}: counts"
         );
-        expect_redirect(
-            alice.post_form("/topics/unsubscribe-all/", &[]).await,
-            "/topics/",
-        )
-        .await;
+        alice.post_listed("/topics/unsubscribe-all/", &[]).await;
     }
     assert_eq!(count_sql(&server.db, MISCOUNTED).await, 0);
 }
@@ -270,12 +259,8 @@ async fn subscribers_racing_a_delete_leave_no_row_behind_and_no_500() {
     }
     for round in 0..6 {
         let name = format!("Doomed {round}");
-        expect_redirect(
-            root.post_form("/topics/create/", &[("name", name.as_str())])
-                .await,
-            "/topics/",
-        )
-        .await;
+        root.post_listed("/topics/create/", &[("name", name.as_str())])
+            .await;
         let topic = root.topic_id(&name).await;
         let subscribe = format!("/topics/subscribe/{topic}/");
         let delete = format!("/topics/delete/{topic}/");

@@ -1,7 +1,7 @@
 //! Transport details a browser depends on: compressed responses, static files with long-lived
 //! caching and no session work.
 
-use crate::support::{header, member, Sent, TestServer};
+use crate::support::{expect_page, header, Sent, TestServer};
 use reqwest::{Method, StatusCode};
 
 #[tokio::test]
@@ -25,11 +25,8 @@ async fn static_files_are_precompressed_cacheable_and_sessionless() {
     let plain = client.get(server.url("/pkg/app.abc123.js")).sent().await;
     assert_eq!(plain.status(), StatusCode::OK);
     assert_eq!(
-        plain
-            .headers()
-            .get("cache-control")
-            .and_then(|v| v.to_str().ok()),
-        Some("public, max-age=31536000, immutable")
+        header(&plain, "cache-control"),
+        "public, max-age=31536000, immutable"
     );
     assert!(plain.headers().get("set-cookie").is_none());
     assert!(plain.headers().get("content-encoding").is_none());
@@ -40,13 +37,7 @@ async fn static_files_are_precompressed_cacheable_and_sessionless() {
         .header("Accept-Encoding", "gzip")
         .sent()
         .await;
-    assert_eq!(
-        gzipped
-            .headers()
-            .get("content-encoding")
-            .and_then(|v| v.to_str().ok()),
-        Some("gzip")
-    );
+    assert_eq!(header(&gzipped, "content-encoding"), "gzip");
     assert_eq!(
         gzipped.bytes().await.expect("body").as_ref(),
         b"pretend gzip",
@@ -169,12 +160,7 @@ async fn metrics_are_for_the_operator_only() {
         .bearer_auth(crate::support::METRICS_TOKEN)
         .sent()
         .await;
-    assert_eq!(operator.status(), StatusCode::OK);
-    assert!(operator
-        .text()
-        .await
-        .expect("body")
-        .contains("sql_statements_total"));
+    expect_page(operator, StatusCode::OK, "sql_statements_total").await;
 
     // Without a token configured the route is not there at all.
     let unconfigured = TestServer::start_with(&[("METRICS_TOKEN", "")]);
@@ -262,8 +248,7 @@ async fn create_with_id(
 
 #[tokio::test]
 async fn every_request_has_an_id_that_its_log_lines_carry() {
-    let server = TestServer::start_with(&[("LOG_FORMAT", "json")]);
-    let alice = member(&server, "alice").await;
+    let (server, alice) = TestServer::with_member_on(&[("LOG_FORMAT", "json")], "alice").await;
 
     // Not behind a trusted proxy: a client's id is replaced by one made here.
     let response = create_with_id(&alice, "Traced", "chosen-by-the-client").await;
@@ -290,11 +275,14 @@ async fn every_request_has_an_id_that_its_log_lines_carry() {
 
 #[tokio::test]
 async fn a_trusted_proxys_request_id_is_kept_when_it_is_plain() {
-    let server = TestServer::start_with(&[
-        ("LOG_FORMAT", "json"),
-        ("TRUSTED_PROXY_HEADER", "X-Forwarded-For"),
-    ]);
-    let alice = member(&server, "alice").await;
+    let (server, alice) = TestServer::with_member_on(
+        &[
+            ("LOG_FORMAT", "json"),
+            ("TRUSTED_PROXY_HEADER", "X-Forwarded-For"),
+        ],
+        "alice",
+    )
+    .await;
 
     let response = create_with_id(&alice, "Proxied", "lb-7f3a.42").await;
     assert_eq!(header(&response, "x-request-id"), "lb-7f3a.42");

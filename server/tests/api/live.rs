@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{expect_redirect, member, TestClient, TestServer};
+use crate::support::{header, member, TestClient, TestServer};
 use domain::live::{Patch, ViewVersion};
 use reqwest::StatusCode;
 
@@ -28,13 +28,7 @@ impl Events {
     pub async fn open(client: &TestClient) -> Events {
         let response = client.get("/topics/events/").await;
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(
-            response
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok()),
-            Some("text/event-stream")
-        );
+        assert_eq!(header(&response, "content-type"), "text/event-stream");
         Events {
             response,
             buffer: String::new(),
@@ -99,7 +93,7 @@ async fn other_users_changes_arrive_after_commit_and_only_grow() {
         ("/topics/create/".into(), vec![("name", "Go")]),
     ];
     for (path, form) in steps {
-        expect_redirect(bob.post_form(&path, &form).await, "/topics/").await;
+        bob.post_listed(&path, &form).await;
         let pushed = events.version().await;
         assert!(newer(pushed, last), "{pushed:?} after {last:?} ({path})");
         // Pushed after commit: the page it triggers already shows the change.
@@ -144,11 +138,8 @@ async fn a_change_that_fails_sends_nothing() {
     assert_eq!(no_op.status(), StatusCode::SEE_OTHER);
     assert_eq!(events.next(Duration::from_millis(800)).await, Next::Quiet);
 
-    expect_redirect(
-        bob.post_form("/topics/create/", &[("name", "Real")]).await,
-        "/topics/",
-    )
-    .await;
+    bob.post_listed("/topics/create/", &[("name", "Real")])
+        .await;
     assert!(newer(events.version().await, first));
 }
 
@@ -189,7 +180,7 @@ async fn logout_ends_the_users_streams() {
     let (_server, alice) = TestServer::with_member("alice").await;
     let mut events = Events::open(&alice).await;
     events.version().await;
-    expect_redirect(alice.post_form("/logout", &[]).await, "/topics/").await;
+    alice.post_listed("/logout", &[]).await;
     assert_eq!(events.next(PATIENCE).await, Next::Ended);
 }
 
@@ -308,27 +299,15 @@ async fn subscriptions_arrive_as_patches_that_leave_the_page_as_a_reload_shows_i
     assert_eq!(rows, alice.topics().await);
 
     // Unsubscribe from all, by Bob and by Alice.
-    expect_redirect(
-        bob.post_form("/topics/unsubscribe-all/", &[]).await,
-        "/topics/",
-    )
-    .await;
-    expect_redirect(
-        alice.post_form("/topics/unsubscribe-all/", &[]).await,
-        "/topics/",
-    )
-    .await;
+    bob.post_listed("/topics/unsubscribe-all/", &[]).await;
+    alice.post_listed("/topics/unsubscribe-all/", &[]).await;
     let reloaded = alice.topics().await;
     while rows != reloaded {
         follow(&mut events, &server, &alice, &mut rows, &mut shown).await;
     }
 
     // A new topic changes which rows a page holds: the page is told to refetch.
-    expect_redirect(
-        bob.post_form("/topics/create/", &[("name", "Zig")]).await,
-        "/topics/",
-    )
-    .await;
+    bob.post_listed("/topics/create/", &[("name", "Zig")]).await;
     loop {
         match events.next(PATIENCE).await {
             // The end of the clears, coalesced into one event with the new topic or not.
@@ -346,11 +325,7 @@ async fn a_burst_of_writes_reaches_an_open_page_in_few_events_that_add_up() {
     // The toggles below pass through the same few states again and again; the last write,
     // subscribing to this topic, leads to a state none of them had. So the page holds what a
     // reload shows only once it has heard the last write, not at an earlier pass through it.
-    expect_redirect(
-        bob.post_form("/topics/create/", &[("name", "Zig")]).await,
-        "/topics/",
-    )
-    .await;
+    bob.post_listed("/topics/create/", &[("name", "Zig")]).await;
     let last = bob.topic_id("Zig").await;
     // From before the stream opens: its first event starts the stream's 250 ms turns.
     let opened = std::time::Instant::now();
@@ -372,14 +347,10 @@ async fn a_burst_of_writes_reaches_an_open_page_in_few_events_that_add_up() {
         } else {
             format!("/topics/unsubscribe/{topic}/")
         };
-        expect_redirect(bob.post_form(&path, &[]).await, "/topics/").await;
+        bob.post_listed(&path, &[]).await;
     }
-    expect_redirect(
-        bob.post_form(&format!("/topics/subscribe/{last}/"), &[])
-            .await,
-        "/topics/",
-    )
-    .await;
+    bob.post_listed(&format!("/topics/subscribe/{last}/"), &[])
+        .await;
     let writes = toggles + 1;
     let last_write = started.elapsed();
     let reloaded = alice.topics().await;

@@ -31,11 +31,14 @@ async fn a_request_past_its_deadline_gets_503() {
 
 #[tokio::test]
 async fn shutdown_waits_for_open_requests_only_until_its_deadline() {
-    let server = TestServer::start_with(&[
-        ("SHUTDOWN_DEADLINE_SECONDS", "1"),
-        ("REQUEST_TIMEOUT_SECONDS", "60"),
-    ]);
-    let alice = member(&server, "alice").await;
+    let (server, alice) = TestServer::with_member_on(
+        &[
+            ("SHUTDOWN_DEADLINE_SECONDS", "1"),
+            ("REQUEST_TIMEOUT_SECONDS", "60"),
+        ],
+        "alice",
+    )
+    .await;
     let lock = crate::support::hold_write_lock(&server.db, std::time::Duration::from_secs(4));
     let stuck = tokio::spawn(async move {
         alice

@@ -37,14 +37,8 @@ async fn repeated_loads_run_no_topic_sql_until_something_changes() {
     bob.subscribe(python).await;
     let written = server.metric("sql_topic_statements_total").await;
     assert!(written > warm);
-    assert!(alice
-        .topics()
-        .await
-        .contains(&(python, "Python".into(), 1, false)));
-    assert!(bob
-        .topics()
-        .await
-        .contains(&(python, "Python".into(), 1, true)));
+    alice.expect_row(python, "Python", 1, false).await;
+    bob.expect_row(python, "Python", 1, true).await;
     // The subscription patched the cached catalog and bob's ids: both pages come from memory.
     let read = server.metric("sql_topic_statements_total").await - written;
     assert_eq!(
@@ -59,7 +53,7 @@ async fn logout_drops_the_users_cache_entry() {
     let (server, alice) = TestServer::with_member("alice").await;
     alice.topics().await;
     let before = server.metric("cache_invalidations_total").await;
-    expect_redirect(alice.post_form("/logout", &[]).await, "/topics/").await;
+    alice.post_listed("/logout", &[]).await;
     assert_eq!(server.metric("cache_invalidations_total").await, before + 1);
 }
 
@@ -67,11 +61,9 @@ async fn logout_drops_the_users_cache_entry() {
 async fn the_activity_feed_lists_newest_first() {
     let (server, alice) = TestServer::with_member("alice").await;
     for name in ["One", "Two", "Three"] {
-        expect_redirect(
-            alice.post_form("/topics/create/", &[("name", name)]).await,
-            "/topics/",
-        )
-        .await;
+        alice
+            .post_listed("/topics/create/", &[("name", name)])
+            .await;
     }
     let page = alice.get("/topics/activity/").await;
     let html = body_of(page, StatusCode::OK).await;
@@ -112,13 +104,9 @@ async fn the_activity_feed_is_not_paged_past_its_depth() {
 async fn the_list_pages_and_filters_through_the_url() {
     let (_server, alice) = TestServer::with_member("alice").await;
     for n in 0..103 {
-        expect_redirect(
-            alice
-                .post_form("/topics/create/", &[("name", &format!("Extra {n:03}"))])
-                .await,
-            "/topics/",
-        )
-        .await;
+        alice
+            .post_listed("/topics/create/", &[("name", &format!("Extra {n:03}"))])
+            .await;
     }
     let first = alice.get("/topics/").await.text().await.expect("body");
     assert_eq!(support::topics(&first).len(), 100);
@@ -169,10 +157,7 @@ async fn stored_pages_are_replayed_only_while_nothing_changed() {
 
     let python = bob.topic_id("Python").await;
     bob.subscribe(python).await;
-    assert!(alice
-        .topics()
-        .await
-        .contains(&(python, "Python".into(), 1, false)));
+    alice.expect_row(python, "Python", 1, false).await;
 }
 
 #[tokio::test]

@@ -28,8 +28,8 @@ async fn subscribe_and_unsubscribe_move_the_count_for_every_user() {
     bob.topics().await;
 
     let path = format!("/topics/subscribe/{python}/");
-    expect_redirect(alice.post_form(&path, &[]).await, "/topics/").await;
-    expect_redirect(alice.post_form(&path, &[]).await, "/topics/").await; // idempotent
+    alice.post_listed(&path, &[]).await;
+    alice.post_listed(&path, &[]).await; // idempotent
     let mine = alice.topics().await;
     assert!(
         mine.contains(&(python, "Python".into(), 1, true)),
@@ -41,21 +41,11 @@ async fn subscribe_and_unsubscribe_move_the_count_for_every_user() {
         "{theirs:?}"
     );
 
-    expect_redirect(
-        alice
-            .post_form(&format!("/topics/unsubscribe/{python}/"), &[])
-            .await,
-        "/topics/",
-    )
-    .await;
-    assert!(bob
-        .topics()
-        .await
-        .contains(&(python, "Python".into(), 0, false)));
-    assert!(alice
-        .topics()
-        .await
-        .contains(&(python, "Python".into(), 0, false)));
+    alice
+        .post_listed(&format!("/topics/unsubscribe/{python}/"), &[])
+        .await;
+    bob.expect_row(python, "Python", 0, false).await;
+    alice.expect_row(python, "Python", 0, false).await;
 }
 
 #[tokio::test]
@@ -65,11 +55,7 @@ async fn unsubscribe_all_clears_every_subscription() {
         alice.subscribe(topic.0).await;
     }
     assert!(alice.topics().await.iter().all(|t| t.3 && t.2 == 1));
-    expect_redirect(
-        alice.post_form("/topics/unsubscribe-all/", &[]).await,
-        "/topics/",
-    )
-    .await;
+    alice.post_listed("/topics/unsubscribe-all/", &[]).await;
     assert!(alice.topics().await.iter().all(|t| !t.3 && t.2 == 0));
 }
 
@@ -79,13 +65,9 @@ async fn create_shows_the_topic_to_everyone_and_logs_the_signal() {
     let bob = member(&server, "bob").await;
     bob.topics().await;
 
-    expect_redirect(
-        alice
-            .post_form("/topics/create/", &[("name", "  Rust  ")])
-            .await,
-        "/topics/",
-    )
-    .await;
+    alice
+        .post_listed("/topics/create/", &[("name", "  Rust  ")])
+        .await;
     let names: Vec<String> = bob.topics().await.into_iter().map(|t| t.1).collect();
     assert_eq!(names, vec!["DevOps", "Django", "Python", "Rust"]);
     let rust = bob.topic_id("Rust").await;
@@ -111,12 +93,7 @@ async fn create_rejects_bad_names_with_the_form_and_a_4xx() {
 
     let long = "x".repeat(101);
     let too_long = alice.post_form("/topics/create/", &[("name", &long)]).await;
-    assert_eq!(too_long.status(), StatusCode::BAD_REQUEST);
-    assert!(too_long
-        .text()
-        .await
-        .expect("body")
-        .contains("at most 100 characters"));
+    expect_page(too_long, StatusCode::BAD_REQUEST, "at most 100 characters").await;
 
     let taken = alice
         .post_form("/topics/create/", &[("name", "PYTHON")])
@@ -143,8 +120,7 @@ async fn rename_and_delete_are_refused_to_members_and_not_offered_to_them() {
     let refused = alice
         .post_form(&format!("/topics/rename/{django}/"), &[("name", "Flask")])
         .await;
-    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-    assert!(refused.text().await.expect("body").contains("not allowed"));
+    expect_page(refused, StatusCode::FORBIDDEN, "not allowed").await;
     let refused = alice
         .post_form(&format!("/topics/delete/{django}/"), &[])
         .await;
@@ -154,10 +130,7 @@ async fn rename_and_delete_are_refused_to_members_and_not_offered_to_them() {
     assert!(staff_page.contains(&format!("/topics/delete/{django}/")));
     let member_page = alice.get("/topics/").await.text().await.expect("body");
     assert!(!member_page.contains(&format!("/topics/delete/{django}/")));
-    assert!(alice
-        .topics()
-        .await
-        .contains(&(django, "Django".into(), 0, false)));
+    alice.expect_row(django, "Django", 0, false).await;
 }
 
 #[tokio::test]
@@ -168,16 +141,9 @@ async fn staff_rename_and_delete_signal_their_activity() {
     alice.subscribe(django).await;
     alice.topics().await;
 
-    expect_redirect(
-        root.post_form(&format!("/topics/rename/{django}/"), &[("name", "Flask")])
-            .await,
-        "/topics/",
-    )
-    .await;
-    assert!(alice
-        .topics()
-        .await
-        .contains(&(django, "Flask".into(), 1, true)));
+    root.post_listed(&format!("/topics/rename/{django}/"), &[("name", "Flask")])
+        .await;
+    alice.expect_row(django, "Flask", 1, true).await;
     assert!(wait_for_log(&server, &format!("Topic {django} changed: updated")).await);
 
     let clash = root
@@ -185,12 +151,8 @@ async fn staff_rename_and_delete_signal_their_activity() {
         .await;
     assert_eq!(clash.status(), StatusCode::CONFLICT);
 
-    expect_redirect(
-        root.post_form(&format!("/topics/delete/{django}/"), &[])
-            .await,
-        "/topics/",
-    )
-    .await;
+    root.post_listed(&format!("/topics/delete/{django}/"), &[])
+        .await;
     assert!(alice.topics().await.iter().all(|t| t.0 != django));
     assert!(wait_for_log(&server, &format!("Topic {django} changed: deleted")).await);
     // The updated row went with the topic; the tombstone keeps the last name.
@@ -288,8 +250,7 @@ async fn server_functions_answer_with_typed_errors_and_4xx() {
     let again = alice
         .post_form("/api/create_topic", &[("name", "rust")])
         .await;
-    assert_eq!(again.status(), StatusCode::CONFLICT);
-    assert!(again.text().await.expect("body").contains("exists already"));
+    expect_page(again, StatusCode::CONFLICT, "exists already").await;
     let missing = alice
         .post_form("/api/subscribe", &[("topic_id", "999999")])
         .await;
@@ -315,25 +276,14 @@ async fn a_topic_with_thousands_of_subscribers_goes_at_once_and_is_purged_after(
     execute_sql(&server.db, MANY_SUBSCRIBE_TO.replace("TOPIC", "Python")).await;
     let python = alice.topic_id("Python").await;
     alice.subscribe(python).await;
-    assert!(root
-        .topics()
-        .await
-        .contains(&(python, "Python".into(), 2501, false)));
+    root.expect_row(python, "Python", 2501, false).await;
 
-    expect_redirect(
-        root.post_form(&format!("/topics/delete/{python}/"), &[])
-            .await,
-        "/topics/",
-    )
-    .await;
+    root.post_listed(&format!("/topics/delete/{python}/"), &[])
+        .await;
     assert!(alice.topics().await.iter().all(|t| t.0 != python));
     // The name is free again at once.
-    expect_redirect(
-        root.post_form("/topics/create/", &[("name", "Python")])
-            .await,
-        "/topics/",
-    )
-    .await;
+    root.post_listed("/topics/create/", &[("name", "Python")])
+        .await;
     let again = alice.topic_id("Python").await;
     assert_ne!(again, python);
 
@@ -346,10 +296,7 @@ async fn a_topic_with_thousands_of_subscribers_goes_at_once_and_is_purged_after(
     )
     .await;
     assert_eq!(left, 0, "no retired row and no subscription of it left");
-    assert!(alice
-        .topics()
-        .await
-        .contains(&(again, "Python".into(), 0, false)));
+    alice.expect_row(again, "Python", 0, false).await;
     assert_eq!(
         server.activity_rows().await.first(),
         Some(&(Some(again), "Python".to_owned(), "created".to_owned()))
@@ -403,12 +350,8 @@ async fn names_compare_by_their_unicode_case_folded_form_and_invisible_character
         let body = response.text().await.expect("body");
         assert!(body.contains(reason), "{name:?}: {body}");
     }
-    expect_redirect(
-        zoe.post_form("/topics/create/", &[("name", "Straße")])
-            .await,
-        "/topics/",
-    )
-    .await;
+    zoe.post_listed("/topics/create/", &[("name", "Straße")])
+        .await;
     let folded = zoe
         .post_form("/topics/create/", &[("name", "STRASSE")])
         .await;

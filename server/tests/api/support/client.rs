@@ -135,7 +135,12 @@ pub async fn expect_redirect(response: Response, to: &str) {
 impl TestServer {
     /// A fresh server and a member signed up on it: the start of most tests.
     pub async fn with_member(name: &str) -> (TestServer, TestClient) {
-        let server = TestServer::start();
+        Self::with_member_on(&[], name).await
+    }
+
+    /// [`Self::with_member`] on a server started with `vars` in its environment.
+    pub async fn with_member_on(vars: &[(&str, &str)], name: &str) -> (TestServer, TestClient) {
+        let server = TestServer::start_with(vars);
         let client = member(&server, name).await;
         (server, client)
     }
@@ -216,12 +221,31 @@ impl TestClient {
 
     /// Subscribes through the plain form, which answers with a redirect to the list.
     pub async fn subscribe(&self, topic_id: i64) {
-        expect_redirect(
-            self.post_form(&format!("/topics/subscribe/{topic_id}/"), &[])
-                .await,
-            "/topics/",
-        )
-        .await;
+        expect_redirect(self.toggle(topic_id, true).await, "/topics/").await;
+    }
+
+    /// Asserts that the first list page shows `topic` as `name` with `subscribers`, and whether
+    /// this client is subscribed.
+    pub async fn expect_row(&self, topic: i64, name: &str, subscribers: i64, subscribed: bool) {
+        let listed = self.topics().await;
+        let row = (topic, name.to_owned(), subscribers, subscribed);
+        assert!(listed.contains(&row), "expected {row:?} in {listed:?}");
+    }
+
+    /// Posts a form that must be accepted with the redirect back to the list.
+    pub async fn post_listed(&self, path: &str, form: &[(&str, &str)]) {
+        expect_redirect(self.post_form(path, form).await, "/topics/").await;
+    }
+
+    /// Subscribes or unsubscribes through the plain form; the answer as it came.
+    pub async fn toggle(&self, topic_id: i64, subscribe: bool) -> Response {
+        let action = if subscribe {
+            "subscribe"
+        } else {
+            "unsubscribe"
+        };
+        self.post_form(&format!("/topics/{action}/{topic_id}/"), &[])
+            .await
     }
 
     pub async fn topic_id(&self, name: &str) -> i64 {
