@@ -71,11 +71,7 @@ async fn pages_are_compressed_when_asked_and_streams_never() {
         .sent()
         .await;
     assert_eq!(page.status(), StatusCode::OK);
-    let encoding = page
-        .headers()
-        .get("content-encoding")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let encoding = crate::support::header_of(&page, "content-encoding");
     assert!(
         matches!(encoding.as_deref(), Some("br" | "gzip")),
         "{encoding:?}"
@@ -273,16 +269,15 @@ async fn every_request_has_an_id_that_its_log_lines_carry() {
     assert_eq!(header(&page, "x-request-id").len(), 32);
 }
 
+/// JSON logs, behind a proxy whose client addresses are trusted.
+const JSON_LOGS_BEHIND_A_PROXY: &[(&str, &str)] = &[
+    ("LOG_FORMAT", "json"),
+    ("TRUSTED_PROXY_HEADER", "X-Forwarded-For"),
+];
+
 #[tokio::test]
 async fn a_trusted_proxys_request_id_is_kept_when_it_is_plain() {
-    let (server, alice) = TestServer::with_member_on(
-        &[
-            ("LOG_FORMAT", "json"),
-            ("TRUSTED_PROXY_HEADER", "X-Forwarded-For"),
-        ],
-        "alice",
-    )
-    .await;
+    let (server, alice) = TestServer::with_member_on(JSON_LOGS_BEHIND_A_PROXY, "alice").await;
 
     let response = create_with_id(&alice, "Proxied", "lb-7f3a.42").await;
     assert_eq!(header(&response, "x-request-id"), "lb-7f3a.42");

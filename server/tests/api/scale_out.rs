@@ -21,6 +21,16 @@ pub(crate) fn postgres_pass() -> bool {
     on
 }
 
+/// Two server instances on one PostgreSQL database; `None` on a SQLite run.
+fn two_instances() -> Option<(TestServer, TestServer)> {
+    if !postgres_pass() {
+        return None;
+    }
+    let first = TestServer::start();
+    let second = TestServer::start_on(&first.db);
+    Some((first, second))
+}
+
 /// A small deterministic generator, so that a failing trial can be replayed.
 struct Dice(u64);
 
@@ -36,15 +46,13 @@ impl Dice {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_write_through_one_instance_is_read_at_once_through_the_other() {
-    if !postgres_pass() {
+    let Some((first, second)) = two_instances() else {
         return;
-    }
+    };
     let trials: usize = std::env::var("SCALE_OUT_TRIALS")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(500);
-    let first = TestServer::start();
-    let second = TestServer::start_on(&first.db);
     // The oracle: a third instance that caches nothing, so its pages are the database's.
     let oracle = TestServer::start_on_with(&first.db, &[("TOPIC_CACHE_TTL_SECONDS", "0")]);
     let instances = [&first, &second];
@@ -143,11 +151,9 @@ async fn oracle_view(member: &TestClient, oracle: &TestServer) -> Vec<(i64, Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_page_open_on_one_instance_follows_changes_made_through_another() {
-    if !postgres_pass() {
+    let Some((first, second)) = two_instances() else {
         return;
-    }
-    let first = TestServer::start();
-    let second = TestServer::start_on(&first.db);
+    };
     let alice = member(&first, "alice").await;
     let bob = member(&first, "bob").await;
     let python = bob.topic_id("Python").await;
@@ -191,17 +197,12 @@ async fn a_page_open_on_one_instance_follows_changes_made_through_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_logout_on_one_instance_ends_the_session_on_every_instance() {
-    if !postgres_pass() {
+    let Some((first, second)) = two_instances() else {
         return;
-    }
-    let first = TestServer::start();
-    let second = TestServer::start_on(&first.db);
+    };
     // A browser that keeps its cookie whatever a response says, as a stolen cookie would be
     // kept: only the server's own memory can still honour it.
-    let raw = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let raw = crate::support::plain_http();
     let signup = raw
         .post(first.url("/signup"))
         .header("Origin", &first.base)
@@ -255,12 +256,10 @@ async fn a_logout_on_one_instance_ends_the_session_on_every_instance() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_purge_cut_short_by_a_killed_instance_is_finished_by_another() {
-    if !postgres_pass() {
+    let Some((first, second)) = two_instances() else {
         return;
-    }
+    };
     const SUBSCRIBERS: i64 = 40_000;
-    let first = TestServer::start();
-    let second = TestServer::start_on(&first.db);
     let db = first.db.clone();
     first.create_staff("root");
     let root = first.client();

@@ -12,10 +12,7 @@ async fn login_sets_a_fresh_http_only_session_cookie() {
     expect_redirect(server.client().signup("erin").await, "/topics/").await;
     // An attacker who planted a session id in the victim's browser must not see it used.
     let planted = "subscriptions_session=AAAAAAAAAAAAAAAAAAAAAA";
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let http = crate::support::plain_http();
     let response = http
         .post(server.url("/login"))
         .header("Cookie", planted)
@@ -23,12 +20,8 @@ async fn login_sets_a_fresh_http_only_session_cookie() {
         .sent()
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let cookie = response
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .expect("login sets a session cookie");
+    let cookie =
+        crate::support::header_of(&response, "set-cookie").expect("login sets a session cookie");
     assert!(cookie.starts_with("subscriptions_session="), "{cookie}");
     assert!(!cookie.starts_with(planted), "a new id is issued: {cookie}");
     assert!(cookie.contains("HttpOnly"), "{cookie}");
@@ -53,10 +46,7 @@ async fn a_login_over_a_valid_logged_in_session_still_gets_a_new_id() {
     let server = TestServer::start();
     expect_redirect(server.client().signup("gina").await, "/topics/").await;
     expect_redirect(server.client().signup("hank").await, "/topics/").await;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let http = crate::support::plain_http();
     let login = |cookie: Option<String>, username: &'static str| {
         let mut request = http.post(server.url("/login")).form(&[
             ("username", username),
@@ -103,10 +93,7 @@ async fn a_login_over_a_valid_logged_in_session_still_gets_a_new_id() {
 #[tokio::test]
 async fn cross_origin_posts_are_refused() {
     let server = TestServer::start();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let http = crate::support::plain_http();
     let form = [("username", "mallory"), ("password", PASSWORD)];
 
     let evil_origin = http
@@ -139,10 +126,7 @@ async fn cross_origin_posts_are_refused() {
 #[tokio::test]
 async fn behind_an_https_public_origin_the_cookie_is_secure_and_that_origin_may_post() {
     let server = TestServer::start_with(&[("PUBLIC_ORIGIN", "https://Subs.Example.com")]);
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let http = crate::support::plain_http();
     let post = |path: &str, origin: Option<&'static str>, username: &'static str| {
         let mut request = http
             .post(server.url(path))

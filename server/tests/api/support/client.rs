@@ -116,6 +116,20 @@ pub fn header<'r>(response: &'r Response, name: &str) -> &'r str {
         .unwrap_or_default()
 }
 
+/// A response header's value, `None` when it is absent.
+pub fn header_of(response: &Response, name: &str) -> Option<String> {
+    let value = response.headers().get(name)?;
+    value.to_str().ok().map(str::to_owned)
+}
+
+/// A client as a script would be: no cookie jar, no `Origin`, redirects not followed.
+pub fn plain_http() -> Client {
+    Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client")
+}
+
 pub fn location(response: &Response) -> String {
     header(response, LOCATION.as_str()).to_owned()
 }
