@@ -24,13 +24,30 @@ pub(crate) fn find(conn: &mut Conn, topic_id: TopicId) -> Result<TopicRecord, Do
 }
 
 /// [`find`], holding the topic row for the rest of the change (see [`db::RowLock`]).
+///
+/// On PostgreSQL one statement finds and locks: every statement between the lock and the
+/// commit lengthens the time the changes of one topic wait for each other. A topic retired
+/// while this waited for its row is re-read after the wait (READ COMMITTED) and not found.
 pub(crate) fn find_locked(
     conn: &mut Conn,
     topic_id: TopicId,
     lock: RowLock,
 ) -> Result<TopicRecord, DomainError> {
-    lock_rows(conn, &[topic_id], lock)?;
-    find(conn, topic_id)
+    let Conn::Pg(pg) = conn else {
+        return find(conn, topic_id);
+    };
+    let live = topics::table
+        .find(topic_id)
+        .filter(topics::deleted_at.is_null())
+        .select((topics::id, topics::name));
+    let found = match lock {
+        RowLock::Change => live.for_no_key_update().first::<(TopicId, String)>(pg),
+        RowLock::Delete => live.for_update().first::<(TopicId, String)>(pg),
+    };
+    found
+        .optional()?
+        .map(|(id, name)| TopicRecord { id, name })
+        .ok_or(DomainError::NotFound)
 }
 
 /// Holds topic rows, live or retired, until the transaction ends: on PostgreSQL, so that
