@@ -145,17 +145,12 @@ async fn metrics_are_for_the_operator_only() {
     let http = reqwest::Client::new();
     let anonymous = http.get(server.url("/metrics")).send().await.expect("GET");
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
-    let wrong = http
-        .get(server.url("/metrics"))
-        .bearer_auth("not-the-token")
-        .sent()
-        .await;
-    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    let operator = http
-        .get(server.url("/metrics"))
-        .bearer_auth(crate::support::METRICS_TOKEN)
-        .sent()
-        .await;
+    let with_token = |token: &str| http.get(server.url("/metrics")).bearer_auth(token).sent();
+    assert_eq!(
+        with_token("not-the-token").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let operator = with_token(crate::support::METRICS_TOKEN).await;
     expect_page(operator, StatusCode::OK, "sql_statements_total").await;
 
     // Without a token configured the route is not there at all.

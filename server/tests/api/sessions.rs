@@ -96,28 +96,24 @@ async fn cross_origin_posts_are_refused() {
     let http = crate::support::plain_http();
     let form = [("username", "mallory"), ("password", PASSWORD)];
 
-    let evil_origin = http
-        .post(server.url("/signup"))
-        .header("Origin", "http://evil.example")
-        .form(&form)
-        .sent()
-        .await;
-    assert_eq!(evil_origin.status(), StatusCode::FORBIDDEN);
-
-    let evil_referer = http
-        .post(server.url("/login"))
-        .header("Referer", "http://evil.example/page")
-        .form(&form)
-        .sent()
-        .await;
-    assert_eq!(evil_referer.status(), StatusCode::FORBIDDEN);
-
-    let evil_server_fn = http
-        .post(server.url("/api/list_topics"))
-        .header("Origin", "http://evil.example")
-        .sent()
-        .await;
-    assert_eq!(evil_server_fn.status(), StatusCode::FORBIDDEN);
+    // A form from another site (by its Origin, or only its Referer), and a server function.
+    for (path, header, value, form) in [
+        ("/signup", "Origin", "http://evil.example", &form[..]),
+        ("/login", "Referer", "http://evil.example/page", &form[..]),
+        ("/api/list_topics", "Origin", "http://evil.example", &[]),
+    ] {
+        let refused = http
+            .post(server.url(path))
+            .header(header, value)
+            .form(form)
+            .sent()
+            .await;
+        assert_eq!(
+            refused.status(),
+            StatusCode::FORBIDDEN,
+            "{path} with {header}"
+        );
+    }
 
     // The refused signup created nothing.
     expect_redirect(server.client().signup("mallory").await, "/topics/").await;
