@@ -67,7 +67,7 @@ export async function staffOnTopics(page: Page, prefix: string): Promise<void> {
   await waitForHydration(page);
 }
 
-/** Creates a topic through the hydrated page's form and waits for its row. */
+/** Creates a topic through the page's form (with or without JavaScript) and waits for its row. */
 export async function createTopic(page: Page, name: string): Promise<void> {
   await page.getByLabel("New topic").fill(name);
   await page.getByRole("button", { name: "Create" }).click();
@@ -81,11 +81,11 @@ export async function markDocument(page: Page): Promise<void> {
   });
 }
 
-export async function expectNoReload(page: Page): Promise<void> {
+export async function expectNoReload(page: Page, message = "the page was not reloaded"): Promise<void> {
   const still = await page.evaluate(
     () => (window as unknown as { __stillHere?: boolean }).__stillHere === true,
   );
-  expect(still, "the page was not reloaded").toBe(true);
+  expect(still, message).toBe(true);
 }
 
 /** The row shows `subscribers` and whether the viewer is subscribed. */

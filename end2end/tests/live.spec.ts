@@ -4,7 +4,16 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { expect, test, watchConsole } from "./fixtures";
-import { createStaffIn, PASSWORD, topicRow, uniqueName, waitForHydration } from "./helpers";
+import {
+  createStaffIn,
+  createTopic,
+  expectNoReload,
+  markDocument,
+  PASSWORD,
+  topicRow,
+  uniqueName,
+  waitForHydration,
+} from "./helpers";
 
 // This test runs its own server, because it restarts it in the middle.
 const root = path.resolve(__dirname, "../..");
@@ -81,13 +90,10 @@ test("an open page follows another user's changes without reload, across a resta
     pages.push(a);
     const b = await logIn(browser, uniqueName("b"), true);
     pages.push(b);
-    await b.evaluate(() => {
-      (window as unknown as { __stillHere: boolean }).__stillHere = true;
-    });
+    await markDocument(b);
 
     const topic = uniqueName("Live ");
-    await a.getByLabel("New topic").fill(topic);
-    await a.getByRole("button", { name: "Create" }).click();
+    await createTopic(a, topic);
     await expect(topicRow(b, topic)).toHaveAttribute("data-subscribers", "0", within);
 
     await topicRow(a, topic).getByRole("button", { name: "Subscribe" }).click();
@@ -111,10 +117,7 @@ test("an open page follows another user's changes without reload, across a resta
     await topicRow(a, renamed).getByRole("button", { name: "Delete" }).click();
     await expect(topicRow(b, renamed)).toHaveCount(0, within);
 
-    const still = await b.evaluate(
-      () => (window as unknown as { __stillHere?: boolean }).__stillHere === true,
-    );
-    expect(still, "B's page was never reloaded").toBe(true);
+    await expectNoReload(b, "B's page was never reloaded");
   } finally {
     // Closed first: an open page would log its stream's refused reconnections.
     for (const page of pages) await page.context().close();
@@ -157,9 +160,7 @@ test("a burst of others' writes patches an open page into what a reload shows, w
     watcher.on("request", (request) => {
       if (request.url().includes("list_topics")) listRequests.push(request.url());
     });
-    await watcher.evaluate(() => {
-      (window as unknown as { __stillHere: boolean }).__stillHere = true;
-    });
+    await markDocument(watcher);
     const others = [await logIn(browser, uniqueName("b"), true), await logIn(browser, uniqueName("c"), true)];
     pages.push(...others);
     // A second page of the watcher's own account: the watcher's flags move too.
@@ -186,10 +187,7 @@ test("a burst of others' writes patches an open page into what a reload shows, w
       "the watcher's own flags were part of the burst",
     ).toBe(true);
     expect(listRequests, "counts and flags arrived as patches, not refetches").toEqual([]);
-    const still = await watcher.evaluate(
-      () => (window as unknown as { __stillHere?: boolean }).__stillHere === true,
-    );
-    expect(still, "the watcher's page was never reloaded").toBe(true);
+    await expectNoReload(watcher, "the watcher's page was never reloaded");
   } finally {
     for (const page of pages) await page.context().close();
     await stopServer(server);

@@ -2,7 +2,7 @@ import type { Browser, Page } from "@playwright/test";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
 import { expect, test, watchConsole } from "./fixtures";
-import { PASSWORD, topicRow, uniqueName } from "./helpers";
+import { createTopic, expectNoReload, markDocument, PASSWORD, topicRow, uniqueName } from "./helpers";
 
 // Two instances of the server on one PostgreSQL database, each on its own port; a browser on
 // each. The PostgreSQL server is the one the Rust tests use.
@@ -88,13 +88,10 @@ test("two browsers on two instances: B follows A's changes live", async ({ brows
     pages.push(a);
     const b = await signUpOn(browser, ports[1]);
     pages.push(b);
-    await b.evaluate(() => {
-      (window as unknown as { __stillHere: boolean }).__stillHere = true;
-    });
+    await markDocument(b);
 
     const topic = uniqueName("Shared ");
-    await a.getByLabel("New topic").fill(topic);
-    await a.getByRole("button", { name: "Create" }).click();
+    await createTopic(a, topic);
     await expect(topicRow(b, topic)).toHaveAttribute("data-subscribers", "0", within);
 
     await topicRow(a, topic).getByRole("button", { name: "Subscribe" }).click();
@@ -106,10 +103,7 @@ test("two browsers on two instances: B follows A's changes live", async ({ brows
     await expect(topicRow(a, topic)).toHaveAttribute("data-subscribers", "2", within);
     await expect(topicRow(b, topic)).toHaveAttribute("data-subscribed", "true");
 
-    const still = await b.evaluate(
-      () => (window as unknown as { __stillHere?: boolean }).__stillHere === true,
-    );
-    expect(still, "B's page was never reloaded").toBe(true);
+    await expectNoReload(b, "B's page was never reloaded");
   } finally {
     // Closed first: an open page would log its stream's refused reconnections.
     for (const page of pages) await page.context().close();

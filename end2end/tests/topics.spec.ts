@@ -79,8 +79,7 @@ test.describe("with JavaScript, the page never reloads", () => {
     await waitForHydration(page);
 
     const topic = uniqueName("Old ");
-    await page.getByLabel("New topic").fill(topic);
-    await page.getByRole("button", { name: "Create" }).click();
+    await createTopic(page, topic);
     await expectRow(page, topic, 0, false);
     await markDocument(page);
 
@@ -191,8 +190,7 @@ test.describe("without JavaScript, the plain forms do the same", () => {
     await expectRow(page, "Python", 0, false);
 
     const topic = uniqueName("Plain ");
-    await page.getByLabel("New topic").fill(topic);
-    await page.getByRole("button", { name: "Create" }).click();
+    await createTopic(page, topic);
     await expectRow(page, topic, 0, false);
 
     await page.getByLabel("New topic").fill(topic.toLowerCase());
@@ -228,8 +226,7 @@ test.describe("without JavaScript, the plain forms do the same", () => {
     await expect(page).toHaveURL(/\/topics\/$/);
 
     const topic = uniqueName("Plain old ");
-    await page.getByLabel("New topic").fill(topic);
-    await page.getByRole("button", { name: "Create" }).click();
+    await createTopic(page, topic);
 
     const renamed = uniqueName("Plain new ");
     await topicRow(page, topic).getByRole("textbox").fill(renamed);

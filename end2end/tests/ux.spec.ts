@@ -3,6 +3,7 @@ import type { Browser, Page } from "@playwright/test";
 import { expect, test, watchConsole } from "./fixtures";
 import {
   createStaff,
+  createTopic,
   logIn,
   PASSWORD,
   signUp,
@@ -257,8 +258,7 @@ test("activity times are shown in the reader's time zone", async ({ browser }) =
   await expect(page).toHaveURL(/\/topics\/$/);
   await waitForHydration(page);
   const topic = uniqueName("When ");
-  await page.getByLabel("New topic").fill(topic);
-  await page.getByRole("button", { name: "Create" }).click();
+  await createTopic(page, topic);
   await expect(topicRow(page, topic)).toHaveCount(1);
 
   await page.goto("/topics/activity/");
@@ -290,8 +290,7 @@ test.describe("without JavaScript", () => {
     await page.getByLabel("Password").fill(PASSWORD);
     await page.getByRole("button", { name: "Log in" }).click();
     const topic = uniqueName("Utc ");
-    await page.getByLabel("New topic").fill(topic);
-    await page.getByRole("button", { name: "Create" }).click();
+    await createTopic(page, topic);
     await page.goto("/topics/activity/");
     const time = page.locator(`tr[data-topic-name="${topic}"] time`);
     const datetime = (await time.getAttribute("datetime"))!;

@@ -154,13 +154,21 @@ fn m2m_changes_name_the_affected_users_from_either_side() {
     assert_eq!(from_user.affected_topics(), vec![TopicId(7), TopicId(8)]);
 }
 
+/// Runs a test body on one pooled connection.
+async fn on_one_connection(
+    db: &crate::db::Db,
+    body: impl FnOnce(&mut Conn) -> Result<(), DomainError> + Send + 'static,
+) {
+    db.run(body).await.expect("test body");
+}
+
 #[tokio::test]
 async fn receivers_write_inside_the_transaction_and_commit_with_it() {
     let (_dir, db) = test_db().await;
     let mut registry = Registry::default();
     registry.post_save.connect("test.activity", record_activity);
     let signals = Signals::new(registry, effects(&TopicCache::default()));
-    db.run(move |conn| {
+    on_one_connection(&db, move |conn| {
         write(conn, &signals, |tx| save_new(tx, "Committed"))?;
         assert_eq!(count_activities(conn, "Committed"), 1);
 
@@ -177,17 +185,16 @@ async fn receivers_write_inside_the_transaction_and_commit_with_it() {
             0,
             "the activity row went too"
         );
-        Ok::<_, DomainError>(())
+        Ok(())
     })
-    .await
-    .expect("test body");
+    .await;
 }
 
 #[tokio::test]
 async fn post_commit_work_runs_once_after_commit_and_never_after_rollback() {
     let (_dir, db) = test_db().await;
     let (signals, observed) = marking(|_| {});
-    db.run(move |conn| {
+    on_one_connection(&db, move |conn| {
         write(conn, &signals, |tx| {
             save_new(tx, "A")?;
             assert_eq!(invalidations(&observed), 0, "not before the commit");
@@ -200,17 +207,16 @@ async fn post_commit_work_runs_once_after_commit_and_never_after_rollback() {
             Err::<(), _>(DomainError::Invalid("roll back".into()))
         });
         assert_eq!(invalidations(&observed), 1, "dropped on rollback");
-        Ok::<_, DomainError>(())
+        Ok(())
     })
-    .await
-    .expect("test body");
+    .await;
 }
 
 #[tokio::test]
 async fn nested_savepoints_keep_or_drop_their_post_commit_work() {
     let (_dir, db) = test_db().await;
     let (signals, observed) = marking(|_| {});
-    db.run(move |conn| {
+    on_one_connection(&db, move |conn| {
         // Inner savepoint fails, outer commits: only the outer work runs.
         write(conn, &signals, |tx| {
             save_new(tx, "Outer")?;
@@ -244,10 +250,9 @@ async fn nested_savepoints_keep_or_drop_their_post_commit_work() {
         });
         assert_eq!(invalidations(&observed), 2);
         assert_eq!(count_topics(conn, "Inner lost"), 0);
-        Ok::<_, DomainError>(())
+        Ok(())
     })
-    .await
-    .expect("test body");
+    .await;
 }
 
 #[tokio::test]
@@ -258,7 +263,7 @@ async fn a_failing_receiver_rolls_the_change_back_with_its_error() {
         registry.post_save.connect("test.mark", schedule_mark);
         registry.post_save.connect("test.fail", fail);
     });
-    db.run(move |conn| {
+    on_one_connection(&db, move |conn| {
         let result = write(conn, &signals, |tx| save_new(tx, "Refused"));
         assert_eq!(
             result,
@@ -269,8 +274,7 @@ async fn a_failing_receiver_rolls_the_change_back_with_its_error() {
         assert_eq!(count_topics(conn, "Refused"), 0);
         assert_eq!(count_activities(conn, "Refused"), 0);
         assert_eq!(invalidations(&observed), 0);
-        Ok::<_, DomainError>(())
+        Ok(())
     })
-    .await
-    .expect("test body");
+    .await;
 }

@@ -1,7 +1,7 @@
 //! Sessions: their cookie, renewal and end, across restarts, and the origin checks that guard them.
 
 use crate::support::{
-    count_sql, execute_sql, expect_redirect, location, Sent, TestServer, PASSWORD,
+    count_sql, execute_sql, expect_redirect, header, location, Sent, TestServer, PASSWORD,
 };
 use reqwest::header::SET_COOKIE;
 use reqwest::{Method, StatusCode};
@@ -137,12 +137,7 @@ async fn behind_an_https_public_origin_the_cookie_is_secure_and_that_origin_may_
         .await
         .expect("POST");
     assert_eq!(signup.status(), StatusCode::SEE_OTHER);
-    let cookie = signup
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let cookie = header(&signup, "set-cookie").to_owned();
     assert!(
         cookie.starts_with("__Host-subscriptions_session="),
         "{cookie}"
@@ -207,12 +202,7 @@ async fn a_used_session_is_renewed_at_most_daily_and_an_idle_limit_counts_from_t
     let restarted = TestServer::start_on(&db);
     let page = client.against(&restarted).get("/topics/").await;
     assert_eq!(page.status(), StatusCode::OK);
-    let cookie = page
-        .headers()
-        .get(SET_COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let cookie = header(&page, SET_COOKIE.as_str()).to_owned();
     assert!(
         cookie.contains("Max-Age=1209600"),
         "the cookie is sent again with the full 14 days: {cookie:?}"
