@@ -102,6 +102,12 @@ where
 /// in a circle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowLock {
+    /// Rows referencing this one will be added or removed; the row itself must go on
+    /// existing until the commit (a delete waits), but other such changes and a rename need
+    /// not wait. On a topic, the subscriber count trigger takes the row for its update later,
+    /// at the insert or delete: the changes of one topic take turns only from there to the
+    /// commit, not for the whole transaction.
+    Reference,
     /// The row will be changed but keeps its key: other rows may still reference it.
     Change,
     /// The row will be deleted.

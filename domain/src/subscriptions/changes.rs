@@ -34,7 +34,7 @@ pub fn subscribe_in(
 ) -> Result<(), DomainError> {
     signals::write(conn, signals, |tx| {
         lock_for_change(tx.conn(), user_id)?;
-        find_locked(tx.conn(), topic_id, RowLock::Change)?;
+        find_locked(tx.conn(), topic_id, RowLock::Reference)?;
         if is_subscribed(tx.conn(), user_id, topic_id)? {
             return Ok(());
         }
@@ -58,7 +58,7 @@ pub fn unsubscribe_in(
 ) -> Result<(), DomainError> {
     signals::write(conn, signals, |tx| {
         lock_for_change(tx.conn(), user_id)?;
-        find_locked(tx.conn(), topic_id, RowLock::Change)?;
+        find_locked(tx.conn(), topic_id, RowLock::Reference)?;
         if !is_subscribed(tx.conn(), user_id, topic_id)? {
             return Ok(());
         }

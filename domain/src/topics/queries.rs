@@ -41,6 +41,7 @@ pub(crate) fn find_locked(
         .filter(topics::deleted_at.is_null())
         .select((topics::id, topics::name));
     let found = match lock {
+        RowLock::Reference => live.for_key_share().first::<(TopicId, String)>(pg),
         RowLock::Change => live.for_no_key_update().first::<(TopicId, String)>(pg),
         RowLock::Delete => live.for_update().first::<(TopicId, String)>(pg),
     };
@@ -62,6 +63,7 @@ pub(crate) fn lock_rows(conn: &mut Conn, ids: &[TopicId], lock: RowLock) -> Quer
         .select(topics::id)
         .order(topics::id);
     match lock {
+        RowLock::Reference => rows.for_key_share().load::<TopicId>(pg)?,
         RowLock::Change => rows.for_no_key_update().load::<TopicId>(pg)?,
         RowLock::Delete => rows.for_update().load::<TopicId>(pg)?,
     };
