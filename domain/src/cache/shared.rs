@@ -29,6 +29,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Text};
 use diesel::PgConnection;
 
 use super::keys::{
@@ -141,31 +142,73 @@ pub(crate) fn bump(conn: &mut PgConnection, stale: &Stale) -> QueryResult<Bumped
     // in a circle. A change moves one catalog row: changes of different topics rarely meet on
     // one (changes of one topic already take turns on its row).
     keys.sort();
-    let rows: Vec<_> = keys
-        .iter()
-        .map(|key| {
-            (
-                cache_versions::key.eq(key),
-                cache_versions::version.eq(1_i64),
-            )
-        })
-        .collect();
-    let moved: Vec<(String, i64)> = diesel::insert_into(cache_versions::table)
-        .values(&rows)
-        .on_conflict(cache_versions::key)
-        .do_update()
-        .set(cache_versions::version.eq(cache_versions::version + 1))
-        .returning((cache_versions::key, cache_versions::version))
-        .get_results(conn)?;
-    let catalog_seen = if stale.catalog {
-        Some(catalog_now(conn)?)
-    } else {
-        None
-    };
+    if !stale.catalog {
+        let rows: Vec<_> = keys
+            .iter()
+            .map(|key| {
+                (
+                    cache_versions::key.eq(key),
+                    cache_versions::version.eq(1_i64),
+                )
+            })
+            .collect();
+        let moved: Vec<(String, i64)> = diesel::insert_into(cache_versions::table)
+            .values(&rows)
+            .on_conflict(cache_versions::key)
+            .do_update()
+            .set(cache_versions::version.eq(cache_versions::version + 1))
+            .returning((cache_versions::key, cache_versions::version))
+            .get_results(conn)?;
+        return Ok(Bumped {
+            moved: collect(moved),
+            catalog_seen: None,
+        });
+    }
+    // The move and the read of the other shards in one statement: it runs while the change
+    // holds its rows, and each statement more there makes the next change wait longer. The
+    // other shards are read as of the statement's start; a commit this misses only makes
+    // `is_next` answer no (the pages refetch), and the counts the change read came from an
+    // earlier statement, which saw no more than this one.
+    let rows: Vec<VersionRow> = diesel::sql_query(
+        "WITH moved AS ( \
+             INSERT INTO cache_versions (key, version) \
+             SELECT key, 1 FROM unnest($1::text[]) WITH ORDINALITY AS k(key, n) ORDER BY n \
+             ON CONFLICT (key) DO UPDATE SET version = cache_versions.version + 1 \
+             RETURNING key, version) \
+         SELECT key, version, true AS moved FROM moved \
+         UNION ALL \
+         SELECT key, version, false AS moved FROM cache_versions \
+         WHERE key = ANY($2) AND key NOT IN (SELECT key FROM moved)",
+    )
+    .bind::<Array<Text>, _>(&keys)
+    .bind::<Array<Text>, _>(shard_rows())
+    .load(conn)?;
+    let (moved, seen): (Vec<VersionRow>, Vec<VersionRow>) =
+        rows.into_iter().partition(|row| row.moved);
+    let moved = collect(moved.into_iter().map(VersionRow::pair).collect());
+    let mut catalog = collect(seen.into_iter().map(VersionRow::pair).collect()).catalog;
+    catalog.extend(moved.catalog.iter().copied());
     Ok(Bumped {
-        moved: collect(moved),
-        catalog_seen,
+        moved,
+        catalog_seen: Some(every_shard(&catalog)),
     })
+}
+
+/// A row of the move-and-read statement of [`bump`].
+#[derive(QueryableByName)]
+struct VersionRow {
+    #[diesel(sql_type = Text)]
+    key: String,
+    #[diesel(sql_type = BigInt)]
+    version: i64,
+    #[diesel(sql_type = Bool)]
+    moved: bool,
+}
+
+impl VersionRow {
+    fn pair(self) -> (String, i64) {
+        (self.key, self.version)
+    }
 }
 
 /// Every version there is, for an instance that may have missed notifications (its listening
