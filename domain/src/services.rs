@@ -52,6 +52,18 @@ impl Services {
     /// Connects the signal receivers (our `ready()`) to a cache whose entries live
     /// `cache_ttl` (zero turns caching off, for measuring) and to the live hub.
     pub fn new(db: Db, cache_ttl: Duration) -> Self {
+        Self::build(db, cache_ttl, true)
+    }
+
+    /// For a command that makes its change and exits (`server end-sessions` and its kin): it
+    /// tells other instances of its change, but follows none of theirs. A follower polls
+    /// PostgreSQL from its own thread, and a process that exits while one is inside libpq
+    /// has its TLS state freed under it (seen as "double free or corruption" at exit).
+    pub fn for_a_command(db: Db) -> Self {
+        Self::build(db, crate::cache::TTL, false)
+    }
+
+    fn build(db: Db, cache_ttl: Duration, follow: bool) -> Self {
         let (cache, probes) = match db.backend() {
             Backend::Sqlite => (TopicCache::new(cache_ttl), None),
             Backend::Postgres => {
@@ -73,7 +85,7 @@ impl Services {
         let signals = Arc::new(Signals::new(receivers::ready(), effects));
         let ended_sessions = EndedElsewhere::default();
         let remote = match db.target() {
-            Target::Postgres { url } => {
+            Target::Postgres { url } if follow => {
                 match remote::follow(url.clone(), &signals, ended_sessions.clone()) {
                     Ok(stats) => Some(stats),
                     Err(err) => {
@@ -84,13 +96,15 @@ impl Services {
                     }
                 }
             }
-            Target::Sqlite { .. } => None,
+            _ => None,
         };
         let users = UserCache::default();
-        if let Err(err) = account_changes::follow(&db, &signals, users.clone()) {
-            // Rights stay exact (checked in each staff action's transaction); the account
-            // commands would only take effect on this server once its cached users expire.
-            tracing::error!(error = %err, "cannot start following account changes");
+        if follow {
+            if let Err(err) = account_changes::follow(&db, &signals, users.clone()) {
+                // Rights stay exact (checked in each staff action's transaction); the account
+                // commands would only take effect on this server once its cached users expire.
+                tracing::error!(error = %err, "cannot start following account changes");
+            }
         }
         Services {
             db,

@@ -161,7 +161,7 @@ async fn change_account_command(
     change: AccountChange,
 ) -> Result<(), CliError> {
     let db = Db::open(&config.database_url).await?;
-    let services = Services::new(db, domain::cache::TTL);
+    let services = Services::for_a_command(db);
     let user_id = domain::users::admin::change_account(&services, username, change)
         .await
         .map_err(|e| CliError::Rejected(e.to_string()))?;

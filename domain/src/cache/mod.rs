@@ -19,6 +19,7 @@ pub(crate) mod keys;
 #[cfg(test)]
 mod ordering_tests;
 mod patches;
+pub mod payloads;
 pub mod probes;
 pub mod shared;
 mod stale;

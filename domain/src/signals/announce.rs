@@ -16,7 +16,8 @@ use diesel::connection::SimpleConnection;
 use diesel::sql_types::{Array, Text};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
-use crate::cache::shared::{self, Moved};
+use crate::cache::payloads;
+use crate::cache::shared::Moved;
 
 /// At most this many payloads go in one transaction.
 const BATCH: usize = 256;
@@ -43,7 +44,7 @@ impl Announcer {
 
     /// Queues what a commit moved; never waits.
     pub fn announce(&self, moved: &Moved) {
-        for payload in shared::encode(moved) {
+        for payload in payloads::encode(moved) {
             if self.to_thread.send(payload).is_err() {
                 tracing::error!(
                     "the announcer is gone; other instances hear of this commit at their next read"
@@ -93,7 +94,7 @@ fn send(url: &str, conn: &mut Option<PgConnection>, batch: &[String]) -> Result<
         return Err("no connection".into());
     };
     diesel::sql_query("SELECT pg_notify($1, payload) FROM unnest($2) AS payload")
-        .bind::<Text, _>(shared::CHANNEL)
+        .bind::<Text, _>(payloads::CHANNEL)
         .bind::<Array<Text>, _>(batch)
         .execute(conn)
         .map(drop)

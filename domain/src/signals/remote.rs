@@ -1,6 +1,6 @@
 //! Changes committed by other instances (PostgreSQL): sessions they ended are dropped from
 //! this instance's memory at once, and their version moves arrive as
-//! notifications (`cache::shared::CHANNEL`, sent after the commit by `announce`), and this
+//! notifications (`cache::payloads::CHANNEL`, sent after the commit by `announce`), and this
 //! instance applies them as its own receivers would after a commit: its cache entries go and
 //! its open pages hear of it. Pages stay exact without this (every request reads the
 //! versions); it is what makes open pages on every instance follow changes live.
@@ -17,7 +17,7 @@ use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 
 use super::{Receiving, Signals};
-use crate::cache::shared;
+use crate::cache::{payloads, shared};
 use crate::sessions::{self, EndedElsewhere};
 
 /// How often the connection is asked for what has arrived: the latency notifications add.
@@ -99,7 +99,7 @@ fn listen(url: &str, signals: &Weak<Signals>) -> Result<PgConnection, String> {
     let mut conn = PgConnection::establish(url).map_err(|e| e.to_string())?;
     conn.batch_execute(&format!(
         "SET application_name = 'subscriptions-listener'; LISTEN {}; LISTEN {}",
-        shared::CHANNEL,
+        payloads::CHANNEL,
         sessions::ENDED_CHANNEL
     ))
     .map_err(|e| e.to_string())?;
@@ -130,7 +130,7 @@ fn pump(conn: &mut PgConnection, heard: &Heard) -> Option<String> {
                 heard.sessions.tell(&notification.payload);
                 continue;
             }
-            match shared::decode(&notification.payload) {
+            match payloads::decode(&notification.payload) {
                 Some(moved) => {
                     stats.received.fetch_add(1, Ordering::Relaxed);
                     signals_now.effects.advance(&moved, &Receiving::new());
