@@ -236,9 +236,7 @@ pub fn write<R>(
             (value, versions)
         },
     )?;
-    if let Some(versions) = versions {
-        versions.tell(conn, &signals.effects);
-    }
+    tell_versions(conn, signals, versions);
     Ok(value)
 }
 
@@ -252,10 +250,16 @@ pub fn read<R>(
     let (value, work, versions) =
         diesel::Connection::transaction(conn, |conn| with_tx(conn, signals, f))?;
     run_after_commit(signals, work);
+    tell_versions(conn, signals, versions);
+    Ok(value)
+}
+
+/// After the commit (PostgreSQL): the versions the transaction moved, told to the cache, the
+/// open pages and the other instances.
+fn tell_versions(conn: &mut Conn, signals: &Signals, versions: Option<VersionsMoved>) {
     if let Some(versions) = versions {
         versions.tell(conn, &signals.effects);
     }
-    Ok(value)
 }
 
 /// What an outermost transaction returns: its value, the work its receivers scheduled, and on

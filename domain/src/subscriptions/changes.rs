@@ -32,44 +32,45 @@ pub fn subscribe_in(
     user_id: UserId,
     topic_id: TopicId,
 ) -> Result<(), DomainError> {
-    signals::write(conn, signals, |tx| {
-        lock_for_change(tx.conn(), user_id)?;
-        find_locked(tx.conn(), topic_id, RowLock::Reference)?;
-        if is_subscribed(tx.conn(), user_id, topic_id)? {
-            return Ok(());
-        }
-        tx.send(&change(M2mAction::PreAdd, topic_id, user_id))?;
-        diesel::insert_into(topic_subscribers::table)
-            .values((
-                topic_subscribers::topic_id.eq(topic_id),
-                topic_subscribers::user_id.eq(user_id),
-            ))
-            .execute(tx.conn())?;
-        tx.send(&change(M2mAction::PostAdd, topic_id, user_id))
-    })
+    set_subscribed(conn, signals, user_id, topic_id, true)
 }
 
-/// `topic.subscribers.remove(user)`. Not being subscribed is not an error.
-pub fn unsubscribe_in(
+/// `topic.subscribers.add(user)` (`subscribed`) or `topic.subscribers.remove(user)`, with its
+/// `pre_`/`post_` signals around the row's insert or delete. Subscribing twice, or removing
+/// what is not there, changes nothing and sends nothing.
+fn set_subscribed(
     conn: &mut Conn,
     signals: &Signals,
     user_id: UserId,
     topic_id: TopicId,
+    subscribed: bool,
 ) -> Result<(), DomainError> {
+    let (pre, post) = if subscribed {
+        (M2mAction::PreAdd, M2mAction::PostAdd)
+    } else {
+        (M2mAction::PreRemove, M2mAction::PostRemove)
+    };
     signals::write(conn, signals, |tx| {
         lock_for_change(tx.conn(), user_id)?;
         find_locked(tx.conn(), topic_id, RowLock::Reference)?;
-        if !is_subscribed(tx.conn(), user_id, topic_id)? {
+        if is_subscribed(tx.conn(), user_id, topic_id)? == subscribed {
             return Ok(());
         }
-        tx.send(&change(M2mAction::PreRemove, topic_id, user_id))?;
-        diesel::delete(
-            topic_subscribers::table
+        tx.send(&change(pre, topic_id, user_id))?;
+        if subscribed {
+            diesel::insert_into(topic_subscribers::table)
+                .values((
+                    topic_subscribers::topic_id.eq(topic_id),
+                    topic_subscribers::user_id.eq(user_id),
+                ))
+                .execute(tx.conn())?;
+        } else {
+            let row = topic_subscribers::table
                 .filter(topic_subscribers::topic_id.eq(topic_id))
-                .filter(topic_subscribers::user_id.eq(user_id)),
-        )
-        .execute(tx.conn())?;
-        tx.send(&change(M2mAction::PostRemove, topic_id, user_id))
+                .filter(topic_subscribers::user_id.eq(user_id));
+            diesel::delete(row).execute(tx.conn())?;
+        }
+        tx.send(&change(post, topic_id, user_id))
     })
 }
 
@@ -109,42 +110,32 @@ pub(crate) fn clear_in(tx: &mut Tx<'_>, user_id: UserId) -> Result<(), DomainErr
     tx.send(&clear(M2mAction::PostClear))
 }
 
-/// A change of one subscription (`subscribe_in` or `unsubscribe_in`), as one mutation.
-type OneChange = fn(&mut Conn, &Signals, UserId, TopicId) -> Result<(), DomainError>;
-
+/// A change of one subscription, as one mutation.
 async fn change_one(
     services: &Services,
     user_id: UserId,
     topic_id: TopicId,
-    change: OneChange,
-) -> Result<ViewVersion, DomainError> {
+    subscribed: bool,
+) -> Changed {
     services
         .mutate(user_id, move |conn, signals| {
-            change(conn, signals, user_id, topic_id)
+            set_subscribed(conn, signals, user_id, topic_id, subscribed)
         })
         .await
 }
 
-pub async fn subscribe(
-    services: &Services,
-    user_id: UserId,
-    topic_id: TopicId,
-) -> Result<ViewVersion, DomainError> {
-    change_one(services, user_id, topic_id, subscribe_in).await
+/// What a change of subscriptions answers: the acting user's new view version.
+pub type Changed = Result<ViewVersion, DomainError>;
+
+pub async fn subscribe(services: &Services, user_id: UserId, topic_id: TopicId) -> Changed {
+    change_one(services, user_id, topic_id, true).await
 }
 
-pub async fn unsubscribe(
-    services: &Services,
-    user_id: UserId,
-    topic_id: TopicId,
-) -> Result<ViewVersion, DomainError> {
-    change_one(services, user_id, topic_id, unsubscribe_in).await
+pub async fn unsubscribe(services: &Services, user_id: UserId, topic_id: TopicId) -> Changed {
+    change_one(services, user_id, topic_id, false).await
 }
 
-pub async fn unsubscribe_all(
-    services: &Services,
-    user_id: UserId,
-) -> Result<ViewVersion, DomainError> {
+pub async fn unsubscribe_all(services: &Services, user_id: UserId) -> Changed {
     services
         .mutate(user_id, move |conn, signals| {
             unsubscribe_all_in(conn, signals, user_id)

@@ -6,7 +6,5 @@ mod changes;
 pub(crate) mod queries;
 
 pub(crate) use changes::clear_in;
-pub use changes::{
-    subscribe, subscribe_in, unsubscribe, unsubscribe_all, unsubscribe_all_in, unsubscribe_in,
-};
+pub use changes::{subscribe, subscribe_in, unsubscribe, unsubscribe_all, unsubscribe_all_in};
 pub use queries::{subscriber_ids, topic_ids_of};

@@ -107,8 +107,7 @@ async fn a_sqlite_backup_taken_while_writes_go_on_serves_the_same_pages() {
     assert_eq!(pages(&on_copy).await, original);
 
     // The copy is a database of its own: a change there is not seen on the original.
-    let devops_on_copy = on_copy.topic_id("DevOps").await;
-    on_copy.subscribe(devops_on_copy).await;
+    on_copy.subscribe_to("DevOps").await;
     assert_ne!(pages(&on_copy).await, original);
     assert_eq!(pages(&alice).await, original);
 

@@ -8,7 +8,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::support::{
-    count_sql, execute_sql, expect_redirect, member, topic_names, Database, TestClient, TestServer,
+    count_sql, execute_sql, expect_redirect, member, settings, topic_names, Database, TestClient,
+    TestServer,
 };
 
 /// What one person's writes came to, as far as their answers tell.
@@ -403,19 +404,13 @@ async fn a_read_only_database_answers_503_changes_nothing_and_recovers() {
         .any(|t| t.0 == python && t.2 == 1 && t.3));
 }
 
-/// One pooled connection, and a short wait for it.
-const POOL_OF_ONE: &[(&str, &str)] = &[
-    ("DATABASE_POOL_SIZE", "1"),
-    ("DATABASE_POOL_WAIT_SECONDS", "1"),
-];
-
 /// Every pooled connection taken (here: the only one, by a write waiting on a lock another
 /// process holds): a request that needs one waits `DATABASE_POOL_WAIT_SECONDS`, then gets the
 /// 503, although it only reads (which the lock would let through); all is well once the
 /// connection is free again.
 #[tokio::test]
 async fn an_exhausted_pool_answers_503_and_recovers() {
-    let (server, alice) = TestServer::with_member_on(POOL_OF_ONE, "alice").await;
+    let (server, alice) = TestServer::with_member_on(settings::POOL_OF_ONE, "alice").await;
     let python = alice.topic_id("Python").await;
     assert_eq!(
         alice.get("/topics/activity/").await.status(),

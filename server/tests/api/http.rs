@@ -1,7 +1,7 @@
 //! Transport details a browser depends on: compressed responses, static files with long-lived
 //! caching and no session work.
 
-use crate::support::{expect_page, header, Sent, TestServer};
+use crate::support::{expect_page, header, settings, Sent, TestServer};
 use reqwest::{Method, StatusCode};
 
 #[tokio::test]
@@ -264,15 +264,10 @@ async fn every_request_has_an_id_that_its_log_lines_carry() {
     assert_eq!(header(&page, "x-request-id").len(), 32);
 }
 
-/// JSON logs, behind a proxy whose client addresses are trusted.
-const JSON_LOGS_BEHIND_A_PROXY: &[(&str, &str)] = &[
-    ("LOG_FORMAT", "json"),
-    ("TRUSTED_PROXY_HEADER", "X-Forwarded-For"),
-];
-
 #[tokio::test]
 async fn a_trusted_proxys_request_id_is_kept_when_it_is_plain() {
-    let (server, alice) = TestServer::with_member_on(JSON_LOGS_BEHIND_A_PROXY, "alice").await;
+    let (server, alice) =
+        TestServer::with_member_on(settings::JSON_LOGS_BEHIND_A_PROXY, "alice").await;
 
     let response = create_with_id(&alice, "Proxied", "lb-7f3a.42").await;
     assert_eq!(header(&response, "x-request-id"), "lb-7f3a.42");

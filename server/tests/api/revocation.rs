@@ -123,8 +123,7 @@ async fn ending_a_users_sessions_signs_them_out_everywhere() {
 async fn deleting_an_account_gives_back_its_subscriptions_and_signs_it_out() {
     let (server, grace) = TestServer::with_member("grace").await;
     let alan = member(&server, "alan").await;
-    let django = grace.topic_id("Django").await;
-    grace.subscribe(django).await;
+    let django = grace.subscribe_to("Django").await;
     alan.expect_row(django, "Django", 1, false).await;
 
     let said = succeeded(&server.account_command(&["delete-user", "GRACE"]));

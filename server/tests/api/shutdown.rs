@@ -1,7 +1,9 @@
 //! The way out of service: request deadlines, the drain at shutdown, readiness, and connections
 //! closed at the door.
 
-use crate::support::{body_of, expect_page, expect_redirect, header, member, Sent, TestServer};
+use crate::support::{
+    body_of, expect_page, expect_redirect, header, member, settings, Sent, TestServer,
+};
 use reqwest::{Method, StatusCode};
 
 #[tokio::test]
@@ -29,15 +31,9 @@ async fn a_request_past_its_deadline_gets_503() {
     assert_eq!(alice.get("/topics/").await.status(), StatusCode::OK);
 }
 
-/// A shutdown deadline shorter than the requests it cuts off.
-const A_SHORT_DEADLINE: &[(&str, &str)] = &[
-    ("SHUTDOWN_DEADLINE_SECONDS", "1"),
-    ("REQUEST_TIMEOUT_SECONDS", "60"),
-];
-
 #[tokio::test]
 async fn shutdown_waits_for_open_requests_only_until_its_deadline() {
-    let (server, alice) = TestServer::with_member_on(A_SHORT_DEADLINE, "alice").await;
+    let (server, alice) = TestServer::with_member_on(settings::A_SHORT_DEADLINE, "alice").await;
     let lock = crate::support::hold_write_lock(&server.db, std::time::Duration::from_secs(4));
     let stuck = tokio::spawn(async move {
         alice

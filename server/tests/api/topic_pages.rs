@@ -33,8 +33,7 @@ async fn repeated_loads_run_no_topic_sql_until_something_changes() {
         "{served_from_memory} after {hits}"
     );
 
-    let python = bob.topic_id("Python").await;
-    bob.subscribe(python).await;
+    let python = bob.subscribe_to("Python").await;
     let written = server.metric("sql_topic_statements_total").await;
     assert!(written > warm);
     alice.expect_row(python, "Python", 1, false).await;
@@ -155,8 +154,7 @@ async fn stored_pages_are_replayed_only_while_nothing_changed() {
     let bobs = bob.get("/topics/").await.text().await.expect("body");
     assert!(bobs.contains("bob") && !bobs.contains(">alice<"));
 
-    let python = bob.topic_id("Python").await;
-    bob.subscribe(python).await;
+    let python = bob.subscribe_to("Python").await;
     alice.expect_row(python, "Python", 1, false).await;
 }
 

@@ -137,8 +137,7 @@ async fn rename_and_delete_are_refused_to_members_and_not_offered_to_them() {
 async fn staff_rename_and_delete_signal_their_activity() {
     let (server, alice) = TestServer::with_member("alice").await;
     let root = staff(&server, "root").await;
-    let django = alice.topic_id("Django").await;
-    alice.subscribe(django).await;
+    let django = alice.subscribe_to("Django").await;
     alice.topics().await;
 
     root.post_listed(&format!("/topics/rename/{django}/"), &[("name", "Flask")])
@@ -243,18 +242,23 @@ async fn anonymous_and_cross_origin_topic_posts_change_nothing() {
 #[tokio::test]
 async fn server_functions_answer_with_typed_errors_and_4xx() {
     let (_server, alice) = TestServer::with_member("alice").await;
-    let created = alice
-        .post_form("/api/create_topic", &[("name", "Rust")])
-        .await;
-    assert_eq!(created.status(), StatusCode::OK);
-    let again = alice
-        .post_form("/api/create_topic", &[("name", "rust")])
-        .await;
-    expect_page(again, StatusCode::CONFLICT, "exists already").await;
-    let missing = alice
-        .post_form("/api/subscribe", &[("topic_id", "999999")])
-        .await;
-    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    for (path, field, status, says) in [
+        ("/api/create_topic", ("name", "Rust"), StatusCode::OK, ""),
+        (
+            "/api/create_topic",
+            ("name", "rust"),
+            StatusCode::CONFLICT,
+            "exists already",
+        ),
+        (
+            "/api/subscribe",
+            ("topic_id", "999999"),
+            StatusCode::NOT_FOUND,
+            "",
+        ),
+    ] {
+        expect_page(alice.post_form(path, &[field]).await, status, says).await;
+    }
     let garbage = alice
         .post_form("/api/subscribe", &[("topic_id", "abc")])
         .await;
@@ -274,8 +278,7 @@ async fn a_topic_with_thousands_of_subscribers_goes_at_once_and_is_purged_after(
     let root = staff(&server, "root").await;
     // Written behind the server's back, so before anything is cached.
     execute_sql(&server.db, MANY_SUBSCRIBE_TO.replace("TOPIC", "Python")).await;
-    let python = alice.topic_id("Python").await;
-    alice.subscribe(python).await;
+    let python = alice.subscribe_to("Python").await;
     root.expect_row(python, "Python", 2501, false).await;
 
     root.post_listed(&format!("/topics/delete/{python}/"), &[])

@@ -246,6 +246,13 @@ impl TestClient {
         assert!(listed.contains(&row), "expected {row:?} in {listed:?}");
     }
 
+    /// Subscribes to the topic called `name`; its id.
+    pub async fn subscribe_to(&self, name: &str) -> i64 {
+        let topic = self.topic_id(name).await;
+        self.subscribe(topic).await;
+        topic
+    }
+
     /// Posts a form that must be accepted with the redirect back to the list.
     pub async fn post_listed(&self, path: &str, form: &[(&str, &str)]) {
         expect_redirect(self.post_form(path, form).await, "/topics/").await;

@@ -17,3 +17,26 @@ pub const PASSWORD: &str = "correct horse battery";
 
 /// The operator's token for `/metrics` on test servers.
 pub const METRICS_TOKEN: &str = "test-metrics-token";
+
+/// Server settings some tests start with, named for what they set up.
+pub mod settings {
+    pub type Settings = &'static [(&'static str, &'static str)];
+
+    /// A shutdown deadline shorter than the requests it cuts off.
+    pub const A_SHORT_DEADLINE: Settings = &[
+        ("SHUTDOWN_DEADLINE_SECONDS", "1"),
+        ("REQUEST_TIMEOUT_SECONDS", "60"),
+    ];
+
+    /// JSON logs, behind a proxy whose client addresses are trusted.
+    pub const JSON_LOGS_BEHIND_A_PROXY: Settings = &[
+        ("LOG_FORMAT", "json"),
+        ("TRUSTED_PROXY_HEADER", "X-Forwarded-For"),
+    ];
+
+    /// One pooled connection, and a short wait for it.
+    pub const POOL_OF_ONE: Settings = &[
+        ("DATABASE_POOL_SIZE", "1"),
+        ("DATABASE_POOL_WAIT_SECONDS", "1"),
+    ];
+}
