@@ -142,33 +142,16 @@ pub(crate) fn bump(conn: &mut PgConnection, stale: &Stale) -> QueryResult<Bumped
     // in a circle. A change moves one catalog row: changes of different topics rarely meet on
     // one (changes of one topic already take turns on its row).
     keys.sort();
-    if !stale.catalog {
-        let rows: Vec<_> = keys
-            .iter()
-            .map(|key| {
-                (
-                    cache_versions::key.eq(key),
-                    cache_versions::version.eq(1_i64),
-                )
-            })
-            .collect();
-        let moved: Vec<(String, i64)> = diesel::insert_into(cache_versions::table)
-            .values(&rows)
-            .on_conflict(cache_versions::key)
-            .do_update()
-            .set(cache_versions::version.eq(cache_versions::version + 1))
-            .returning((cache_versions::key, cache_versions::version))
-            .get_results(conn)?;
-        return Ok(Bumped {
-            moved: collect(moved),
-            catalog_seen: None,
-        });
-    }
-    // The move and the read of the other shards in one statement: it runs while the change
-    // holds its rows, and each statement more there makes the next change wait longer. The
-    // other shards are read as of the statement's start; a commit this misses only makes
-    // `is_next` answer no (the pages refetch), and the counts the change read came from an
-    // earlier statement, which saw no more than this one.
+    // The move and (for a catalog change) the read of the other shards in one statement: it
+    // runs while the change holds its rows, and each statement more there makes the next
+    // change wait longer. The other shards are read as of the statement's start; a commit
+    // this misses only makes `is_next` answer no (the pages refetch), and the counts the
+    // change read came from an earlier statement, which saw no more than this one.
+    let read_catalog = if stale.catalog {
+        shard_rows()
+    } else {
+        Vec::new()
+    };
     let rows: Vec<VersionRow> = diesel::sql_query(
         "WITH moved AS ( \
              INSERT INTO cache_versions (key, version) \
@@ -181,7 +164,7 @@ pub(crate) fn bump(conn: &mut PgConnection, stale: &Stale) -> QueryResult<Bumped
          WHERE key = ANY($2) AND key NOT IN (SELECT key FROM moved)",
     )
     .bind::<Array<Text>, _>(&keys)
-    .bind::<Array<Text>, _>(shard_rows())
+    .bind::<Array<Text>, _>(read_catalog)
     .load(conn)?;
     let (moved, seen): (Vec<VersionRow>, Vec<VersionRow>) =
         rows.into_iter().partition(|row| row.moved);
@@ -190,7 +173,7 @@ pub(crate) fn bump(conn: &mut PgConnection, stale: &Stale) -> QueryResult<Bumped
     catalog.extend(moved.catalog.iter().copied());
     Ok(Bumped {
         moved,
-        catalog_seen: Some(every_shard(&catalog)),
+        catalog_seen: stale.catalog.then(|| every_shard(&catalog)),
     })
 }
 
