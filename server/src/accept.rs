@@ -2,10 +2,15 @@
 //!
 //! `axum::serve` gives hyper no timer, so hyper's header-read timeout never runs: a client
 //! that sends a request head one byte at a time (slowloris) holds its connection for ever, and
-//! nothing bounds how many connections are held. Here each connection is served by hyper's
-//! HTTP/1 builder with a timer, and connections past the cap are answered `503` at once.
-//! Graceful shutdown is axum's: stop accepting when `shutdown` completes, ask every
-//! connection to finish its request, and wait for them.
+//! nothing bounds how many connections are held. Here each connection is served by hyper with
+//! a timer, and connections past the cap are answered `503` at once. Graceful shutdown is
+//! axum's: stop accepting when `shutdown` completes, ask every connection to finish its
+//! request, and wait for them.
+//!
+//! A connection speaks HTTP/1.1, or HTTP/2 when it opens with HTTP/2's preface (cleartext
+//! "prior knowledge", as a proxy in front speaks it to its upstreams). Over HTTP/2 many open
+//! pages' event streams share one connection, so the streams one server follows are not
+//! bounded by the sockets (open files) a process may hold.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,7 +22,8 @@ use axum::extract::Request;
 use axum::serve::Listener;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
@@ -33,7 +39,14 @@ pub struct Limits {
     /// How long a client has to send a whole request head, counted from when the server
     /// starts waiting for it (so an idle keep-alive connection is closed after it too).
     pub header_read_timeout: Duration,
+    /// Requests (streams) one HTTP/2 connection carries at once.
+    pub streams_per_connection: u32,
 }
+
+/// How often an idle HTTP/2 connection is pinged, and how long the answer may take: a peer
+/// that went away without closing frees its streams within a minute.
+const HTTP2_PING_EVERY: Duration = Duration::from_secs(30);
+const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The answer to a connection past the cap, sent without reading its request.
 const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
@@ -59,9 +72,7 @@ pub async fn serve<L, F>(
     L: Listener<Addr = SocketAddr>,
     F: Future<Output = ()> + Send,
 {
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+    let http = std::sync::Arc::new(builder(&limits));
     // Tells the connections to finish gracefully; each holds a receiver until it ends, so the
     // sender sees when the last one has.
     let (finish, finishing) = watch::channel(false);
@@ -80,9 +91,10 @@ pub async fn serve<L, F>(
         let service = tower::Layer::layer(&axum::Extension(ConnectInfo(remote)), router.clone())
             .map_request(|request: Request<Incoming>| request.map(Body::new));
         let service = TowerToHyperService::new(service);
-        let connection = http.serve_connection(TokioIo::new(io), service);
         let mut finishing = finishing.clone();
+        let http = http.clone();
         tokio::spawn(async move {
+            let connection = http.serve_connection(TokioIo::new(io), service);
             let mut connection = std::pin::pin!(connection);
             let mut asked = false;
             loop {
@@ -107,6 +119,20 @@ pub async fn serve<L, F>(
     let _ = finish.send(true);
     drop(finishing);
     finish.closed().await;
+}
+
+/// HTTP/1.1 with its header-read timeout, and HTTP/2 with bounded streams and pings.
+fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.streams_per_connection)
+        .keep_alive_interval(HTTP2_PING_EVERY)
+        .keep_alive_timeout(HTTP2_PING_TIMEOUT);
+    http
 }
 
 /// Answers `503` without reading the request, then reads what the client sent so that

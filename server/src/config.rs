@@ -38,6 +38,12 @@ pub struct Config {
     /// `MAX_CONNECTIONS`: connections served at once (default 25,000, and never more than
     /// the open-file limit allows); one more is answered `503` at once.
     pub max_connections: usize,
+    /// `HTTP2_STREAMS_PER_CONNECTION`: requests one HTTP/2 connection carries at once
+    /// (default 1,000; a proxy in front multiplexes many pages' event streams on one).
+    pub streams_per_connection: u32,
+    /// `MAX_LIVE_STREAMS`: open pages' event streams followed at once (default 100,000); one
+    /// more is answered `503` and the page works on, only not live.
+    pub max_live_streams: usize,
     /// `SHUTDOWN_DEADLINE_SECONDS`: after SIGTERM, how long open requests may still finish
     /// before the server exits anyway (default 30).
     pub shutdown_deadline: Duration,
@@ -126,6 +132,12 @@ impl Config {
             )?),
             max_connections: usize::try_from(env_count("MAX_CONNECTIONS", 25_000)?)
                 .unwrap_or(usize::MAX),
+            streams_per_connection: env_count("HTTP2_STREAMS_PER_CONNECTION", 1_000)?,
+            max_live_streams: usize::try_from(env_count(
+                "MAX_LIVE_STREAMS",
+                domain::live::MAX_OPEN_STREAMS,
+            )?)
+            .unwrap_or(usize::MAX),
             shutdown_deadline: env_seconds("SHUTDOWN_DEADLINE_SECONDS", Duration::from_secs(30))?,
             shutdown_drain: env_seconds("SHUTDOWN_DRAIN_SECONDS", Duration::from_secs(5))?,
             metrics_token: std::env::var("METRICS_TOKEN")

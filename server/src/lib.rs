@@ -95,6 +95,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // The composition root: the domain's services, then the web layer around them.
     let services = Services::new(db, config.cache_ttl);
     let live = services.live.clone();
+    live.set_capacity(config.max_live_streams);
     let purge = tokio::spawn(domain::topics::purge::run(
         services.db.clone(),
         services.purge.clone(),
@@ -120,6 +121,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let limits = accept::Limits {
         max_connections: accept::connection_cap(config.max_connections),
         header_read_timeout: config.header_read_timeout,
+        streams_per_connection: config.streams_per_connection,
     };
 
     let (listener, close_door) = shutdown::DoorListener::new(listener, connections.clone())

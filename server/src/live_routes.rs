@@ -1,26 +1,33 @@
 //! `GET /topics/events/`: a page's live stream (Server-Sent Events). On connect it sends the
 //! version of what the user sees (`version`), so a reconnect after a restart catches up. Then,
-//! whenever committed changes move it: a `patch` with the new counts and flags when every
-//! change said what moved (the page patches its rows, no request), else the new `version`
-//! (the page refetches). At most one event per [`COALESCE`]. It ends on logout and shutdown.
+//! whenever committed changes move what the page shows: a `patch` with the new counts and
+//! flags when every change said what moved (the page patches its rows, no request), else the
+//! new `version` (the page refetches). At most one event per [`COALESCE`]. It ends on logout
+//! and shutdown, and when its client falls behind (the page reconnects and catches up).
+//!
+//! The page's query (`?page=2&q=rust`, as on `/topics/`) says which topics it shows: counts
+//! and flags of other topics are left out before anything is encoded, and a page none of
+//! whose rows moved is told nothing.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream};
+use serde::Deserialize;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use app::web::AppState;
 use domain::ids::{TopicId, UserId};
 use domain::live::{LiveEvent, Patch, Refused, StreamGuard, ViewVersion};
 use domain::services::Services;
+use domain::topics::{shown_on_page, PageRequest};
 
 use crate::security::Member;
 
@@ -32,10 +39,21 @@ const RECONNECT: Duration = Duration::from_secs(1);
 /// work the server does for open pages stays bounded however often writes come.
 const COALESCE: Duration = Duration::from_millis(250);
 
-pub async fn events(State(state): State<AppState>, Member(user): Member) -> Response {
+/// The page a stream follows, as the list page's URL gives it.
+#[derive(Debug, Default, Deserialize)]
+pub struct FollowedPage {
+    page: Option<String>,
+    q: Option<String>,
+}
+
+pub async fn events(
+    State(state): State<AppState>,
+    Member(user): Member,
+    Query(followed): Query<FollowedPage>,
+) -> Response {
     let hub = state.services.live.clone();
-    let guard = match hub.open_stream(user.id) {
-        Ok(guard) => guard,
+    let stream = match hub.open_stream(user.id) {
+        Ok(stream) => stream,
         Err(Refused::TooManyForUser) => {
             return (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -63,33 +81,29 @@ pub async fn events(State(state): State<AppState>, Member(user): Member) -> Resp
         )
             .into_response();
     }
-    // Subscribe before reading the first version, so no bump falls in between.
-    let follower = Follower {
-        events: hub.subscribe(),
-        shutdown: hub.shutdown_signal(),
-        services: state.services.clone(),
-        user_id: user.id,
-        told: None,
-        heard: Heard::at(ViewVersion::default()),
-        last_told: None,
-        _guard: guard,
-    };
+    // The stream listens from here on, before the first version is read, so no bump falls
+    // in between.
+    let page = PageRequest::from_query(followed.page.as_deref(), followed.q);
+    let follower = Follower::new(&state.services, user.id, page, stream);
     Sse::new(updates(follower))
         .keep_alive(KeepAlive::new().interval(HEARTBEAT))
         .into_response()
 }
 
 struct Follower {
-    events: broadcast::Receiver<LiveEvent>,
+    /// What the hub routes to this stream: bumps every user sees, and this user's own.
+    stream: StreamGuard,
     shutdown: watch::Receiver<bool>,
     services: Services,
     user_id: UserId,
+    page: PageRequest,
+    /// The topics the page shows, sorted (`None`: not known, nothing is left out).
+    shown: Option<Vec<TopicId>>,
     /// The version the page was last told (none before the first event).
     told: Option<ViewVersion>,
     heard: Heard,
     /// When the page was last told something: the next event waits [`COALESCE`] after it.
     last_told: Option<Instant>,
-    _guard: StreamGuard,
 }
 
 /// What a stream tells its page next.
@@ -109,7 +123,7 @@ enum Hearing {
 }
 
 /// What a stream heard since it last told its page: the version reached, and what moved on
-/// the way while every bump said so.
+/// the way (of the topics the page shows) while every bump said so.
 #[derive(Debug)]
 struct Heard {
     to: ViewVersion,
@@ -117,6 +131,11 @@ struct Heard {
     flags: BTreeMap<TopicId, bool>,
     /// A bump that did not say what moved, or one that was missed: the page refetches.
     untold: bool,
+}
+
+/// Whether a page showing `shown` (sorted; `None`: unknown) shows `topic`.
+fn on_page(shown: Option<&[TopicId]>, topic: TopicId) -> bool {
+    shown.is_none_or(|shown| shown.binary_search(&topic).is_ok())
 }
 
 impl Heard {
@@ -129,13 +148,18 @@ impl Heard {
         }
     }
 
-    /// Takes in one event of the hub; `user_id` is the page's user.
-    fn hear(&mut self, event: &LiveEvent, user_id: UserId) -> Hearing {
+    /// Takes in one event of the hub; `user_id` is the page's user, `shown` its topics.
+    fn hear(&mut self, event: &LiveEvent, user_id: UserId, shown: Option<&[TopicId]>) -> Hearing {
         match event {
             LiveEvent::Shared { version, counts } => {
                 match step(&mut self.to.shared, *version, counts.as_deref()) {
                     Step::Old => return Hearing::Nothing,
-                    Step::Next(counts) => self.counts.extend(counts.iter().copied()),
+                    Step::Next(counts) => self.counts.extend(
+                        counts
+                            .iter()
+                            .copied()
+                            .filter(|&(topic, _)| on_page(shown, topic)),
+                    ),
                     Step::Untold => self.untold = true,
                 }
                 Hearing::Moved
@@ -147,7 +171,12 @@ impl Heard {
             } if *whose == user_id => {
                 match step(&mut self.to.user, *version, flags.as_deref()) {
                     Step::Old => return Hearing::Nothing,
-                    Step::Next(flags) => self.flags.extend(flags.iter().copied()),
+                    Step::Next(flags) => self.flags.extend(
+                        flags
+                            .iter()
+                            .copied()
+                            .filter(|&(topic, _)| on_page(shown, topic)),
+                    ),
                     Step::Untold => self.untold = true,
                 }
                 Hearing::Moved
@@ -168,32 +197,35 @@ impl Heard {
         self.untold = true;
     }
 
+    /// Leaves out what was heard of topics the page does not show (heard before that was
+    /// known).
+    fn keep_only(&mut self, shown: &[TopicId]) {
+        self.counts.retain(|&topic, _| on_page(Some(shown), topic));
+        self.flags.retain(|&topic, _| on_page(Some(shown), topic));
+    }
+
     /// What to tell a page that was told `told`, given the cache's version `now`; clears what
-    /// was heard.
+    /// was heard. Nothing, when nothing the page shows moved: the page stays at `told` and a
+    /// later patch leads from there.
     fn take(&mut self, told: ViewVersion, now: ViewVersion) -> Option<Update> {
-        let update = if self.untold {
+        if self.untold {
             let version = ViewVersion {
                 shared: self.to.shared.max(now.shared),
                 user: self.to.user.max(now.user),
             };
-            (version != told).then_some(Update::Version(version))
-        } else {
-            (self.to != told).then(|| {
-                Update::Patch(Patch {
-                    from: told,
-                    to: self.to,
-                    counts: std::mem::take(&mut self.counts).into_iter().collect(),
-                    flags: std::mem::take(&mut self.flags).into_iter().collect(),
-                })
-            })
+            *self = Heard::at(version);
+            return (version != told).then_some(Update::Version(version));
+        }
+        if self.counts.is_empty() && self.flags.is_empty() {
+            return None;
+        }
+        let patch = Patch {
+            from: told,
+            to: self.to,
+            counts: std::mem::take(&mut self.counts).into_iter().collect(),
+            flags: std::mem::take(&mut self.flags).into_iter().collect(),
         };
-        let to = match &update {
-            Some(Update::Version(version)) => *version,
-            Some(Update::Patch(patch)) => patch.to,
-            None => told,
-        };
-        *self = Heard::at(to);
-        update
+        Some(Update::Patch(patch))
     }
 }
 
@@ -221,8 +253,35 @@ fn step<'a, T>(heard: &mut u64, version: u64, moved: Option<&'a [T]>) -> Step<'a
 }
 
 impl Follower {
+    fn new(services: &Services, user_id: UserId, page: PageRequest, stream: StreamGuard) -> Self {
+        Follower {
+            stream,
+            shutdown: services.live.shutdown_signal(),
+            services: services.clone(),
+            user_id,
+            page,
+            shown: None,
+            told: None,
+            heard: Heard::at(ViewVersion::default()),
+            last_told: None,
+        }
+    }
+
     fn hear(&mut self, event: &LiveEvent) -> Hearing {
-        self.heard.hear(event, self.user_id)
+        self.heard.hear(event, self.user_id, self.shown.as_deref())
+    }
+
+    /// Takes in what a receiver gave while the stream waited for it. Falling behind then
+    /// means the client did not take what it was sent: the stream ends.
+    fn waited_for(&mut self, received: Result<LiveEvent, RecvError>) -> Option<Hearing> {
+        match received {
+            Ok(event) => Some(self.hear(&event)),
+            Err(RecvError::Lagged(_)) => {
+                self.stream.fell_behind();
+                None
+            }
+            Err(RecvError::Closed) => None,
+        }
     }
 
     /// Waits for the next event of the hub that concerns this page.
@@ -231,28 +290,28 @@ impl Follower {
             if *self.shutdown.borrow() {
                 return None;
             }
-            tokio::select! {
+            let hearing = tokio::select! {
                 _ = self.shutdown.changed() => return None,
-                received = self.events.recv() => match received {
-                    Ok(event) => match self.hear(&event) {
-                        Hearing::Nothing => {}
-                        Hearing::Moved => return Some(()),
-                        Hearing::End => return None,
-                    },
-                    Err(RecvError::Lagged(_)) => {
-                        self.heard.missed();
-                        return Some(());
-                    }
-                    Err(RecvError::Closed) => return None,
-                },
+                received = self.stream.shared.recv() => self.waited_for(received)?,
+                received = self.stream.own.recv() => self.waited_for(received)?,
+            };
+            match hearing {
+                Hearing::Nothing => {}
+                Hearing::Moved => return Some(()),
+                Hearing::End => return None,
             }
         }
     }
 
-    /// Takes in every event already waiting, without waiting for more.
+    /// Takes in every event already waiting, without waiting for more. Falling behind here
+    /// is a burst of writes while the stream coalesced: the page refetches.
     fn drain(&mut self) -> Option<()> {
         loop {
-            match self.events.try_recv() {
+            let received = match self.stream.shared.try_recv() {
+                Err(TryRecvError::Empty) => self.stream.own.try_recv(),
+                other => other,
+            };
+            match received {
                 Ok(event) => {
                     if self.hear(&event) == Hearing::End {
                         return None;
@@ -265,11 +324,22 @@ impl Follower {
         }
     }
 
+    /// The topics the page shows, once the cache can say.
+    fn learn_shown(&mut self) {
+        if self.shown.is_none() {
+            self.shown = shown_on_page(&self.services.cache, &self.page);
+            if let Some(shown) = &self.shown {
+                self.heard.keep_only(shown);
+            }
+        }
+    }
+
     async fn next_update(&mut self) -> Option<Update> {
         let Some(told) = self.told else {
             let now = self.services.view_version(self.user_id);
             self.told = Some(now);
             self.heard = Heard::at(now);
+            self.learn_shown();
             self.last_told = Some(Instant::now());
             return Some(Update::Version(now));
         };
@@ -285,10 +355,16 @@ impl Follower {
                 }
             }
             self.drain()?;
+            self.learn_shown();
             let now = self.services.view_version(self.user_id);
             if let Some(update) = self.heard.take(told, now) {
                 told = match &update {
-                    Update::Version(version) => *version,
+                    Update::Version(version) => {
+                        // The page refetches: what it shows may change.
+                        self.shown = None;
+                        self.learn_shown();
+                        *version
+                    }
                     Update::Patch(patch) => patch.to,
                 };
                 self.told = Some(told);
@@ -345,16 +421,50 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_stream_whose_client_stops_taking_events_ends_and_is_counted() {
+        let (_place, services) = domain::testing::test_services().await;
+        let alice = domain::testing::account(&services.db, "alice", false).await;
+        // The test database holds the seeded topics.
+        let listing = domain::topics::list(&services, alice.id, PageRequest::default())
+            .await
+            .expect("list");
+        let python = listing.topics[0].id;
+        let stream = services.live.open_stream(alice.id).expect("open");
+        let mut follower = Follower::new(&services, alice.id, PageRequest::default(), stream);
+        assert!(matches!(
+            follower.next_update().await,
+            Some(Update::Version(_))
+        ));
+        // The client takes nothing (its stream is not polled) while more bumps come than the
+        // hub keeps for it.
+        for _ in 0..150 {
+            domain::subscriptions::subscribe(&services, alice.id, python)
+                .await
+                .expect("subscribe");
+            domain::subscriptions::unsubscribe(&services, alice.id, python)
+                .await
+                .expect("unsubscribe");
+        }
+        assert!(follower.next_update().await.is_none(), "the stream ends");
+        assert_eq!(services.live.streams_dropped(), 1);
+        drop(follower);
+        assert_eq!(services.live.open_streams(), 0);
+    }
+
     #[test]
     fn consecutive_described_bumps_merge_into_one_patch_with_the_latest_values() {
         let mut heard = Heard::at(at(10, 3));
-        assert_eq!(heard.hear(&counts(11, &[(1, 4)]), ALICE), Hearing::Moved);
         assert_eq!(
-            heard.hear(&counts(12, &[(1, 5), (2, 1)]), ALICE),
+            heard.hear(&counts(11, &[(1, 4)]), ALICE, None),
             Hearing::Moved
         );
         assert_eq!(
-            heard.hear(&flags(ALICE, 4, &[(2, true)]), ALICE),
+            heard.hear(&counts(12, &[(1, 5), (2, 1)]), ALICE, None),
+            Hearing::Moved
+        );
+        assert_eq!(
+            heard.hear(&flags(ALICE, 4, &[(2, true)]), ALICE, None),
             Hearing::Moved
         );
         let patch = patch_of(heard.take(at(10, 3), at(12, 4)));
@@ -372,19 +482,53 @@ mod tests {
     fn other_users_flags_and_bumps_already_told_are_not_heard() {
         let mut heard = Heard::at(at(10, 3));
         assert_eq!(
-            heard.hear(&flags(UserId(2), 4, &[(1, true)]), ALICE),
-            Hearing::Nothing
-        );
-        assert_eq!(heard.hear(&counts(10, &[(1, 4)]), ALICE), Hearing::Nothing);
-        assert_eq!(
-            heard.hear(&LiveEvent::LoggedOut(UserId(2)), ALICE),
+            heard.hear(&flags(UserId(2), 4, &[(1, true)]), ALICE, None),
             Hearing::Nothing
         );
         assert_eq!(
-            heard.hear(&LiveEvent::LoggedOut(ALICE), ALICE),
+            heard.hear(&counts(10, &[(1, 4)]), ALICE, None),
+            Hearing::Nothing
+        );
+        assert_eq!(
+            heard.hear(&LiveEvent::LoggedOut(UserId(2)), ALICE, None),
+            Hearing::Nothing
+        );
+        assert_eq!(
+            heard.hear(&LiveEvent::LoggedOut(ALICE), ALICE, None),
             Hearing::End
         );
         assert!(heard.take(at(10, 3), at(10, 3)).is_none());
+    }
+
+    #[test]
+    fn a_page_hears_only_of_the_topics_it_shows_and_later_patches_lead_from_what_it_was_told() {
+        let shown = [TopicId(2), TopicId(5)];
+        let mut heard = Heard::at(at(10, 3));
+        // Topic 1 and Alice's flag of topic 7 are on other pages.
+        heard.hear(&counts(11, &[(1, 4)]), ALICE, Some(&shown));
+        heard.hear(&flags(ALICE, 4, &[(7, true)]), ALICE, Some(&shown));
+        assert!(
+            heard.take(at(10, 3), at(11, 4)).is_none(),
+            "nothing the page shows moved: it is told nothing"
+        );
+        heard.hear(&counts(12, &[(1, 5), (5, 9)]), ALICE, Some(&shown));
+        let patch = patch_of(heard.take(at(10, 3), at(12, 4)));
+        assert_eq!(patch.from, at(10, 3), "from what the page was told");
+        assert_eq!(
+            patch.to,
+            at(12, 4),
+            "to every version heard, off the page too"
+        );
+        assert_eq!(patch.counts, vec![(TopicId(5), 9)]);
+        assert!(patch.flags.is_empty());
+        // Heard before the page's topics were known: left out once they are.
+        let mut heard = Heard::at(at(12, 4));
+        heard.hear(&counts(13, &[(1, 6), (2, 1)]), ALICE, None);
+        heard.keep_only(&shown);
+        assert_eq!(
+            patch_of(heard.take(at(12, 4), at(13, 4))).counts,
+            vec![(TopicId(2), 1)]
+        );
     }
 
     #[test]
@@ -395,22 +539,26 @@ mod tests {
         };
         // A bump skipped (another instance's, or one published out of order).
         let mut heard = Heard::at(at(10, 3));
-        heard.hear(&counts(12, &[(1, 4)]), ALICE);
+        heard.hear(&counts(12, &[(1, 4)]), ALICE, None);
         assert_eq!(version_of(heard.take(at(10, 3), at(12, 3))), at(12, 3));
         // A bump that did not say what moved (a rename).
         let mut heard = Heard::at(at(10, 3));
-        heard.hear(&counts(11, &[(1, 4)]), ALICE);
+        heard.hear(&counts(11, &[(1, 4)]), ALICE, None);
         heard.hear(
             &LiveEvent::Shared {
                 version: 12,
                 counts: None,
             },
             ALICE,
+            None,
         );
         assert_eq!(version_of(heard.take(at(10, 3), at(12, 3))), at(12, 3));
         // Every user's version moved: the cache says to where.
         let mut heard = Heard::at(at(10, 3));
-        assert_eq!(heard.hear(&LiveEvent::AllUsers(7), ALICE), Hearing::Moved);
+        assert_eq!(
+            heard.hear(&LiveEvent::AllUsers(7), ALICE, None),
+            Hearing::Moved
+        );
         assert_eq!(version_of(heard.take(at(10, 3), at(10, 4))), at(10, 4));
         // The hub's buffer overflowed.
         let mut heard = Heard::at(at(10, 3));
@@ -422,7 +570,7 @@ mod tests {
         assert!(heard.take(at(10, 3), at(10, 3)).is_none());
         // After a refetch, described bumps are patches again.
         let mut heard = Heard::at(at(12, 3));
-        heard.hear(&counts(13, &[(1, 2)]), ALICE);
+        heard.hear(&counts(13, &[(1, 2)]), ALICE, None);
         assert_eq!(
             patch_of(heard.take(at(12, 3), at(13, 3))).counts,
             vec![(TopicId(1), 2)]

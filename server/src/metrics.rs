@@ -307,6 +307,11 @@ impl Collector for Snapshot {
                 cache.refused_fills.load(Ordering::Relaxed),
             ),
             (
+                "live_streams_dropped",
+                "Live-update streams ended because their client fell behind (it reconnects).",
+                services.live.streams_dropped(),
+            ),
+            (
                 "page_cache_hits",
                 "Topic pages served as stored for the same user and version.",
                 self.pages.hits.load(Ordering::Relaxed),

@@ -1,6 +1,7 @@
 //! In the browser: follow the server's live updates over Server-Sent Events. EventSource
 //! reconnects by itself (after a restart, say) and the server answers every connection with
-//! the current version, so an open page catches up at once.
+//! the current version, so an open page catches up at once. The stream follows one page of
+//! the list (its `page` and `q`): the server tells it of the rows that page shows only.
 
 use leptos::prelude::*;
 use send_wrapper::SendWrapper;
@@ -9,8 +10,19 @@ use wasm_bindgen::JsCast;
 use web_sys::{EventSource, MessageEvent};
 
 use super::{Patch, ViewVersion};
+use domain::topics::PageRequest;
 
 const EVENTS_URL: &str = "/topics/events/";
+
+/// The stream of the list page `request` shows.
+fn events_url(request: &PageRequest) -> String {
+    let query = js_sys::encode_uri_component(request.query.trim());
+    format!(
+        "{EVENTS_URL}?page={}&q={}",
+        request.page,
+        String::from(query)
+    )
+}
 
 /// What the server pushes.
 pub enum Pushed {
@@ -20,10 +32,11 @@ pub enum Pushed {
     Patch(Patch),
 }
 
-/// Calls `on_push` with every update the server pushes, until the calling reactive scope is
-/// cleaned up (the page unmounts).
-pub fn follow(on_push: impl Fn(Pushed) + 'static) {
-    let Ok(source) = EventSource::new(EVENTS_URL) else {
+/// Calls `on_push` with every update the server pushes for the list page `request` shows,
+/// until the calling reactive scope is cleaned up (the page unmounts, or the effect that
+/// follows reruns for another page: the old stream is closed before the new one opens).
+pub fn follow(request: &PageRequest, on_push: impl Fn(Pushed) + 'static) {
+    let Ok(source) = EventSource::new(&events_url(request)) else {
         return;
     };
     let listener = Closure::<dyn Fn(MessageEvent)>::new(move |event: MessageEvent| {

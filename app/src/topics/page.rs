@@ -35,8 +35,20 @@ pub fn TopicsPage() -> impl IntoView {
     // on it would read out whole.
     let announcement = RwSignal::new(String::new());
     let counts_shown = StoredValue::new(None::<Vec<(TopicId, String, i64)>>);
+    // The newest version the stream pushed: a list that arrives older than it was fetched
+    // before a change it missed (a patch that came meanwhile went to the list it replaced),
+    // and is fetched once more.
+    let pushed_latest = StoredValue::new(None::<ViewVersion>);
+    let refetched_for = StoredValue::new(None::<ViewVersion>);
     Effect::new(move |_| {
         if let Some(Ok(listing)) = listing.get() {
+            let pushed = pushed_latest.get_value();
+            if let Some(pushed) = pushed.filter(|pushed| pushed.is_newer_than(&listing.version)) {
+                if refetched_for.get_value() != Some(pushed) {
+                    refetched_for.set_value(Some(pushed));
+                    refresh.update(|n| *n += 1);
+                }
+            }
             shown.set(Some(listing.version));
             let counts = counts_of(&listing);
             if let Some(before) = counts_shown.get_value() {
@@ -73,16 +85,22 @@ pub fn TopicsPage() -> impl IntoView {
 
     // Other users' changes arrive pushed: counts and flags as a patch of the rows on screen
     // when it leads from the version shown, otherwise as a version, and the page refetches
-    // when that is newer than what it shows. (Effects run only in the browser.)
+    // when that is newer than what it shows. The stream follows the page's query, so moving
+    // to another page follows that one instead. (Effects run only in the browser.)
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         use crate::live::follow::{follow, Pushed};
-        follow(move |pushed| {
+        follow(&request(), move |pushed| {
             let shown = shown_version();
             let newer = match &pushed {
-                Pushed::Patch(patch)
-                    if shown.is_some_and(|shown| shown != patch.to && patch.applies_to(&shown)) =>
-                {
+                Pushed::Patch(patch) => patch.to,
+                Pushed::Version(version) => *version,
+            };
+            pushed_latest.update_value(|latest| {
+                *latest = Some(latest.map_or(newer, |latest| latest.max_with(&newer)));
+            });
+            if let Pushed::Patch(patch) = &pushed {
+                if shown.is_some_and(|shown| shown != patch.to && patch.applies_to(&shown)) {
                     listing.update(|listing| {
                         if let Some(Ok(listing)) = listing {
                             listing.apply(patch);
@@ -90,9 +108,7 @@ pub fn TopicsPage() -> impl IntoView {
                     });
                     return;
                 }
-                Pushed::Patch(patch) => patch.to,
-                Pushed::Version(version) => *version,
-            };
+            }
             if shown.is_none_or(|shown| newer.is_newer_than(&shown)) {
                 refresh.update(|n| *n += 1);
             }

@@ -1,9 +1,13 @@
 //! Live versions: the post-commit receivers publish version bumps here, and every open page's
-//! event stream (Server-Sent Events) listens to this one broadcast source — no polling and no
-//! database work per connected client.
+//! event stream (Server-Sent Events) listens — no polling and no database work per connected
+//! client.
+//!
+//! Events are routed before any stream wakes: a bump every user sees goes to every stream, a
+//! bump of one user's own view only to that user's streams. So an idle page costs nothing
+//! for other users' changes, however many there are.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, watch};
@@ -13,9 +17,10 @@ use crate::signals::token::Receiving;
 
 /// How many pages one user may follow at once.
 pub const STREAMS_PER_USER: usize = 8;
-/// How many pages one server follows at once: an open stream costs a task and a buffer, and
-/// a crowd of them must not starve the requests that render pages.
-pub const MAX_OPEN_STREAMS: usize = 20_000;
+/// How many pages one server follows at once unless configured otherwise: an open stream
+/// costs a task and a few KiB, and a crowd of them must not starve the requests that render
+/// pages.
+pub const MAX_OPEN_STREAMS: u32 = 100_000;
 
 /// Why a stream was not opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,9 +30,12 @@ pub enum Refused {
     /// The server follows as many pages as it takes.
     Full,
 }
-/// Bumps buffered per listener; a listener that falls further behind catches up from the
-/// current versions instead.
+/// Bumps every user sees, buffered for all streams at once (one ring, not one per stream); a
+/// stream that falls further behind cannot keep up and is ended (its page reconnects and is
+/// told the current version).
 const BACKLOG: usize = 256;
+/// Bumps of one user's own view, buffered for that user's streams.
+const USER_BACKLOG: usize = 32;
 
 /// New subscriber counts, by topic (absolute values: see [`super::Patch`]).
 pub type Counts = Arc<[(TopicId, i64)]>;
@@ -55,46 +63,87 @@ pub enum LiveEvent {
     LoggedOut(UserId),
 }
 
+impl LiveEvent {
+    /// The one user whose streams alone hear this event; `None`: every stream hears it.
+    fn addressee(&self) -> Option<UserId> {
+        match self {
+            LiveEvent::User { user_id, .. } | LiveEvent::LoggedOut(user_id) => Some(*user_id),
+            LiveEvent::Shared { .. } | LiveEvent::AllUsers(_) => None,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct LiveHub {
     inner: Arc<HubInner>,
 }
 
 struct HubInner {
-    events: broadcast::Sender<LiveEvent>,
-    per_user: Mutex<HashMap<UserId, usize>>,
+    /// What every stream hears.
+    shared: broadcast::Sender<LiveEvent>,
+    /// The users with open streams: how many, and what only those streams hear.
+    users: Mutex<HashMap<UserId, UserStreams>>,
+    /// Every event, for whoever taps the whole hub ([`LiveHub::subscribe`]).
+    all: broadcast::Sender<LiveEvent>,
     open: AtomicUsize,
-    capacity: usize,
+    /// Streams ended because they fell behind.
+    dropped: AtomicU64,
+    capacity: AtomicUsize,
     shutdown: watch::Sender<bool>,
+}
+
+struct UserStreams {
+    open: usize,
+    events: broadcast::Sender<LiveEvent>,
 }
 
 impl Default for LiveHub {
     fn default() -> Self {
-        Self::with_capacity(MAX_OPEN_STREAMS)
+        Self::with_capacity(MAX_OPEN_STREAMS as usize)
     }
 }
 
 impl LiveHub {
     /// A hub that follows at most `capacity` streams at once.
     pub fn with_capacity(capacity: usize) -> Self {
-        let (events, _) = broadcast::channel(BACKLOG);
+        let (shared, _) = broadcast::channel(BACKLOG);
+        let (all, _) = broadcast::channel(BACKLOG);
         let (shutdown, _) = watch::channel(false);
         LiveHub {
             inner: Arc::new(HubInner {
-                events,
-                per_user: Mutex::new(HashMap::new()),
+                shared,
+                users: Mutex::new(HashMap::new()),
+                all,
                 open: AtomicUsize::new(0),
-                capacity,
+                dropped: AtomicU64::new(0),
+                capacity: AtomicUsize::new(capacity),
                 shutdown,
             }),
         }
     }
 
+    /// Sets how many streams the hub follows at once (configuration, at start-up).
+    pub fn set_capacity(&self, capacity: usize) {
+        self.inner.capacity.store(capacity, Ordering::Relaxed);
+    }
+
     /// Called after the cache moved a generation. Bumps of one process's SQLite writes go
     /// out in commit order (`db::write_transaction_then`); a stream that sees a gap refetches.
     pub(crate) fn publish(&self, event: LiveEvent) {
+        if self.inner.all.receiver_count() > 0 {
+            let _ = self.inner.all.send(event.clone());
+        }
         // No listener is not an error: nobody has a page open.
-        let _ = self.inner.events.send(event);
+        match event.addressee() {
+            None => {
+                let _ = self.inner.shared.send(event);
+            }
+            Some(user_id) => {
+                if let Some(streams) = self.users().get(&user_id) {
+                    let _ = streams.events.send(event);
+                }
+            }
+        }
     }
 
     /// Ends the streams of a user who logged out. Receivers only.
@@ -102,32 +151,45 @@ impl LiveHub {
         self.publish(LiveEvent::LoggedOut(user_id));
     }
 
+    /// Every event the hub publishes, whoever it is for (tests and diagnostics; a page's
+    /// stream hears only its own through [`Self::open_stream`]).
     pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
-        self.inner.events.subscribe()
+        self.inner.all.subscribe()
     }
 
     /// Registers a stream for `user_id`, unless the user or the server has too many open.
     pub fn open_stream(&self, user_id: UserId) -> Result<StreamGuard, Refused> {
-        // Counted under the per-user lock, so the total cannot overshoot either.
-        let mut per_user = self.per_user();
-        if self.inner.open.load(Ordering::Relaxed) >= self.inner.capacity {
+        // Counted under the users' lock, so the total cannot overshoot either.
+        let mut users = self.users();
+        if self.inner.open.load(Ordering::Relaxed) >= self.inner.capacity.load(Ordering::Relaxed) {
             return Err(Refused::Full);
         }
-        let count = per_user.entry(user_id).or_insert(0);
-        if *count >= STREAMS_PER_USER {
+        let streams = users.entry(user_id).or_insert_with(|| UserStreams {
+            open: 0,
+            events: broadcast::channel(USER_BACKLOG).0,
+        });
+        if streams.open >= STREAMS_PER_USER {
             return Err(Refused::TooManyForUser);
         }
-        *count += 1;
+        streams.open += 1;
+        let own = streams.events.subscribe();
         self.inner.open.fetch_add(1, Ordering::Relaxed);
         Ok(StreamGuard {
             hub: self.clone(),
             user_id,
+            shared: self.inner.shared.subscribe(),
+            own,
         })
     }
 
     /// Streams open right now.
     pub fn open_streams(&self) -> usize {
         self.inner.open.load(Ordering::Relaxed)
+    }
+
+    /// Streams ended since start-up because they could not keep up.
+    pub fn streams_dropped(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
     }
 
     /// Ends every stream (graceful shutdown must not wait for pages that never close).
@@ -139,27 +201,40 @@ impl LiveHub {
         self.inner.shutdown.subscribe()
     }
 
-    fn per_user(&self) -> MutexGuard<'_, HashMap<UserId, usize>> {
+    fn users(&self) -> MutexGuard<'_, HashMap<UserId, UserStreams>> {
         self.inner
-            .per_user
+            .users
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-/// Counts one open stream until dropped (the client went away or the stream ended).
+/// One open stream: what it hears, counted until dropped (the client went away or the
+/// stream ended).
 pub struct StreamGuard {
     hub: LiveHub,
     user_id: UserId,
+    /// Bumps every user sees.
+    pub shared: broadcast::Receiver<LiveEvent>,
+    /// Bumps of this stream's user only (their flags, their logout).
+    pub own: broadcast::Receiver<LiveEvent>,
+}
+
+impl StreamGuard {
+    /// Counts this stream as ended for falling behind: its client did not take events as
+    /// fast as they came, and buffering them for it without bound is what a server must not.
+    pub fn fell_behind(&self) {
+        self.hub.inner.dropped.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        let mut per_user = self.hub.per_user();
-        if let Some(count) = per_user.get_mut(&self.user_id) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                per_user.remove(&self.user_id);
+        let mut users = self.hub.users();
+        if let Some(streams) = users.get_mut(&self.user_id) {
+            streams.open = streams.open.saturating_sub(1);
+            if streams.open == 0 {
+                users.remove(&self.user_id);
             }
         }
         self.hub.inner.open.fetch_sub(1, Ordering::Relaxed);
@@ -189,6 +264,68 @@ mod tests {
         drop(other);
         assert_eq!(hub.open_streams(), 0);
         assert!(hub.open_stream(UserId(1)).is_ok());
+    }
+
+    #[test]
+    fn a_stream_hears_shared_bumps_and_its_own_users_only() {
+        let hub = LiveHub::default();
+        let mut alice = hub.open_stream(UserId(1)).expect("open");
+        let mut bob = hub.open_stream(UserId(2)).expect("open");
+        let flags = |user_id| LiveEvent::User {
+            user_id,
+            version: 4,
+            flags: None,
+        };
+        hub.publish(flags(UserId(2)));
+        hub.publish(LiveEvent::LoggedOut(UserId(2)));
+        hub.publish(LiveEvent::Shared {
+            version: 9,
+            counts: None,
+        });
+        hub.publish(LiveEvent::AllUsers(3));
+        assert_eq!(alice.own.try_recv().ok(), None, "nothing of Bob's");
+        assert_eq!(bob.own.try_recv().ok(), Some(flags(UserId(2))));
+        assert_eq!(
+            bob.own.try_recv().ok(),
+            Some(LiveEvent::LoggedOut(UserId(2)))
+        );
+        for stream in [&mut alice, &mut bob] {
+            assert!(matches!(
+                stream.shared.try_recv(),
+                Ok(LiveEvent::Shared { version: 9, .. })
+            ));
+            assert_eq!(stream.shared.try_recv().ok(), Some(LiveEvent::AllUsers(3)));
+            assert!(stream.shared.try_recv().is_err(), "nothing else");
+        }
+    }
+
+    #[test]
+    fn a_users_channel_lives_while_one_of_their_streams_does() {
+        let hub = LiveHub::default();
+        let first = hub.open_stream(UserId(1)).expect("open");
+        let mut second = hub.open_stream(UserId(1)).expect("open");
+        drop(first);
+        hub.publish(LiveEvent::LoggedOut(UserId(1)));
+        assert_eq!(
+            second.own.try_recv().ok(),
+            Some(LiveEvent::LoggedOut(UserId(1)))
+        );
+        drop(second);
+        assert!(hub.users().is_empty(), "no channel kept for a user gone");
+        // Published with no stream open: nobody hears it, and a later stream does not either.
+        hub.publish(LiveEvent::LoggedOut(UserId(1)));
+        let mut later = hub.open_stream(UserId(1)).expect("open");
+        assert!(later.own.try_recv().is_err());
+    }
+
+    #[test]
+    fn the_capacity_can_be_set_at_start_up() {
+        let hub = LiveHub::with_capacity(1);
+        let one = hub.open_stream(UserId(1)).expect("within capacity");
+        assert_eq!(hub.open_stream(UserId(2)).err(), Some(Refused::Full));
+        hub.set_capacity(2);
+        assert!(hub.open_stream(UserId(2)).is_ok());
+        drop(one);
     }
 
     #[test]

@@ -31,6 +31,14 @@ impl ViewVersion {
     pub fn is_newer_than(&self, shown: &ViewVersion) -> bool {
         self.shared > shown.shared || self.user > shown.user
     }
+
+    /// Each part the newer of the two.
+    pub fn max_with(&self, other: &ViewVersion) -> ViewVersion {
+        ViewVersion {
+            shared: self.shared.max(other.shared),
+            user: self.user.max(other.user),
+        }
+    }
 }
 
 /// What moved between two versions, told in full so that an open page can patch its rows

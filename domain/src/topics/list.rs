@@ -118,32 +118,71 @@ impl Lookup {
     }
 }
 
-/// One page of the user's view: the catalog filtered and sliced first, so a page of a large
-/// catalog costs its own rows only.
+/// The topics a page of `request` shows, in the cached catalog: what an open page's stream
+/// keeps of the counts it hears. `None` when no catalog is cached (nothing is left out then).
+/// Which topics a page shows changes only with changes that say nothing of what moved
+/// (create, rename, delete), after which the page refetches and its stream asks again.
+pub fn shown_on_page(cache: &TopicCache, request: &PageRequest) -> Option<Vec<TopicId>> {
+    let catalog = cache.catalog()?;
+    let mut ids: Vec<TopicId> = Slice::of(&catalog, request)
+        .topics
+        .iter()
+        .map(|topic| topic.id)
+        .collect();
+    ids.sort_unstable();
+    Some(ids)
+}
+
+/// One page of the catalog: filtered and sliced first, so a page of a large catalog costs its
+/// own rows only.
+struct Slice<'a> {
+    topics: Vec<&'a CatalogEntry>,
+    page: usize,
+    pages: usize,
+    total: usize,
+}
+
+impl<'a> Slice<'a> {
+    fn of(catalog: &'a Catalog, request: &PageRequest) -> Self {
+        let needle = request.query.trim().to_lowercase();
+        let matching: Vec<&CatalogEntry> = if needle.is_empty() {
+            catalog.iter().collect()
+        } else {
+            catalog
+                .iter()
+                .filter(|topic| topic.name.to_lowercase().contains(&needle))
+                .collect()
+        };
+        let total = matching.len();
+        let pages = total.div_ceil(PAGE_SIZE).max(1);
+        let page = request.page.clamp(1, pages);
+        let topics = matching
+            .into_iter()
+            .skip((page - 1) * PAGE_SIZE)
+            .take(PAGE_SIZE)
+            .collect();
+        Slice {
+            topics,
+            page,
+            pages,
+            total,
+        }
+    }
+}
+
+/// One page of the user's view.
 fn merge(
     ticket: Ticket,
     catalog: &Catalog,
     mine: &UserTopics,
     request: &PageRequest,
 ) -> TopicListing {
-    let needle = request.query.trim().to_lowercase();
-    let matching: Vec<&CatalogEntry> = if needle.is_empty() {
-        catalog.iter().collect()
-    } else {
-        catalog
-            .iter()
-            .filter(|topic| topic.name.to_lowercase().contains(&needle))
-            .collect()
-    };
-    let total = matching.len();
-    let pages = total.div_ceil(PAGE_SIZE).max(1);
-    let page = request.page.clamp(1, pages);
+    let slice = Slice::of(catalog, request);
     TopicListing {
         version: ticket.into(),
-        topics: matching
+        topics: slice
+            .topics
             .into_iter()
-            .skip((page - 1) * PAGE_SIZE)
-            .take(PAGE_SIZE)
             .map(|topic| TopicView {
                 id: topic.id,
                 name: topic.name.to_string(),
@@ -151,9 +190,9 @@ fn merge(
                 subscribed: mine.contains(&topic.id),
             })
             .collect(),
-        page,
-        pages,
-        total,
+        page: slice.page,
+        pages: slice.pages,
+        total: slice.total,
         query: request.query.trim().to_owned(),
     }
 }

@@ -26,7 +26,12 @@ pub enum Next {
 
 impl Events {
     pub async fn open(client: &TestClient) -> Events {
-        let response = client.get("/topics/events/").await;
+        Events::open_at(client, "/topics/events/").await
+    }
+
+    /// The stream of the list page `path` names (`/topics/events/?page=…&q=…`).
+    pub async fn open_at(client: &TestClient, path: &str) -> Events {
+        let response = client.get(path).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(header(&response, "content-type"), "text/event-stream");
         Events {

@@ -10,6 +10,7 @@ mod connections;
 mod fuzz;
 mod http;
 mod live;
+mod live_pages;
 mod operations;
 mod revocation;
 mod scale_out;

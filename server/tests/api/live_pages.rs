@@ -1,0 +1,122 @@
+//! Which page a live stream follows (`/topics/events/?page=…&q=…`), and many streams on one
+//! HTTP/2 connection, against the real server binary.
+
+use std::time::Duration;
+
+use domain::ids::TopicId;
+use reqwest::header::{HeaderMap, HeaderValue, ORIGIN};
+use reqwest::redirect::Policy;
+use reqwest::{Client, StatusCode, Version};
+
+use crate::live::{Events, Next, PATIENCE};
+use crate::support::{member, TestClient, TestServer, PASSWORD};
+
+/// Long enough for a stream to have told its page (one event per 250 ms at most).
+const TOLD_BY: Duration = Duration::from_millis(1500);
+
+/// The next event of a stream that must tell its page of a change: a patch, or on PostgreSQL
+/// a plain version (the instance may hear its own commit through the database first; the
+/// page then refetches). `None` for such a version.
+async fn patch_of(events: &mut Events, server: &TestServer) -> Option<domain::live::Patch> {
+    match events.next(PATIENCE).await {
+        Next::Patch(patch) => Some(patch),
+        Next::Version(_) if server.db.is_postgres() => None,
+        other => panic!("expected a patch within {PATIENCE:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_stream_is_told_only_of_the_rows_its_page_shows() {
+    let (server, alice) = TestServer::with_member("alice").await;
+    let bob = member(&server, "bob").await;
+    bob.post_listed("/topics/create/", &[("name", "Rust")])
+        .await;
+    let (python, rust) = (bob.topic_id("Python").await, bob.topic_id("Rust").await);
+
+    // One page filtered to Python, one of the whole list.
+    let mut python_page = Events::open_at(&alice, "/topics/events/?page=1&q=pyth").await;
+    let mut whole_list = Events::open(&alice).await;
+    let told = python_page.version().await;
+    whole_list.version().await;
+
+    bob.subscribe(rust).await;
+    let elsewhere = python_page.next(TOLD_BY).await;
+    if !server.db.is_postgres() {
+        assert_eq!(elsewhere, Next::Quiet, "Rust is not on the Python page");
+    }
+    if let Some(patch) = patch_of(&mut whole_list, &server).await {
+        assert_eq!(patch.counts, vec![(TopicId(rust), 1)]);
+    }
+
+    bob.subscribe(python).await;
+    if let (Some(patch), Next::Quiet) = (patch_of(&mut python_page, &server).await, elsewhere) {
+        assert_eq!(patch.from, told, "from what the page was told last");
+        assert_eq!(patch.counts, vec![(TopicId(python), 1)], "{patch:?}");
+        assert!(
+            patch.to.shared >= told.shared + 2,
+            "to past the change it was not told of: {patch:?}"
+        );
+    }
+    let filtered = alice.get("/topics/?q=pyth").await;
+    let rows = crate::support::topics(&filtered.text().await.expect("body"));
+    assert_eq!(
+        rows,
+        vec![(python, "Python".into(), 1, false)],
+        "as a reload shows it"
+    );
+}
+
+/// A client that speaks HTTP/2 from its first byte (as a proxy in front does to the server),
+/// with a browser's cookie jar and Origin.
+fn over_http2(base: &str) -> TestClient {
+    let mut headers = HeaderMap::new();
+    headers.insert(ORIGIN, HeaderValue::from_str(base).expect("origin"));
+    TestClient {
+        http: Client::builder()
+            .http2_prior_knowledge()
+            .cookie_store(true)
+            .redirect(Policy::none())
+            .default_headers(headers)
+            .build()
+            .expect("client"),
+        base: base.to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn many_streams_share_one_http2_connection_and_each_hears_every_change() {
+    let (server, _alice) = TestServer::with_member("alice").await;
+    let bob = member(&server, "bob").await;
+    let python = bob.topic_id("Python").await;
+    let client = over_http2(&server.base);
+    let login = client.login("alice", PASSWORD, "/topics/").await;
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    assert_eq!(login.version(), Version::HTTP_2);
+
+    let mut streams = Vec::new();
+    for _ in 0..domain::live::STREAMS_PER_USER {
+        let mut events = Events::open(&client).await;
+        events.version().await;
+        streams.push(events);
+    }
+    assert_eq!(
+        server.metric("live_streams").await,
+        domain::live::STREAMS_PER_USER as u64
+    );
+    // Requests still pass beside the open streams on the same connection.
+    let page = client.get("/topics/").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.version(), Version::HTTP_2);
+
+    let subscribed = bob.toggle(python, true).await;
+    assert_eq!(subscribed.status(), StatusCode::SEE_OTHER);
+    for events in &mut streams {
+        match events.next(PATIENCE).await {
+            Next::Patch(patch) => assert_eq!(patch.counts, vec![(TopicId(python), 1)]),
+            Next::Version(_) if server.db.is_postgres() => {}
+            other => panic!("every stream hears the change, got {other:?}"),
+        }
+    }
+    let refused = client.get("/topics/events/").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+}
