@@ -4,12 +4,18 @@
 #
 #   ./scripts/bench.sh [small|large] [seconds per scenario]
 #   ./scripts/bench.sh live [seconds of writes]
+#   ./scripts/bench.sh live-100k [seconds of writes]
 #
 # `live`: on the `large` dataset, BENCH_STREAMS open pages (default 10,000) of BENCH_LIVE_USERS
 # users (default 1,250) follow live updates while BENCH_WRITES_PER_SECOND toggles (default 20)
 # run; the load tool (server/examples/bench_live/) reports how soon every page converged,
 # the requests live updates caused and the server's memory; the hot GET is measured without
 # and with the streams open.
+#
+# `live-100k`: 100,000 streams of 12,500 users on 250 HTTP/2 connections (BENCH_CONNECTIONS;
+# a process may not hold 100,000 sockets here), following the list's first 100 pages
+# (BENCH_PAGES) while the writes toggle topics of those pages. With BENCH_BACKEND=postgres
+# both live profiles run on PostgreSQL with two instances, each holding half the streams.
 #
 # Installs what it lacks (wrk from Debian, wasm-opt from crates.io, the build tools). Reports;
 # never gates anything: compare figures measured in the same run.
@@ -18,9 +24,12 @@ cd "$(dirname "$0")/.."
 profile=${1:-small}
 duration=${2:-10}
 live=""
-if [ "$profile" = live ]; then
-  live=1 profile=large duration=${2:-30}
-fi
+case "$profile" in
+  live) live=1 profile=large duration=${2:-30}
+    : "${BENCH_STREAMS:=10000}" "${BENCH_LIVE_USERS:=1250}" "${BENCH_CONNECTIONS:=0}" "${BENCH_PAGES:=1}" ;;
+  live-100k) live=1 profile=large duration=${2:-30}
+    : "${BENCH_STREAMS:=100000}" "${BENCH_LIVE_USERS:=12500}" "${BENCH_CONNECTIONS:=250}" "${BENCH_PAGES:=100}" ;;
+esac
 port=${BENCH_PORT:-3400}
 base="http://127.0.0.1:$port"
 logins=${BENCH_USERS:-200}
@@ -136,18 +145,37 @@ run() {
 }
 
 if [ -n "$live" ]; then
-  streams=${BENCH_STREAMS:-10000} live_users=${BENCH_LIVE_USERS:-1250}
+  streams=$BENCH_STREAMS live_users=$BENCH_LIVE_USERS
   writes=${BENCH_WRITES_PER_SECOND:-20} hot=10
-  log "starting the server and logging in $logins users for wrk"
-  start_server 60
+  pids=() live_bases=()
+  if [ "${BENCH_BACKEND:-sqlite}" = postgres ]; then
+    pg_server=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+    pg_database="subs_bench_$$"
+    psql "$pg_server" -v ON_ERROR_STOP=1 -qc "CREATE DATABASE $pg_database"
+    export DATABASE_URL="${pg_server%/*}/$pg_database"
+    log "seeding the $profile dataset into PostgreSQL"
+    target/release/server bench-seed --profile "$profile" >&2
+    start_server 60
+    launch $(( port + 1 )) 60 "$work/server2.log"
+    extra_pids+=("$launched")
+    pids=(--server-pid "$server_pid" --server-pid "$launched")
+    live_bases=(--base "$base" --base "http://127.0.0.1:$(( port + 1 ))")
+    metric_bases=("$base" "http://127.0.0.1:$(( port + 1 ))")
+  else
+    start_server 60
+    pids=(--server-pid "$server_pid")
+    live_bases=(--base "$base")
+  fi
+  log "logging in $logins users for wrk"
   login_users
   curl -fs -H "Cookie: $(head -1 "$work/cookies")" "$base/topics/" >/dev/null
   duration=$hot run "hot GET /topics/, no streams open" 16 get.lua /topics/
   log "opening $streams streams of $live_users users, then $writes toggles a second for $duration s"
   rm -f "$work/ready"
-  target/release/examples/bench_live --base "$base" --users "$live_users" --streams "$streams" \
+  target/release/examples/bench_live "${live_bases[@]}" --users "$live_users" --streams "$streams" \
+    --connections "$BENCH_CONNECTIONS" --pages "$BENCH_PAGES" \
     --writes-per-second "$writes" --seconds "$duration" --idle-seconds $(( hot + 10 )) \
-    --ready-file "$work/ready" --server-pid "$server_pid" >"$work/live.out" &
+    --ready-file "$work/ready" "${pids[@]}" >"$work/live.out" &
   tool=$!
   extra_pids+=("$tool")
   until [ -f "$work/ready" ]; do
@@ -158,19 +186,22 @@ if [ -n "$live" ]; then
   sleep 5
   duration=$hot run "hot GET /topics/, $streams idle streams open" 16 get.lua /topics/
   wait "$tool"
+  dropped=$(metric live_streams_dropped_total)
   # Once more without streams: the machine's drift over the run shows against the first.
   duration=$hot run "hot GET /topics/, streams closed again" 16 get.lua /topics/
   line=$(grep '^RESULT' "$work/live.out")
   field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
   {
     echo
-    echo "| live: $streams streams, $(field users) users, $(field writes_per_s) toggles/s | value |"
+    echo "| live: $streams streams, $(field users) users, $(field writes_per_s) toggles/s, ${BENCH_BACKEND:-sqlite} | value |"
     echo "|---|---|"
-    for name in converge_p50_ms converge_p99_ms converge_max_ms not_converged events_per_s \
-      patches versions live_requests_per_s failed_refetches failed_writes \
-      server_cpu_ms_per_write rss_before_mib rss_open_mib rss_end_mib; do
+    for name in connections pages page_write_pairs converge_p50_ms converge_p99_ms \
+      converge_max_ms not_converged events_per_s patches versions refetches_per_write \
+      live_requests_per_s failed_refetches failed_writes server_cpu_ms_per_write \
+      rss_before_mib rss_open_mib rss_end_mib; do
       echo "| $name | $(field "$name") |"
     done
+    echo "| streams dropped (fell behind) | $dropped |"
     echo
     echo "- $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)"
   } >>"$results"

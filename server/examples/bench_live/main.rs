@@ -5,8 +5,15 @@
 //!
 //! ```text
 //! cargo run --release -p server --example bench_live -- --base http://127.0.0.1:3400 \
-//!     --users 1250 --streams 10000 --writes-per-second 20 --seconds 30 --server-pid PID
+//!     --users 12500 --streams 100000 --connections 250 --pages 100 \
+//!     --writes-per-second 20 --seconds 30 --server-pid PID
 //! ```
+//!
+//! `--connections 0` opens each stream on its own HTTP/1.1 connection (a process may hold
+//! only so many sockets); otherwise all traffic shares that many HTTP/2 connections. Stream
+//! `n` follows list page `1 + (n + n / users) % pages`, and the writes toggle topics of those
+//! pages: a page is measured on the writes to the topics it shows (the others it is not told
+//! of).
 //!
 //! Each stream behaves as an open topic page does: a `patch` that leads from the version it
 //! holds moves it there; a newer `version` (or a patch from elsewhere) makes it refetch its
@@ -14,6 +21,7 @@
 //! version the write's server function returned; for pages of the writer, its own part too).
 //! Latency counts from the moment the write was sent.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,22 +35,30 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use host::{cpu_ticks, lock, raise_open_file_limit, rss_kib, Random};
-use page::{list, log_in, toggle, Page};
+use page::{client, list, log_in, toggle, Page, Session};
 
 mod host;
 mod page;
 
 #[derive(Parser)]
 struct Args {
-    /// The server (or load balancer) to load.
-    #[arg(long, default_value = "http://127.0.0.1:3400")]
-    base: String,
+    /// The server to load; given more than once (instances sharing one database), stream
+    /// `n` opens on the `n`-th in turn and so does write `n`: pages hear of writes made
+    /// through other instances.
+    #[arg(long = "base", default_value = "http://127.0.0.1:3400")]
+    bases: Vec<String>,
     /// Benchmark users to log in (`bench1`…, seeded by `server bench-seed`).
     #[arg(long, default_value_t = 1250)]
     users: usize,
     /// Open pages, spread over the users (the server takes 8 per user).
     #[arg(long, default_value_t = 10_000)]
     streams: usize,
+    /// HTTP/2 connections all traffic shares (0: HTTP/1.1, a connection per stream).
+    #[arg(long, default_value_t = 0)]
+    connections: usize,
+    /// List pages the streams follow, spread evenly; the writes toggle topics of these.
+    #[arg(long, default_value_t = 1)]
+    pages: usize,
     #[arg(long, default_value_t = 20)]
     writes_per_second: u32,
     /// How long the writes run.
@@ -54,9 +70,9 @@ struct Args {
     idle_seconds: u64,
     #[arg(long)]
     ready_file: Option<PathBuf>,
-    /// The server's process, for its memory and CPU time.
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// The servers' processes, for their memory and CPU time (summed; RSS also each).
+    #[arg(long = "server-pid")]
+    server_pids: Vec<u32>,
 }
 
 /// One page's state at one moment: what it holds after an event or a refetch.
@@ -69,6 +85,8 @@ struct Seen {
 /// One committed toggle.
 struct Write {
     user: usize,
+    /// The list page showing the toggled topic.
+    page: usize,
     sent: Instant,
     version: ViewVersion,
 }
@@ -95,46 +113,60 @@ async fn main() {
 
 async fn run(args: Args) -> Result<(), String> {
     let limit = raise_open_file_limit();
-    if limit < args.streams as u64 + 100 {
+    let sockets = if args.connections == 0 {
+        args.streams
+    } else {
+        args.connections
+    };
+    if limit < sockets as u64 + 100 {
         return Err(format!(
-            "{} streams need as many sockets; the open-file limit is {limit}",
-            args.streams
+            "{sockets} connections need as many sockets; the open-file limit is {limit} \
+             (HTTP/2, --connections, shares them)"
         ));
     }
-    let base = args.base.trim_end_matches('/').to_owned();
-    let rss_before = args.server_pid.map(rss_kib);
+    let pages_followed = args.pages.max(1);
+    let bases: Vec<String> = args
+        .bases
+        .iter()
+        .map(|base| base.trim_end_matches('/').to_owned())
+        .collect();
+    let base_of = |n: usize| bases[n % bases.len()].clone();
+    let base = base_of(0);
+    let rss = || -> Vec<u64> { args.server_pids.iter().map(|&pid| rss_kib(pid)).collect() };
+    let cpu = || -> Option<u64> {
+        (!args.server_pids.is_empty()).then(|| args.server_pids.iter().map(|&pid| cpu_ticks(pid)).sum())
+    };
+    let rss_before = rss();
 
     eprintln!("logging in {} users", args.users);
-    let clients: Vec<reqwest::Client> = stream::iter(1..=args.users)
-        .map(|n| log_in(&base, n))
-        .buffered(16)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
+    let shared: Vec<reqwest::Client> = (0..args.connections)
+        .map(|_| client(true))
         .collect::<Result<_, _>>()?;
-    let clients = Arc::new(clients);
-
-    // What each user's first page holds: the topics the writes toggle, and their flags.
-    let first = list(&clients[0], &base).await?;
-    let topic_ids: Vec<i64> = first.topics.iter().map(|t| t.id.0).collect();
-    if topic_ids.is_empty() {
-        return Err("the first page lists no topics".into());
-    }
-    let flags: Vec<Vec<bool>> = stream::iter(clients.iter())
-        .map(|client| async {
-            let listing = list(client, &base).await?;
-            Ok::<_, String>(
-                topic_ids
-                    .iter()
-                    .map(|id| listing.topics.iter().any(|t| t.id.0 == *id && t.subscribed))
-                    .collect(),
-            )
+    let sessions: Vec<Session> = stream::iter(1..=args.users)
+        .map(|n| {
+            let pool = match shared.get(n % shared.len().max(1)) {
+                Some(pool) => Ok(pool.clone()),
+                None => client(false),
+            };
+            let base = base.clone();
+            async move { log_in(pool?, &base, n).await }
         })
         .buffered(16)
         .collect::<Vec<_>>()
         .await
         .into_iter()
         .collect::<Result<_, _>>()?;
+    let sessions = Arc::new(sessions);
+
+    // The topics the writes toggle: those of the pages followed, with the page of each.
+    let mut topics: Vec<(i64, usize)> = Vec::new();
+    for page in 1..=pages_followed {
+        let listing = list(&sessions[0], &base, page).await?;
+        topics.extend(listing.topics.iter().map(|t| (t.id.0, page)));
+    }
+    if topics.is_empty() {
+        return Err("the pages followed list no topics".into());
+    }
 
     eprintln!("opening {} streams", args.streams);
     let counters = Arc::new(Counters::default());
@@ -144,14 +176,16 @@ async fn run(args: Args) -> Result<(), String> {
     let opening = Arc::new(tokio::sync::Semaphore::new(64));
     for n in 0..args.streams {
         let user = n % args.users;
+        let followed = 1 + (n + n / args.users) % pages_followed;
         let page = Page {
-            client: clients[user].clone(),
-            base: base.clone(),
+            session: sessions[user].clone(),
+            page: followed,
+            base: base_of(n),
             counters: counters.clone(),
         };
         let (opening, opened, stopped) = (opening.clone(), opened_tx.clone(), stopped.clone());
         pages.push((
-            user,
+            (user, followed),
             tokio::spawn(async move { page.follow(opening, opened, stopped).await }),
         ));
     }
@@ -163,7 +197,7 @@ async fn run(args: Args) -> Result<(), String> {
             None => return Err("a stream ended before it opened".into()),
         }
     }
-    let rss_open = args.server_pid.map(rss_kib);
+    let rss_open = rss();
     eprintln!("{} streams open", args.streams);
     if let Some(file) = &args.ready_file {
         std::fs::write(file, "ready\n").map_err(|e| format!("{}: {e}", file.display()))?;
@@ -174,39 +208,43 @@ async fn run(args: Args) -> Result<(), String> {
         "{} toggles a second for {} s",
         args.writes_per_second, args.seconds
     );
-    let cpu_before = args.server_pid.map(cpu_ticks);
+    let cpu_before = cpu();
     let events_before =
         counters.patches.load(Ordering::Relaxed) + counters.versions.load(Ordering::Relaxed);
     let refetches_before = counters.refetches.load(Ordering::Relaxed);
     let writes = Arc::new(Mutex::new(Vec::new()));
-    let flags = Arc::new(Mutex::new(flags));
+    // Each user's subscribed flags, read from their page the first time a write needs one.
+    let mut flags: HashMap<(usize, i64), bool> = HashMap::new();
     let mut ticker = tokio::time::interval(Duration::from_secs(1) / args.writes_per_second.max(1));
     let mut random = Random(0x9e37_79b9_7f4a_7c15);
     let writing_started = Instant::now();
     let total_writes = u64::from(args.writes_per_second) * args.seconds;
     let mut in_flight = Vec::new();
-    for _ in 0..total_writes {
+    for n in 0..total_writes as usize {
         ticker.tick().await;
         let user = random.below(args.users);
-        let topic = random.below(topic_ids.len());
-        let subscribe = {
-            let mut flags = lock(&flags);
-            let flag = &mut flags[user][topic];
-            *flag = !*flag;
-            *flag
-        };
-        let (client, base, writes, counters) = (
-            clients[user].clone(),
-            base.clone(),
+        let (topic_id, page) = topics[random.below(topics.len())];
+        if !flags.contains_key(&(user, topic_id)) {
+            let listing = list(&sessions[user], &base, page).await?;
+            for topic in &listing.topics {
+                flags.insert((user, topic.id.0), topic.subscribed);
+            }
+        }
+        let flag = flags.entry((user, topic_id)).or_insert(false);
+        *flag = !*flag;
+        let subscribe = *flag;
+        let (session, base, writes, counters) = (
+            sessions[user].clone(),
+            base_of(n),
             writes.clone(),
             counters.clone(),
         );
-        let topic_id = topic_ids[topic];
         in_flight.push(tokio::spawn(async move {
             let sent = Instant::now();
-            match toggle(&client, &base, topic_id, subscribe).await {
+            match toggle(&session, &base, topic_id, subscribe).await {
                 Ok(version) => lock(&writes).push(Write {
                     user,
+                    page,
                     sent,
                     version,
                 }),
@@ -223,24 +261,25 @@ async fn run(args: Args) -> Result<(), String> {
     let writing = writing_started.elapsed();
     // Time for the last writes to reach every page (far more than the target's second).
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let cpu_after = args.server_pid.map(cpu_ticks);
+    let cpu_after = cpu();
     let window = writing_started.elapsed();
     let events = counters.patches.load(Ordering::Relaxed)
         + counters.versions.load(Ordering::Relaxed)
         - events_before;
     let refetches = counters.refetches.load(Ordering::Relaxed) - refetches_before;
-    let rss_end = args.server_pid.map(rss_kib);
+    let rss_end = rss();
     let _ = stop.send(true);
 
     let mut histories = Vec::with_capacity(pages.len());
-    for (user, page) in pages {
+    for (followed, page) in pages {
         let history = page.await.map_err(|e| e.to_string())?;
-        histories.push((user, history));
+        histories.push((followed, history));
     }
     let writes = std::mem::take(&mut *lock(&writes));
+    // A page is measured on the writes to the topics it shows.
     let (mut latencies, mut missed) = (Vec::new(), 0_u64);
-    for (user, history) in &histories {
-        for write in &writes {
+    for ((user, followed), history) in &histories {
+        for write in writes.iter().filter(|write| write.page == *followed) {
             let own = write.user == *user;
             let reached = history.iter().find(|seen| {
                 seen.version.shared >= write.version.shared
@@ -252,6 +291,7 @@ async fn run(args: Args) -> Result<(), String> {
             }
         }
     }
+    let pairs = latencies.len() as u64 + missed;
     latencies.sort_unstable();
     let percentile = |p: f64| -> String {
         if latencies.is_empty() {
@@ -261,7 +301,18 @@ async fn run(args: Args) -> Result<(), String> {
         format!("{:.0}", latencies[index].as_secs_f64() * 1000.0)
     };
     let per_second = |n: u64| n as f64 / window.as_secs_f64();
-    let mib = |kib: Option<u64>| kib.map_or("-".into(), |k| format!("{:.1}", k as f64 / 1024.0));
+    // The sum over the servers, and each one's after a slash when there are several.
+    let mib = |kib: Vec<u64>| -> String {
+        let shown = |k: u64| format!("{:.1}", k as f64 / 1024.0);
+        match kib.as_slice() {
+            [] => "-".into(),
+            [one] => shown(*one),
+            each => std::iter::once(shown(each.iter().sum()))
+                .chain(each.iter().map(|&k| shown(k)))
+                .collect::<Vec<_>>()
+                .join("/"),
+        }
+    };
     let ticks_per_second = 100.0; // USER_HZ on Linux
     let cpu_ms_per_write = match (cpu_before, cpu_after) {
         (Some(before), Some(after)) if !writes.is_empty() => format!(
@@ -274,11 +325,15 @@ async fn run(args: Args) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "RESULT streams={} users={} writes={} writes_per_s={:.1} converge_p50_ms={} converge_p99_ms={} converge_max_ms={} not_converged={} events_per_s={:.0} patches={} versions={} live_requests_per_s={:.1} failed_refetches={} failed_writes={} server_cpu_ms_per_write={} rss_before_mib={} rss_open_mib={} rss_end_mib={}",
+        "RESULT streams={} users={} connections={} pages={} writes={} writes_per_s={:.1} page_write_pairs={} refetches_per_write={:.2} converge_p50_ms={} converge_p99_ms={} converge_max_ms={} not_converged={} events_per_s={:.0} patches={} versions={} live_requests_per_s={:.1} failed_refetches={} failed_writes={} server_cpu_ms_per_write={} rss_before_mib={} rss_open_mib={} rss_end_mib={}",
         args.streams,
         args.users,
+        args.connections,
+        pages_followed,
         writes.len(),
         writes.len() as f64 / writing.as_secs_f64(),
+        pairs,
+        refetches as f64 / writes.len().max(1) as f64,
         percentile(0.5),
         percentile(0.99),
         percentile(1.0),

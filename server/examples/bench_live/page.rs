@@ -1,19 +1,54 @@
 //! One open page of the load: its user's session, the stream it follows, and the requests
 //! a page makes (log in, fetch the list, toggle a subscription).
+//!
+//! A session is a connection pool and a cookie: over HTTP/1.1 each user has pools of their
+//! own (a browser: one connection per open stream), over HTTP/2 many users' requests share a
+//! few connections, as behind a proxy that multiplexes its upstream connections.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use domain::live::{Patch, ViewVersion};
 use domain::topics::TopicListing;
+use reqwest::header::{HeaderValue, COOKIE, SET_COOKIE};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::{Counters, Seen, PASSWORD};
 
-/// One open page: its user's session, following the stream.
-pub(crate) struct Page {
+/// A logged-in user: where their requests go and the cookie they carry.
+#[derive(Clone)]
+pub(crate) struct Session {
     pub(crate) client: reqwest::Client,
+    pub(crate) cookie: HeaderValue,
+}
+
+impl Session {
+    fn get(&self, url: String) -> reqwest::RequestBuilder {
+        self.client.get(url).header(COOKIE, self.cookie.clone())
+    }
+
+    fn post(&self, url: String) -> reqwest::RequestBuilder {
+        self.client.post(url).header(COOKIE, self.cookie.clone())
+    }
+}
+
+/// A client without a cookie jar (sessions carry their cookie); `http2`: HTTP/2 from the
+/// first byte, all requests on one connection.
+pub(crate) fn client(http2: bool) -> Result<reqwest::Client, String> {
+    let builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    let builder = if http2 {
+        builder.http2_prior_knowledge()
+    } else {
+        builder
+    };
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// One open page: its user's session and the list page it shows, following the stream.
+pub(crate) struct Page {
+    pub(crate) session: Session,
+    pub(crate) page: usize,
     pub(crate) base: String,
     pub(crate) counters: Arc<Counters>,
 }
@@ -30,8 +65,8 @@ impl Page {
         // Opened a few at a time, as pages of a crowd arriving, not all in one instant.
         let mut permit = opening.acquire().await.ok();
         let response = self
-            .client
-            .get(format!("{}/topics/events/", self.base))
+            .session
+            .get(format!("{}/topics/events/?page={}", self.base, self.page))
             .send()
             .await
             .map_err(|e| e.to_string())
@@ -105,7 +140,7 @@ impl Page {
                     continue;
                 }
                 self.counters.refetches.fetch_add(1, Ordering::Relaxed);
-                match list(&self.client, &self.base).await {
+                match list(&self.session, &self.base, self.page).await {
                     Ok(listing) => {
                         held = Some(listing.version);
                         history.push(Seen {
@@ -124,12 +159,12 @@ impl Page {
     }
 }
 
-pub(crate) async fn log_in(base: &str, n: usize) -> Result<reqwest::Client, String> {
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| e.to_string())?;
+/// Logs in benchmark user `n` through `client`.
+pub(crate) async fn log_in(
+    client: reqwest::Client,
+    base: &str,
+    n: usize,
+) -> Result<Session, String> {
     let response = client
         .post(format!("{base}/login"))
         .form(&[
@@ -142,14 +177,29 @@ pub(crate) async fn log_in(base: &str, n: usize) -> Result<reqwest::Client, Stri
     if response.status() != reqwest::StatusCode::SEE_OTHER {
         return Err(format!("login of bench{n}: {}", response.status()));
     }
-    Ok(client)
+    let cookie = response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(|value| value.split(';').next().filter(|pair| pair.contains('=')))
+        .ok_or_else(|| format!("login of bench{n}: no session cookie"))?;
+    let cookie = HeaderValue::from_str(cookie).map_err(|e| e.to_string())?;
+    Ok(Session { client, cookie })
 }
 
-/// The first page of the list, as an open page refetches it (its server function).
-pub(crate) async fn list(client: &reqwest::Client, base: &str) -> Result<TopicListing, String> {
-    let response = client
+/// A page of the list, as an open page refetches it (its server function).
+pub(crate) async fn list(
+    session: &Session,
+    base: &str,
+    page: usize,
+) -> Result<TopicListing, String> {
+    let response = session
         .post(format!("{base}/api/list_topics"))
-        .form(&[("request[page]", "1"), ("request[query]", "")])
+        .form(&[
+            ("request[page]", page.to_string().as_str()),
+            ("request[query]", ""),
+        ])
         .send()
         .await
         .map_err(|e| e.to_string())?;
@@ -161,7 +211,7 @@ pub(crate) async fn list(client: &reqwest::Client, base: &str) -> Result<TopicLi
 }
 
 pub(crate) async fn toggle(
-    client: &reqwest::Client,
+    session: &Session,
     base: &str,
     topic_id: i64,
     subscribe: bool,
@@ -171,7 +221,7 @@ pub(crate) async fn toggle(
     } else {
         "unsubscribe"
     };
-    let response = client
+    let response = session
         .post(format!("{base}/api/{action}"))
         .form(&[("topic_id", topic_id.to_string())])
         .send()
