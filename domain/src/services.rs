@@ -73,6 +73,8 @@ impl Services {
             }
         };
         let live = LiveHub::default();
+        // The first change's bump is then the very next version, and pages patch it.
+        live.start_at(cache.shared_version());
         let mut effects = Effects::new(cache.clone(), live.clone());
         if let Target::Postgres { url } = db.target() {
             match Announcer::start(url.clone()) {

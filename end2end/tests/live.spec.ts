@@ -194,3 +194,42 @@ test("a burst of others' writes patches an open page into what a reload shows, w
     for (const suffix of ["", "-wal", "-shm"]) fs.rmSync(database + suffix, { force: true });
   }
 });
+
+test("a filtered page follows its own rows live, and its stream follows the filter", async ({ browser }) => {
+  test.setTimeout(90_000);
+  const database = path.join(os.tmpdir(), `subscriptions-filter-${process.pid}-${Date.now()}.db`);
+  const pages: Page[] = [];
+  const server = await startServer(database);
+  try {
+    const other = await logIn(browser, uniqueName("o"), true);
+    pages.push(other);
+    const shown = uniqueName("Shown");
+    const elsewhere = uniqueName("Elsewhere");
+    await createTopic(other, shown);
+    await createTopic(other, elsewhere);
+
+    const watcher = await logIn(browser, uniqueName("w"), true);
+    pages.push(watcher);
+    const streams: string[] = [];
+    const listRequests: string[] = [];
+    watcher.on("request", (request) => {
+      if (request.url().includes("/topics/events/")) streams.push(request.url());
+      if (request.url().includes("list_topics")) listRequests.push(request.url());
+    });
+    await watcher.goto(`/topics/?q=${shown}`);
+    await waitForHydration(watcher);
+    await markDocument(watcher);
+    await expect.poll(() => streams.at(-1) ?? "", within).toContain(`q=${shown}`);
+    await expect(topicRow(watcher, elsewhere)).toHaveCount(0);
+
+    await toggle(other, elsewhere);
+    await toggle(other, shown);
+    await expect(topicRow(watcher, shown)).toHaveAttribute("data-subscribers", "1", within);
+    expect(listRequests, "the row was patched, not refetched").toEqual([]);
+    await expectNoReload(watcher);
+  } finally {
+    for (const page of pages) await page.context().close();
+    await stopServer(server);
+    for (const suffix of ["", "-wal", "-shm"]) fs.rmSync(database + suffix, { force: true });
+  }
+});

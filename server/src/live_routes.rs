@@ -5,9 +5,10 @@
 //! new `version` (the page refetches). At most one event per [`COALESCE`]. It ends on logout
 //! and shutdown, and when its client falls behind (the page reconnects and catches up).
 //!
-//! The page's query (`?page=2&q=rust`, as on `/topics/`) says which topics it shows: counts
-//! and flags of other topics are left out before anything is encoded, and a page none of
-//! whose rows moved is told nothing.
+//! The page's query (`?page=2&q=rust`, as on `/topics/`) says which topics it shows. The hub
+//! sends a stream only the count changes of those topics (`domain::live`'s pages), its own
+//! user's flags are kept for those topics only, and a page none of whose rows moved is not
+//! woken and told nothing.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -25,7 +26,7 @@ use tokio::time::Instant;
 
 use app::web::AppState;
 use domain::ids::{TopicId, UserId};
-use domain::live::{LiveEvent, Patch, Refused, StreamGuard, ViewVersion};
+use domain::live::{LiveEvent, PageFollow, Patch, Refused, StreamGuard, ViewVersion};
 use domain::services::Services;
 use domain::topics::{shown_on_page, PageRequest};
 
@@ -91,14 +92,14 @@ pub async fn events(
 }
 
 struct Follower {
-    /// What the hub routes to this stream: bumps every user sees, and this user's own.
+    /// What the hub routes to this stream: bumps no page can patch, and this user's own.
     stream: StreamGuard,
+    /// The count changes of the topics the page shows.
+    page: PageFollow,
     shutdown: watch::Receiver<bool>,
     services: Services,
     user_id: UserId,
-    page: PageRequest,
-    /// The topics the page shows, sorted (`None`: not known, nothing is left out).
-    shown: Option<Vec<TopicId>>,
+    request: PageRequest,
     /// The version the page was last told (none before the first event).
     told: Option<ViewVersion>,
     heard: Heard,
@@ -122,10 +123,11 @@ enum Hearing {
     End,
 }
 
-/// What a stream heard since it last told its page: the version reached, and what moved on
-/// the way (of the topics the page shows) while every bump said so.
+/// What a stream heard since it last told its page (`from`): the version reached, and what
+/// moved on the way (of the topics the page shows) while every bump said so.
 #[derive(Debug)]
 struct Heard {
+    from: ViewVersion,
     to: ViewVersion,
     counts: BTreeMap<TopicId, i64>,
     flags: BTreeMap<TopicId, bool>,
@@ -141,6 +143,7 @@ fn on_page(shown: Option<&[TopicId]>, topic: TopicId) -> bool {
 impl Heard {
     fn at(version: ViewVersion) -> Self {
         Heard {
+            from: version,
             to: version,
             counts: BTreeMap::new(),
             flags: BTreeMap::new(),
@@ -149,18 +152,24 @@ impl Heard {
     }
 
     /// Takes in one event of the hub; `user_id` is the page's user, `shown` its topics.
+    ///
+    /// Shared bumps need no check for gaps here: the hub sends a page's counts only for the
+    /// very next shared version, and every other shared bump to every stream, as untold.
     fn hear(&mut self, event: &LiveEvent, user_id: UserId, shown: Option<&[TopicId]>) -> Hearing {
         match event {
             LiveEvent::Shared { version, counts } => {
-                match step(&mut self.to.shared, *version, counts.as_deref()) {
-                    Step::Old => return Hearing::Nothing,
-                    Step::Next(counts) => self.counts.extend(
+                if *version <= self.from.shared {
+                    return Hearing::Nothing;
+                }
+                self.to.shared = self.to.shared.max(*version);
+                match counts {
+                    Some(counts) => self.counts.extend(
                         counts
                             .iter()
                             .copied()
                             .filter(|&(topic, _)| on_page(shown, topic)),
                     ),
-                    Step::Untold => self.untold = true,
+                    None => self.untold = true,
                 }
                 Hearing::Moved
             }
@@ -204,15 +213,13 @@ impl Heard {
         self.flags.retain(|&topic, _| on_page(Some(shown), topic));
     }
 
-    /// What to tell a page that was told `told`, given the cache's version `now`; clears what
-    /// was heard. Nothing, when nothing the page shows moved: the page stays at `told` and a
-    /// later patch leads from there.
-    fn take(&mut self, told: ViewVersion, now: ViewVersion) -> Option<Update> {
+    /// What to tell a page that was told `from`, given the cache's version `now`; clears
+    /// what was heard. Nothing, when nothing the page shows moved: the page stays at `from`
+    /// and a later patch leads from there.
+    fn take(&mut self, now: ViewVersion) -> Option<Update> {
+        let told = self.from;
         if self.untold {
-            let version = ViewVersion {
-                shared: self.to.shared.max(now.shared),
-                user: self.to.user.max(now.user),
-            };
+            let version = self.to.max_with(&now);
             *self = Heard::at(version);
             return (version != told).then_some(Update::Version(version));
         }
@@ -225,6 +232,7 @@ impl Heard {
             counts: std::mem::take(&mut self.counts).into_iter().collect(),
             flags: std::mem::take(&mut self.flags).into_iter().collect(),
         };
+        *self = Heard::at(patch.to);
         Some(Update::Patch(patch))
     }
 }
@@ -253,14 +261,22 @@ fn step<'a, T>(heard: &mut u64, version: u64, moved: Option<&'a [T]>) -> Step<'a
 }
 
 impl Follower {
-    fn new(services: &Services, user_id: UserId, page: PageRequest, stream: StreamGuard) -> Self {
+    fn new(
+        services: &Services,
+        user_id: UserId,
+        request: PageRequest,
+        stream: StreamGuard,
+    ) -> Self {
+        let page = services
+            .live
+            .follow_page(shown_on_page(&services.cache, &request));
         Follower {
             stream,
+            page,
             shutdown: services.live.shutdown_signal(),
             services: services.clone(),
             user_id,
-            page,
-            shown: None,
+            request,
             told: None,
             heard: Heard::at(ViewVersion::default()),
             last_told: None,
@@ -268,7 +284,7 @@ impl Follower {
     }
 
     fn hear(&mut self, event: &LiveEvent) -> Hearing {
-        self.heard.hear(event, self.user_id, self.shown.as_deref())
+        self.heard.hear(event, self.user_id, self.page.topics())
     }
 
     /// Takes in what a receiver gave while the stream waited for it. Falling behind then
@@ -290,10 +306,14 @@ impl Follower {
             if *self.shutdown.borrow() {
                 return None;
             }
+            // In this order: a stream not polled for long finds its page's or its user's
+            // channel overrun before the one for everyone, which carries the fewest bumps.
             let hearing = tokio::select! {
+                biased;
                 _ = self.shutdown.changed() => return None,
-                received = self.stream.shared.recv() => self.waited_for(received)?,
+                received = self.page.events.recv() => self.waited_for(received)?,
                 received = self.stream.own.recv() => self.waited_for(received)?,
+                received = self.stream.shared.recv() => self.waited_for(received)?,
             };
             match hearing {
                 Hearing::Nothing => {}
@@ -305,49 +325,78 @@ impl Follower {
 
     /// Takes in every event already waiting, without waiting for more. Falling behind here
     /// is a burst of writes while the stream coalesced: the page refetches.
+    ///
+    /// The page's and the user's channels are read before the one every stream hears, round
+    /// after round until all are empty: whatever the hub published before a bump this
+    /// stream heard is then heard too (it publishes under one lock, in order).
     fn drain(&mut self) -> Option<()> {
+        let Follower {
+            page,
+            stream,
+            heard,
+            user_id,
+            ..
+        } = self;
+        let (page_events, shown) = page.parts();
         loop {
-            let received = match self.stream.shared.try_recv() {
-                Err(TryRecvError::Empty) => self.stream.own.try_recv(),
-                other => other,
-            };
-            match received {
-                Ok(event) => {
-                    if self.hear(&event) == Hearing::End {
-                        return None;
+            let mut heard_any = false;
+            for receiver in [&mut *page_events, &mut stream.own, &mut stream.shared] {
+                loop {
+                    match receiver.try_recv() {
+                        Ok(event) => {
+                            heard_any = true;
+                            if heard.hear(&event, *user_id, shown) == Hearing::End {
+                                return None;
+                            }
+                        }
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Lagged(_)) => {
+                            heard_any = true;
+                            heard.missed();
+                        }
+                        Err(TryRecvError::Closed) => return None,
                     }
                 }
-                Err(TryRecvError::Empty) => return Some(()),
-                Err(TryRecvError::Lagged(_)) => self.heard.missed(),
-                Err(TryRecvError::Closed) => return None,
+            }
+            if !heard_any {
+                return Some(());
             }
         }
     }
 
-    /// The topics the page shows, once the cache can say.
-    fn learn_shown(&mut self) {
-        if self.shown.is_none() {
-            self.shown = shown_on_page(&self.services.cache, &self.page);
-            if let Some(shown) = &self.shown {
+    /// Follows the topics the page shows now, as the cache says (before the version the
+    /// page is told is read: what moves after it reaches this stream).
+    fn follow_page_anew(&mut self) {
+        let shown = shown_on_page(&self.services.cache, &self.request);
+        let unknown = self.page.topics().is_none();
+        if shown.is_none() && unknown {
+            return;
+        }
+        let mut page = self.services.live.follow_page(shown);
+        std::mem::swap(&mut self.page, &mut page);
+        // What the old channel still holds was sent before the new one was joined.
+        if unknown && !self.heard.untold {
+            while let Ok(event) = page.events.try_recv() {
+                self.heard.hear(&event, self.user_id, None);
+            }
+            if let Some(shown) = self.page.topics() {
                 self.heard.keep_only(shown);
             }
         }
     }
 
     async fn next_update(&mut self) -> Option<Update> {
-        let Some(told) = self.told else {
+        if self.told.is_none() {
             let now = self.services.view_version(self.user_id);
             self.told = Some(now);
             self.heard = Heard::at(now);
-            self.learn_shown();
             self.last_told = Some(Instant::now());
             return Some(Update::Version(now));
-        };
-        let mut told = told;
+        }
         loop {
             self.next_relevant().await?;
             // A page is told at most once per COALESCE: what else arrives meanwhile waits in
-            // the hub's buffer (no wake-up per write) and goes out with it, as one event.
+            // the hub's buffers (no wake-up per write) and goes out with it, as one event.
             if let Some(due) = self.last_told.map(|last| last + COALESCE) {
                 tokio::select! {
                     _ = self.shutdown.changed() => return None,
@@ -355,19 +404,17 @@ impl Follower {
                 }
             }
             self.drain()?;
-            self.learn_shown();
+            // A page about to refetch may show other topics; a page whose topics were not
+            // known may be known now.
+            if self.heard.untold || self.page.topics().is_none() {
+                self.follow_page_anew();
+            }
             let now = self.services.view_version(self.user_id);
-            if let Some(update) = self.heard.take(told, now) {
-                told = match &update {
-                    Update::Version(version) => {
-                        // The page refetches: what it shows may change.
-                        self.shown = None;
-                        self.learn_shown();
-                        *version
-                    }
+            if let Some(update) = self.heard.take(now) {
+                self.told = Some(match &update {
+                    Update::Version(version) => *version,
                     Update::Patch(patch) => patch.to,
-                };
-                self.told = Some(told);
+                });
                 self.last_told = Some(Instant::now());
                 return Some(update);
             }
@@ -467,13 +514,13 @@ mod tests {
             heard.hear(&flags(ALICE, 4, &[(2, true)]), ALICE, None),
             Hearing::Moved
         );
-        let patch = patch_of(heard.take(at(10, 3), at(12, 4)));
+        let patch = patch_of(heard.take(at(12, 4)));
         assert_eq!(patch.from, at(10, 3));
         assert_eq!(patch.to, at(12, 4));
         assert_eq!(patch.counts, vec![(TopicId(1), 5), (TopicId(2), 1)]);
         assert_eq!(patch.flags, vec![(TopicId(2), true)]);
         assert!(
-            heard.take(at(12, 4), at(12, 4)).is_none(),
+            heard.take(at(12, 4)).is_none(),
             "taking clears what was heard"
         );
     }
@@ -497,7 +544,7 @@ mod tests {
             heard.hear(&LiveEvent::LoggedOut(ALICE), ALICE, None),
             Hearing::End
         );
-        assert!(heard.take(at(10, 3), at(10, 3)).is_none());
+        assert!(heard.take(at(10, 3)).is_none());
     }
 
     #[test]
@@ -508,11 +555,11 @@ mod tests {
         heard.hear(&counts(11, &[(1, 4)]), ALICE, Some(&shown));
         heard.hear(&flags(ALICE, 4, &[(7, true)]), ALICE, Some(&shown));
         assert!(
-            heard.take(at(10, 3), at(11, 4)).is_none(),
+            heard.take(at(11, 4)).is_none(),
             "nothing the page shows moved: it is told nothing"
         );
         heard.hear(&counts(12, &[(1, 5), (5, 9)]), ALICE, Some(&shown));
-        let patch = patch_of(heard.take(at(10, 3), at(12, 4)));
+        let patch = patch_of(heard.take(at(12, 4)));
         assert_eq!(patch.from, at(10, 3), "from what the page was told");
         assert_eq!(
             patch.to,
@@ -526,7 +573,7 @@ mod tests {
         heard.hear(&counts(13, &[(1, 6), (2, 1)]), ALICE, None);
         heard.keep_only(&shown);
         assert_eq!(
-            patch_of(heard.take(at(12, 4), at(13, 4))).counts,
+            patch_of(heard.take(at(13, 4))).counts,
             vec![(TopicId(2), 1)]
         );
     }
@@ -537,10 +584,10 @@ mod tests {
             Some(Update::Version(version)) => version,
             _ => panic!("expected a plain version"),
         };
-        // A bump skipped (another instance's, or one published out of order).
+        // A bump of the user's own skipped (a shared one skipped the hub sends as untold).
         let mut heard = Heard::at(at(10, 3));
-        heard.hear(&counts(12, &[(1, 4)]), ALICE, None);
-        assert_eq!(version_of(heard.take(at(10, 3), at(12, 3))), at(12, 3));
+        heard.hear(&flags(ALICE, 5, &[(1, true)]), ALICE, None);
+        assert_eq!(version_of(heard.take(at(10, 3))), at(10, 5));
         // A bump that did not say what moved (a rename).
         let mut heard = Heard::at(at(10, 3));
         heard.hear(&counts(11, &[(1, 4)]), ALICE, None);
@@ -552,27 +599,27 @@ mod tests {
             ALICE,
             None,
         );
-        assert_eq!(version_of(heard.take(at(10, 3), at(12, 3))), at(12, 3));
+        assert_eq!(version_of(heard.take(at(12, 3))), at(12, 3));
         // Every user's version moved: the cache says to where.
         let mut heard = Heard::at(at(10, 3));
         assert_eq!(
             heard.hear(&LiveEvent::AllUsers(7), ALICE, None),
             Hearing::Moved
         );
-        assert_eq!(version_of(heard.take(at(10, 3), at(10, 4))), at(10, 4));
+        assert_eq!(version_of(heard.take(at(10, 4))), at(10, 4));
         // The hub's buffer overflowed.
         let mut heard = Heard::at(at(10, 3));
         heard.missed();
-        assert_eq!(version_of(heard.take(at(10, 3), at(11, 3))), at(11, 3));
+        assert_eq!(version_of(heard.take(at(11, 3))), at(11, 3));
         // Missed, but nothing moved after all: nothing to tell.
         let mut heard = Heard::at(at(10, 3));
         heard.missed();
-        assert!(heard.take(at(10, 3), at(10, 3)).is_none());
+        assert!(heard.take(at(10, 3)).is_none());
         // After a refetch, described bumps are patches again.
         let mut heard = Heard::at(at(12, 3));
         heard.hear(&counts(13, &[(1, 2)]), ALICE, None);
         assert_eq!(
-            patch_of(heard.take(at(12, 3), at(13, 3))).counts,
+            patch_of(heard.take(at(13, 3))).counts,
             vec![(TopicId(1), 2)]
         );
     }

@@ -100,6 +100,11 @@ impl TopicCache {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The catalog's generation: the shared part of every user's version.
+    pub fn shared_version(&self) -> u64 {
+        self.generation(&self.generations(), CATALOG_KEY)
+    }
+
     /// Take this before reading the database for a fill.
     pub fn ticket(&self, user_id: UserId) -> Ticket {
         let generations = self.generations();

@@ -2,9 +2,11 @@
 //! event stream (Server-Sent Events) listens — no polling and no database work per connected
 //! client.
 //!
-//! Events are routed before any stream wakes: a bump every user sees goes to every stream, a
-//! bump of one user's own view only to that user's streams. So an idle page costs nothing
-//! for other users' changes, however many there are.
+//! Events are routed before any stream wakes: a count change only to the streams of the list
+//! pages that show its topics (`pages`), a bump of one user's own view only to that user's
+//! streams, and only what no page can patch (a topic created, renamed or deleted; a gap) to
+//! every stream. So an idle page costs nothing for changes it does not show, however many
+//! there are.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -12,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, watch};
 
+use super::pages::{PageFollow, Pages, Route};
 use crate::ids::{TopicId, UserId};
 use crate::signals::token::Receiving;
 
@@ -30,8 +33,8 @@ pub enum Refused {
     /// The server follows as many pages as it takes.
     Full,
 }
-/// Bumps every user sees, buffered for all streams at once (one ring, not one per stream); a
-/// stream that falls further behind cannot keep up and is ended (its page reconnects and is
+/// Bumps every stream hears, buffered for all of them at once (one ring, not one per stream);
+/// a stream that falls further behind cannot keep up and is ended (its page reconnects and is
 /// told the current version).
 const BACKLOG: usize = 256;
 /// Bumps of one user's own view, buffered for that user's streams.
@@ -79,8 +82,10 @@ pub struct LiveHub {
 }
 
 struct HubInner {
-    /// What every stream hears.
+    /// What every stream hears: shared bumps no page can patch.
     shared: broadcast::Sender<LiveEvent>,
+    /// The list pages followed, and the newest shared version published.
+    pages: Mutex<Pages>,
     /// The users with open streams: how many, and what only those streams hear.
     users: Mutex<HashMap<UserId, UserStreams>>,
     /// Every event, for whoever taps the whole hub ([`LiveHub::subscribe`]).
@@ -112,6 +117,7 @@ impl LiveHub {
         LiveHub {
             inner: Arc::new(HubInner {
                 shared,
+                pages: Mutex::new(Pages::default()),
                 users: Mutex::new(HashMap::new()),
                 all,
                 open: AtomicUsize::new(0),
@@ -134,11 +140,23 @@ impl LiveHub {
             let _ = self.inner.all.send(event.clone());
         }
         // No listener is not an error: nobody has a page open.
-        match event.addressee() {
-            None => {
+        match (&event, event.addressee()) {
+            (LiveEvent::Shared { version, counts }, _) => {
+                // Sent under the pages' lock: a stream that hears a later bump of its page
+                // finds every earlier bump for everyone waiting already (see `pages`).
+                let mut pages = self.pages();
+                if let Route::Everyone = pages.route(*version, counts.as_ref()) {
+                    let _ = self.inner.shared.send(LiveEvent::Shared {
+                        version: *version,
+                        counts: None,
+                    });
+                }
+            }
+            (_, None) => {
+                let _pages = self.pages();
                 let _ = self.inner.shared.send(event);
             }
-            Some(user_id) => {
+            (_, Some(user_id)) => {
                 if let Some(streams) = self.users().get(&user_id) {
                     let _ = streams.events.send(event);
                 }
@@ -182,6 +200,17 @@ impl LiveHub {
         })
     }
 
+    /// The shared version the cache starts from (before any bump is published).
+    pub(crate) fn start_at(&self, version: u64) {
+        self.pages().start_at(version);
+    }
+
+    /// Follows the list page showing `shown` (`None`: not known; it then hears every count
+    /// change that can be patched).
+    pub fn follow_page(&self, shown: Option<Vec<TopicId>>) -> PageFollow {
+        PageFollow::join(self, shown)
+    }
+
     /// Streams open right now.
     pub fn open_streams(&self) -> usize {
         self.inner.open.load(Ordering::Relaxed)
@@ -199,6 +228,13 @@ impl LiveHub {
 
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.inner.shutdown.subscribe()
+    }
+
+    pub(crate) fn pages(&self) -> MutexGuard<'_, Pages> {
+        self.inner
+            .pages
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn users(&self) -> MutexGuard<'_, HashMap<UserId, UserStreams>> {
@@ -316,6 +352,68 @@ mod tests {
         hub.publish(LiveEvent::LoggedOut(UserId(1)));
         let mut later = hub.open_stream(UserId(1)).expect("open");
         assert!(later.own.try_recv().is_err());
+    }
+
+    fn counts(version: u64, counts: &[(i64, i64)]) -> LiveEvent {
+        LiveEvent::Shared {
+            version,
+            counts: Some(counts.iter().map(|&(t, n)| (TopicId(t), n)).collect()),
+        }
+    }
+
+    #[test]
+    fn a_count_change_reaches_only_the_pages_showing_its_topics_with_their_counts_only() {
+        let hub = LiveHub::default();
+        hub.publish(counts(10, &[]));
+        let mut first = hub.follow_page(Some(vec![TopicId(3), TopicId(1)]));
+        let mut second = hub.follow_page(Some(vec![TopicId(7)]));
+        let mut unknown = hub.follow_page(None);
+        let mut everyone = hub.open_stream(UserId(1)).expect("open");
+
+        hub.publish(counts(11, &[(1, 5), (9, 2)]));
+        assert_eq!(first.events.try_recv().ok(), Some(counts(11, &[(1, 5)])));
+        assert!(second.events.try_recv().is_err(), "topic 7 did not move");
+        assert_eq!(
+            unknown.events.try_recv().ok(),
+            Some(counts(11, &[(1, 5), (9, 2)]))
+        );
+        assert!(everyone.shared.try_recv().is_err(), "nobody refetches");
+
+        // A gap (a version published elsewhere first), or a bump that says nothing: every
+        // stream hears it, and no page is sent counts it cannot patch from.
+        hub.publish(counts(13, &[(7, 1)]));
+        hub.publish(LiveEvent::Shared {
+            version: 14,
+            counts: None,
+        });
+        assert!(second.events.try_recv().is_err());
+        let untold = |version| LiveEvent::Shared {
+            version,
+            counts: None,
+        };
+        assert_eq!(everyone.shared.try_recv().ok(), Some(untold(13)));
+        assert_eq!(everyone.shared.try_recv().ok(), Some(untold(14)));
+        // Heard already (PostgreSQL: an instance hears its own commits twice): dropped.
+        hub.publish(counts(14, &[(7, 2)]));
+        assert!(second.events.try_recv().is_err());
+        assert!(everyone.shared.try_recv().is_err());
+    }
+
+    #[test]
+    fn streams_of_one_page_share_its_channel_while_one_of_them_is_open() {
+        let hub = LiveHub::default();
+        let one = hub.follow_page(Some(vec![TopicId(2), TopicId(1)]));
+        let two = hub.follow_page(Some(vec![TopicId(1), TopicId(2)]));
+        assert_eq!(hub.pages().followed(), 1, "the same topics, in any order");
+        assert!(one.shows(TopicId(2)) && !one.shows(TopicId(3)));
+        drop(one);
+        assert_eq!(hub.pages().followed(), 1);
+        drop(two);
+        assert_eq!(
+            hub.pages().followed(),
+            0,
+            "no channel kept for a page nobody follows"
+        );
     }
 
     #[test]

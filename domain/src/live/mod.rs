@@ -12,11 +12,15 @@ use crate::ids::TopicId;
 
 #[cfg(feature = "server")]
 mod hub;
+#[cfg(feature = "server")]
+mod pages;
 
 #[cfg(feature = "server")]
 pub use hub::{
     Counts, Flags, LiveEvent, LiveHub, Refused, StreamGuard, MAX_OPEN_STREAMS, STREAMS_PER_USER,
 };
+#[cfg(feature = "server")]
+pub use pages::PageFollow;
 
 /// The version of what one user sees: `shared` for changes every user sees (topics, names,
 /// counts), `user` for the user's own subscriptions. Both only grow, across restarts too.

@@ -134,7 +134,8 @@ async fn run(args: Args) -> Result<(), String> {
     let base = base_of(0);
     let rss = || -> Vec<u64> { args.server_pids.iter().map(|&pid| rss_kib(pid)).collect() };
     let cpu = || -> Option<u64> {
-        (!args.server_pids.is_empty()).then(|| args.server_pids.iter().map(|&pid| cpu_ticks(pid)).sum())
+        (!args.server_pids.is_empty())
+            .then(|| args.server_pids.iter().map(|&pid| cpu_ticks(pid)).sum())
     };
     let rss_before = rss();
 
