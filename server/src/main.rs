@@ -14,7 +14,9 @@ use server::Config;
 /// "Busy days, second step"). Its huge pages would inflate the memory of ten thousand open
 /// streams (368 MiB against 242 with glibc); without them it stays at ~250 MiB. Large buffers
 /// (Argon2's 19 MiB per password check) are handed back to the system after use: 58 MiB
-/// resident after 200 logins and a mixed run.
+/// resident after 200 logins and a mixed run. The `system-allocator` feature keeps the
+/// system's instead, for heap profilers that watch `malloc` (heaptrack).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
