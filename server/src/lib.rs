@@ -267,7 +267,7 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         .route("/signup", post(auth_routes::signup))
         .route("/login", post(auth_routes::login))
         .route("/logout", post(auth_routes::logout))
-        .route("/topics/events/", get(live_routes::events))
+        .route(LIVE_EVENTS, get(live_routes::events))
         .route("/topics/create/", post(topic_routes::create))
         .route("/topics/subscribe/{id}/", post(topic_routes::subscribe))
         .route("/topics/unsubscribe/{id}/", post(topic_routes::unsubscribe))
@@ -329,13 +329,25 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         .merge(site)
         // On the router, so it runs after routing and sees the declared route.
         .layer(metrics::MeasureLayer(request_metrics));
-    all.layer(CompressionLayer::new().compress_when(compress_predicate()))
+    // Live streams pass around the compression layer: they are never compressed, and its
+    // body type (every encoder's state, inline) would be kept for as long as a page stays open
+    // (5 KiB a stream, half of what one costs; BENCHMARKS.md, "100,000 open pages").
+    let compressed = all
+        .clone()
+        .layer(CompressionLayer::new().compress_when(compress_predicate()));
+    Router::new()
+        // (As a service: axum takes a `Router` here only through `nest`.)
+        .route_service(LIVE_EVENTS, all.into_service::<axum::body::Body>())
+        .fallback_service(compressed)
         .layer(TraceLayer::new_for_http().make_span_with(request_ids::span_for))
         .layer(edge::EdgeLayer {
             trust_proxy_request_ids,
             connections,
         })
 }
+
+/// Where open pages follow live updates.
+const LIVE_EVENTS: &str = "/topics/events/";
 
 /// What is compressed on the fly: not the wasm, which a release build compresses ahead of time
 /// (served as it is, see [`static_files`]) and which a debug build has at several megabytes:

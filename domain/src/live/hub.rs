@@ -405,6 +405,11 @@ mod tests {
         let one = hub.follow_page(Some(vec![TopicId(2), TopicId(1)]));
         let two = hub.follow_page(Some(vec![TopicId(1), TopicId(2)]));
         assert_eq!(hub.pages().followed(), 1, "the same topics, in any order");
+        assert_eq!(
+            one.topics().map(<[TopicId]>::as_ptr),
+            two.topics().map(<[TopicId]>::as_ptr),
+            "one copy of a page's topics for all its streams"
+        );
         assert!(one.shows(TopicId(2)) && !one.shows(TopicId(3)));
         drop(one);
         assert_eq!(hub.pages().followed(), 1);

@@ -80,16 +80,26 @@ impl Pages {
         Route::Pages
     }
 
-    fn join(&mut self, shown: &Shown) -> broadcast::Receiver<LiveEvent> {
-        let followers = self
-            .followed
-            .entry(shown.clone())
-            .or_insert_with(|| Followers {
-                open: 0,
-                events: broadcast::channel(PAGE_BACKLOG).0,
-            });
-        followers.open += 1;
-        followers.events.subscribe()
+    /// Joins the followers of the page showing `shown`; the topics as the page's followers
+    /// share them (one copy per page, not per stream), and the page's channel.
+    fn join(&mut self, shown: Shown) -> (Shown, broadcast::Receiver<LiveEvent>) {
+        if let Some((shared, followers)) = self.followed.get_key_value(&shown) {
+            let shared = shared.clone();
+            let events = followers.events.subscribe();
+            if let Some(followers) = self.followed.get_mut(&shown) {
+                followers.open += 1;
+            }
+            return (shared, events);
+        }
+        let (sender, events) = broadcast::channel(PAGE_BACKLOG);
+        self.followed.insert(
+            shown.clone(),
+            Followers {
+                open: 1,
+                events: sender,
+            },
+        );
+        (shown, events)
     }
 
     fn leave(&mut self, shown: &Shown) {
@@ -121,7 +131,7 @@ impl PageFollow {
             ids.sort_unstable();
             ids.into()
         });
-        let events = hub.pages().join(&shown);
+        let (shown, events) = hub.pages().join(shown);
         PageFollow {
             hub: hub.clone(),
             shown,
