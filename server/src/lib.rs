@@ -295,6 +295,9 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         ))
         .layer(axum::middleware::from_fn(security::require_login))
         .layer(auth_layer)
+        .layer(axum::middleware::map_response(
+            security::store_unavailable_is_503,
+        ))
         .layer(ValidateRequestHeaderLayer::custom(same_origin))
         // Only here: health checks and static files neither read bodies nor take time.
         .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BODY))

@@ -153,6 +153,26 @@ pub fn safe_next(next: &str) -> &str {
     }
 }
 
+/// The session and login layers (tower-sessions, axum-login) answer an empty `500` when their
+/// store cannot be read: the database pool stayed full or the database is down. That is the
+/// database being unavailable, which every other path answers `503` with `Retry-After` and a
+/// message a person understands; so does this one. A `500` with a body (an error page) is
+/// left as it is.
+pub async fn store_unavailable_is_503(response: Response) -> Response {
+    use axum::body::HttpBody as _;
+    if response.status() != StatusCode::INTERNAL_SERVER_ERROR
+        || response.body().size_hint().exact() != Some(0)
+    {
+        return response;
+    }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "5")],
+        "The server cannot reach its database right now; nothing was changed. Please try again in a moment.",
+    )
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +232,33 @@ mod tests {
         assert_eq!(
             login_url("/topics/?a=1&b"),
             "/login?next=/topics/%3Fa%3D1%26b"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_empty_500_of_the_session_layers_is_a_503_with_a_message_and_others_are_kept() {
+        let empty = Response::builder()
+            .status(StatusCode::INTERNAL_SERVER_ERROR)
+            .body(Body::empty())
+            .expect("response");
+        let answered = store_unavailable_is_503(empty).await;
+        assert_eq!(answered.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            answered
+                .headers()
+                .get(header::RETRY_AFTER)
+                .map(|v| v.as_bytes()),
+            Some(&b"5"[..])
+        );
+        let page = (StatusCode::INTERNAL_SERVER_ERROR, "an error page").into_response();
+        assert_eq!(
+            store_unavailable_is_503(page).await.status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        let fine = (StatusCode::OK, "").into_response();
+        assert_eq!(
+            store_unavailable_is_503(fine).await.status(),
+            StatusCode::OK
         );
     }
 }

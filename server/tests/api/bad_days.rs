@@ -432,6 +432,18 @@ async fn an_exhausted_pool_answers_503_and_recovers() {
     let reader = alice.get("/topics/activity/").await;
     assert_eq!(reader.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(reader.headers().get("retry-after").is_some());
+    // A session this server has not seen is read from the database by the session layer,
+    // which can only fail: the same 503, with a message, not its bare 500.
+    let stranger = crate::support::plain_http()
+        .get(server.url("/topics/"))
+        .header("cookie", "subscriptions_session=AAAAAAAAAAAAAAAAAAAAAA")
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(stranger.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(stranger.headers().get("retry-after").is_some());
+    let message = stranger.text().await.expect("body");
+    assert!(message.contains("try again"), "{message}");
 
     lock.join().expect("lock holder");
     let written = writer.await.expect("writer");
