@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, watch};
 
-use super::pages::{PageFollow, Pages, Route};
+use super::events::LiveEvent;
+use super::pages::{self, PageFollow, Pages, Route};
 use crate::ids::{TopicId, UserId};
 use crate::signals::token::Receiving;
 
@@ -40,42 +41,6 @@ const BACKLOG: usize = 256;
 /// Bumps of one user's own view, buffered for that user's streams.
 const USER_BACKLOG: usize = 32;
 
-/// New subscriber counts, by topic (absolute values: see [`super::Patch`]).
-pub type Counts = Arc<[(TopicId, i64)]>;
-/// One user's new subscribed flags, by topic.
-pub type Flags = Arc<[(TopicId, bool)]>;
-
-/// A version bump, with what moved when the change that made it could tell (`None`: the
-/// page refetches).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LiveEvent {
-    /// Something every user sees changed (a topic, a name, a count).
-    Shared {
-        version: u64,
-        counts: Option<Counts>,
-    },
-    /// One user's own view changed.
-    User {
-        user_id: UserId,
-        version: u64,
-        flags: Option<Flags>,
-    },
-    /// Every user's own view changed (one bump for a change that touched very many).
-    AllUsers(u64),
-    /// The user logged out: their streams end.
-    LoggedOut(UserId),
-}
-
-impl LiveEvent {
-    /// The one user whose streams alone hear this event; `None`: every stream hears it.
-    fn addressee(&self) -> Option<UserId> {
-        match self {
-            LiveEvent::User { user_id, .. } | LiveEvent::LoggedOut(user_id) => Some(*user_id),
-            LiveEvent::Shared { .. } | LiveEvent::AllUsers(_) => None,
-        }
-    }
-}
-
 #[derive(Clone)]
 pub struct LiveHub {
     inner: Arc<HubInner>,
@@ -85,7 +50,7 @@ struct HubInner {
     /// What every stream hears: shared bumps no page can patch.
     shared: broadcast::Sender<LiveEvent>,
     /// The list pages followed, and the newest shared version published.
-    pages: Mutex<Pages>,
+    pages: Arc<Mutex<Pages>>,
     /// The users with open streams: how many, and what only those streams hear.
     users: Mutex<HashMap<UserId, UserStreams>>,
     /// Every event, for whoever taps the whole hub ([`LiveHub::subscribe`]).
@@ -117,7 +82,7 @@ impl LiveHub {
         LiveHub {
             inner: Arc::new(HubInner {
                 shared,
-                pages: Mutex::new(Pages::default()),
+                pages: Arc::new(Mutex::new(Pages::default())),
                 users: Mutex::new(HashMap::new()),
                 all,
                 open: AtomicUsize::new(0),
@@ -208,7 +173,7 @@ impl LiveHub {
     /// Follows the list page showing `shown` (`None`: not known; it then hears every count
     /// change that can be patched).
     pub fn follow_page(&self, shown: Option<Vec<TopicId>>) -> PageFollow {
-        PageFollow::join(self, shown)
+        PageFollow::join(&self.inner.pages, shown)
     }
 
     /// Streams open right now.
@@ -231,10 +196,7 @@ impl LiveHub {
     }
 
     pub(crate) fn pages(&self) -> MutexGuard<'_, Pages> {
-        self.inner
-            .pages
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        pages::lock(&self.inner.pages)
     }
 
     fn users(&self) -> MutexGuard<'_, HashMap<UserId, UserStreams>> {

@@ -11,14 +11,16 @@ use serde::{Deserialize, Serialize};
 use crate::ids::TopicId;
 
 #[cfg(feature = "server")]
+mod events;
+#[cfg(feature = "server")]
 mod hub;
 #[cfg(feature = "server")]
 mod pages;
 
 #[cfg(feature = "server")]
-pub use hub::{
-    Counts, Flags, LiveEvent, LiveHub, Refused, StreamGuard, MAX_OPEN_STREAMS, STREAMS_PER_USER,
-};
+pub use events::{Counts, Flags, LiveEvent};
+#[cfg(feature = "server")]
+pub use hub::{LiveHub, Refused, StreamGuard, MAX_OPEN_STREAMS, STREAMS_PER_USER};
 #[cfg(feature = "server")]
 pub use pages::PageFollow;
 

@@ -10,12 +10,11 @@
 //! none of its topics.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::broadcast;
 
-use super::hub::LiveHub;
-use super::LiveEvent;
+use super::events::LiveEvent;
 use crate::ids::TopicId;
 
 /// Described bumps buffered per followed page (one ring for all its streams).
@@ -117,23 +116,31 @@ impl Pages {
     }
 }
 
+/// The pages table, locked (a panic while holding it leaves no half-made change: each
+/// change is one insert, one removal or one count).
+pub(crate) fn lock(pages: &Mutex<Pages>) -> MutexGuard<'_, Pages> {
+    pages
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// One stream's place among the followers of its page, until dropped.
 pub struct PageFollow {
-    hub: LiveHub,
+    pages: Arc<Mutex<Pages>>,
     shown: Shown,
     /// The described count changes of the page's topics.
     pub events: broadcast::Receiver<LiveEvent>,
 }
 
 impl PageFollow {
-    pub(crate) fn join(hub: &LiveHub, shown: Option<Vec<TopicId>>) -> PageFollow {
+    pub(crate) fn join(pages: &Arc<Mutex<Pages>>, shown: Option<Vec<TopicId>>) -> PageFollow {
         let shown: Shown = shown.map(|mut ids| {
             ids.sort_unstable();
             ids.into()
         });
-        let (shown, events) = hub.pages().join(shown);
+        let (shown, events) = lock(pages).join(shown);
         PageFollow {
-            hub: hub.clone(),
+            pages: pages.clone(),
             shown,
             events,
         }
@@ -160,6 +167,6 @@ impl PageFollow {
 
 impl Drop for PageFollow {
     fn drop(&mut self) {
-        self.hub.pages().leave(&self.shown);
+        lock(&self.pages).leave(&self.shown);
     }
 }
