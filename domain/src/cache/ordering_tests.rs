@@ -146,6 +146,53 @@ fn commits_of_one_topic_told_out_of_order_never_patch_back() {
     assert_eq!(catalog_version(&reversed), 2);
 }
 
+/// What another instance hears of a commit told with the catalog its transaction saw: the
+/// version its pages patch to, if any.
+fn heard_told(
+    cache: &TopicCache,
+    (shard, version): (u16, u64),
+    seen: &[(u16, u64)],
+) -> Option<u64> {
+    let mut catalog_seen: Vec<(u16, u64)> =
+        (0..super::keys::CATALOG_SHARDS).map(|at| (at, 0)).collect();
+    for &(at, seen_version) in seen.iter().chain([(shard, version)].iter()) {
+        catalog_seen[usize::from(at)].1 = seen_version;
+    }
+    let moved = Moved {
+        catalog: vec![(shard, version)],
+        ..Default::default()
+    };
+    let (bumps, next) = cache.advance_heard_told(&moved, &catalog_seen, &crate::testing::token());
+    assert!(
+        matches!(bumps.as_slice(), [LiveEvent::Shared { .. }]),
+        "the move is told either way: {bumps:?}"
+    );
+    next
+}
+
+/// The same two commits of one topic, heard by another instance through the database: its
+/// pages patch a commit only when it is the catalog's very next step there, so heard in
+/// reverse the first commit's count never goes out over the second's.
+#[test]
+fn commits_heard_from_another_instance_out_of_order_are_never_patched_back() {
+    let in_order = TopicCache::following_database_versions(TTL);
+    assert_eq!(heard_told(&in_order, (1, 1), &[]), Some(1));
+    assert_eq!(heard_told(&in_order, (2, 1), &[(1, 1)]), Some(2));
+
+    let reversed = TopicCache::following_database_versions(TTL);
+    assert_eq!(
+        heard_told(&reversed, (2, 1), &[(1, 1)]),
+        None,
+        "the second commit heard first: a commit before it is missing here, pages refetch"
+    );
+    assert_eq!(
+        heard_told(&reversed, (1, 1), &[]),
+        None,
+        "the first heard last: its count is older than what the refetch showed"
+    );
+    assert_eq!(catalog_version(&reversed), 2);
+}
+
 fn connect(place: &ScratchDatabase) -> PgConnection {
     PgConnection::establish(place.url()).expect("connect")
 }

@@ -98,6 +98,28 @@ impl TopicCache {
         self.advance(moved, token)
     }
 
+    /// [`Self::advance_heard`] for another instance's commit that said what the catalog looked
+    /// like to its transaction (`seen`, every shard right after its own move): the version to
+    /// tell open pages with the commit's counts when, by the patching rule above, it is the very
+    /// next step of the catalog here; `None` when it is not (they refetch). Checked and moved
+    /// under one hold of the generations, so no commit of this instance slips in between.
+    pub fn advance_heard_told(
+        &self,
+        moved: &shared::Moved,
+        seen: &[(u16, u64)],
+        _: &Receiving,
+    ) -> (Vec<LiveEvent>, Option<u64>) {
+        let unheard = self.unheard(moved);
+        let mut generations = self.generations();
+        let next = match unheard.catalog[..] {
+            [(shard, version)] if self.one_commit_behind(&generations, seen, shard, version) => {
+                Some(shared::catalog_version(seen))
+            }
+            _ => None,
+        };
+        (self.advance_in(&mut generations, &unheard), next)
+    }
+
     /// Whether the shards here are `seen` (every shard, as a commit's transaction read them
     /// after moving `shard` to `version`) with `shard` still one below.
     fn one_commit_behind(

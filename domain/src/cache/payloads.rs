@@ -2,8 +2,8 @@
 //! the commit by `signals::announce`, read by `signals::remote`.
 
 use super::keys::CATALOG_SHARDS;
-use super::shared::Moved;
-use crate::ids::UserId;
+use super::shared::{Moved, Shards};
+use crate::ids::{TopicId, UserId};
 
 /// The notification channel version moves are announced on.
 pub const CHANNEL: &str = "subscriptions_cache_versions";
@@ -12,12 +12,34 @@ pub const CHANNEL: &str = "subscriptions_cache_versions";
 /// is at most 41 bytes (two 19-digit numbers, a colon, a space).
 const USERS_PER_NOTIFICATION: usize = 150;
 
+/// Counts a notification carries at most: past them the head payload could outgrow the
+/// limit, and the change is told without them (other instances' pages refetch).
+const COUNTS_PER_NOTIFICATION: usize = 64;
+
+/// What a committed change of subscriptions says beyond its version moves, for the other
+/// instances' open pages to patch: the catalog as its transaction saw it right after its own
+/// move (every shard), and the new subscriber counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Told {
+    pub seen: Shards,
+    pub counts: Vec<(TopicId, i64)>,
+}
+
 /// `moved` as notification payloads: `c<shard>.<version>` per catalog shard, `a<version>` for all
-/// users, `<user>:<version>` per user, separated by spaces.
-pub fn encode(moved: &Moved) -> Vec<String> {
+/// users, `<user>:<version>` per user, separated by spaces; with `told`, also `s<shard>.<version>`
+/// per shard the transaction saw and `n<topic>.<count>` per count, in the first payload.
+pub fn encode(moved: &Moved, told: Option<&Told>) -> Vec<String> {
     let mut head = Vec::new();
     for (shard, version) in &moved.catalog {
         head.push(format!("c{shard}.{version}"));
+    }
+    if let Some(told) = told.filter(|told| told.counts.len() <= COUNTS_PER_NOTIFICATION) {
+        for (shard, version) in &told.seen {
+            head.push(format!("s{shard}.{version}"));
+        }
+        for (topic, count) in &told.counts {
+            head.push(format!("n{}.{count}", topic.0));
+        }
     }
     if let Some(version) = moved.all_users {
         head.push(format!("a{version}"));
@@ -48,16 +70,32 @@ pub fn encode(moved: &Moved) -> Vec<String> {
 
 /// The inverse of [`encode`] for one payload; `None` for anything else.
 pub fn decode(payload: &str) -> Option<Moved> {
+    decode_told(payload).map(|(moved, _)| moved)
+}
+
+/// [`decode`], with what the change told beyond its moves, if it did (a complete catalog as
+/// its transaction saw it, and counts).
+pub fn decode_told(payload: &str) -> Option<(Moved, Option<Told>)> {
     let mut moved = Moved::default();
+    let mut seen = Shards::new();
+    let mut counts = Vec::new();
+    let shard_of = |text: &str| -> Option<u16> {
+        let shard: u16 = text.parse().ok()?;
+        (shard < CATALOG_SHARDS).then_some(shard)
+    };
     for part in payload.split_whitespace() {
         if let Some(shard) = part.strip_prefix('c') {
             // `c<version>` without a shard is the single row of earlier releases: shard 0.
             let (shard, version) = shard.split_once('.').unwrap_or(("0", shard));
-            let shard: u16 = shard.parse().ok()?;
-            if shard >= CATALOG_SHARDS {
-                return None;
-            }
-            moved.catalog.push((shard, version.parse().ok()?));
+            moved
+                .catalog
+                .push((shard_of(shard)?, version.parse().ok()?));
+        } else if let Some(shard) = part.strip_prefix('s') {
+            let (shard, version) = shard.split_once('.')?;
+            seen.push((shard_of(shard)?, version.parse().ok()?));
+        } else if let Some(count) = part.strip_prefix('n') {
+            let (topic, count) = count.split_once('.')?;
+            counts.push((TopicId(topic.parse().ok()?), count.parse().ok()?));
         } else if let Some(version) = part.strip_prefix('a') {
             moved.all_users = Some(version.parse().ok()?);
         } else {
@@ -68,13 +106,15 @@ pub fn decode(payload: &str) -> Option<Moved> {
         }
     }
     moved.catalog.sort_unstable();
-    Some(moved)
+    seen.sort_unstable();
+    let told = (!seen.is_empty() && !counts.is_empty()).then_some(Told { seen, counts });
+    Some((moved, told))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{decode, encode, Moved};
-    use crate::ids::UserId;
+    use super::{decode, decode_told, encode, Moved, Told};
+    use crate::ids::{TopicId, UserId};
 
     #[test]
     fn notifications_carry_every_move_within_the_payload_limit() {
@@ -85,7 +125,7 @@ mod tests {
                 .map(|n| (UserId(i64::MAX - n), u64::MAX - 7))
                 .collect(),
         };
-        let payloads = encode(&moved);
+        let payloads = encode(&moved, None);
         assert!(
             payloads.iter().all(|p| p.len() < 8_000),
             "PostgreSQL's limit"
@@ -109,6 +149,33 @@ mod tests {
         );
         assert_eq!(decode("x"), None);
         assert_eq!(decode("c16.1"), None, "no such shard");
-        assert!(encode(&Moved::default()).is_empty());
+        assert!(encode(&Moved::default(), None).is_empty());
+    }
+
+    #[test]
+    fn a_change_of_subscriptions_tells_what_its_transaction_saw_and_the_new_counts() {
+        let moved = Moved {
+            catalog: vec![(2, 10)],
+            all_users: None,
+            users: vec![(UserId(7), 3)],
+        };
+        let told = Told {
+            seen: (0..16)
+                .map(|shard| (shard, 10 + u64::from(shard)))
+                .collect(),
+            counts: vec![(TopicId(5), 12)],
+        };
+        let payloads = encode(&moved, Some(&told));
+        assert_eq!(payloads.len(), 1);
+        assert_eq!(decode_told(&payloads[0]), Some((moved.clone(), Some(told))));
+        assert_eq!(decode(&payloads[0]), Some(moved.clone()));
+        // Too many counts for one payload: told as the moves alone.
+        let many = Told {
+            seen: vec![(0, 1)],
+            counts: (0..1_000).map(|t| (TopicId(t), 1)).collect(),
+        };
+        let payloads = encode(&moved, Some(&many));
+        assert!(payloads.iter().all(|p| p.len() < 8_000));
+        assert_eq!(decode_told(&payloads[0]), Some((moved, None)));
     }
 }

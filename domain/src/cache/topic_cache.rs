@@ -272,16 +272,24 @@ impl TopicCache {
     /// always, since a request may have read the new version first (pages ignore a version
     /// they have).
     pub fn advance(&self, moved: &shared::Moved, _: &Receiving) -> Vec<LiveEvent> {
-        let mut generations = self.generations();
+        self.advance_in(&mut self.generations(), moved)
+    }
+
+    /// [`Self::advance`] under the generations' lock, already held.
+    pub(super) fn advance_in(
+        &self,
+        generations: &mut HashMap<String, u64>,
+        moved: &shared::Moved,
+    ) -> Vec<LiveEvent> {
         let mut bumps = Vec::with_capacity(moved.users.len() + 2);
         let mut invalidated = 0;
         if let Some(epoch) = moved.all_users {
-            invalidated += u64::from(self.raise(&mut generations, ALL_USERS_KEY, epoch));
+            invalidated += u64::from(self.raise(generations, ALL_USERS_KEY, epoch));
             bumps.push(LiveEvent::AllUsers(epoch));
         }
         for &(user_id, version) in &moved.users {
-            invalidated += u64::from(self.raise(&mut generations, &user_key(user_id), version));
-            let version = self.user_version(&generations, user_id);
+            invalidated += u64::from(self.raise(generations, &user_key(user_id), version));
+            let version = self.user_version(generations, user_id);
             bumps.push(LiveEvent::User {
                 user_id,
                 version,
@@ -289,11 +297,11 @@ impl TopicCache {
             });
         }
         for &(shard, version) in &moved.catalog {
-            invalidated += u64::from(self.raise_shard(&mut generations, shard, version));
+            invalidated += u64::from(self.raise_shard(generations, shard, version));
         }
         if !moved.catalog.is_empty() {
             bumps.push(LiveEvent::Shared {
-                version: self.generation(&generations, CATALOG_KEY),
+                version: self.generation(generations, CATALOG_KEY),
                 counts: None,
             });
         }
@@ -323,7 +331,12 @@ impl TopicCache {
     /// before the committing request's post-commit work runs, and told first as a bare version
     /// it would make open pages refetch what the described bump would have patched.
     pub fn advance_heard(&self, moved: &shared::Moved, token: &Receiving) -> Vec<LiveEvent> {
-        let unheard = {
+        self.advance(&self.unheard(moved), token)
+    }
+
+    /// What of `moved` is not one of this instance's own commits on their way.
+    pub(super) fn unheard(&self, moved: &shared::Moved) -> shared::Moved {
+        {
             let own = self.own();
             let pending = |key: &str, version: u64| own.contains(&(key.to_owned(), version));
             shared::Moved {
@@ -341,8 +354,7 @@ impl TopicCache {
                     .copied()
                     .collect(),
             }
-        };
-        self.advance(&unheard, token)
+        }
     }
 
     /// Notes the versions an open transaction of this instance moved (inside it, before its

@@ -16,7 +16,7 @@ use diesel::connection::SimpleConnection;
 use diesel::sql_types::{Array, Text};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
-use crate::cache::payloads;
+use crate::cache::payloads::{self, Told};
 use crate::cache::shared::Moved;
 
 /// At most this many payloads go in one transaction.
@@ -43,8 +43,8 @@ impl Announcer {
     }
 
     /// Queues what a commit moved; never waits.
-    pub fn announce(&self, moved: &Moved) {
-        for payload in payloads::encode(moved) {
+    pub fn announce(&self, moved: &Moved, told: Option<&Told>) {
+        for payload in payloads::encode(moved, told) {
             if self.to_thread.send(payload).is_err() {
                 tracing::error!(
                     "the announcer is gone; other instances hear of this commit at their next read"

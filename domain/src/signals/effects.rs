@@ -1,6 +1,7 @@
 //! What post-commit work acts on: the cache, and the live hub that tells open pages about
 //! every version the cache moved.
 
+use crate::cache::payloads::Told;
 use crate::cache::{Described, Stale, TopicCache};
 use crate::ids::UserId;
 use crate::live::{LiveEvent, LiveHub};
@@ -109,7 +110,16 @@ impl Effects {
             self.live.publish(told);
         }
         if let Some(announcer) = &self.announcer {
-            announcer.announce(&bumped.moved);
+            // With its counts, and the catalog as the transaction saw it: another instance
+            // whose catalog is exactly one commit behind patches its pages too.
+            let told = match (described, &bumped.catalog_seen) {
+                (Some(described), Some(seen)) if !described.counts.is_empty() => Some(Told {
+                    seen: seen.clone(),
+                    counts: described.counts.iter().map(|(&t, &n)| (t, n)).collect(),
+                }),
+                _ => None,
+            };
+            announcer.announce(&bumped.moved, told.as_ref());
         }
     }
 
@@ -128,6 +138,26 @@ impl Effects {
     pub fn advance(&self, moved: &crate::cache::shared::Moved, token: &Receiving) {
         for bump in self.cache.advance_heard(moved, token) {
             self.live.publish(bump);
+        }
+    }
+
+    /// [`Self::advance`] for a commit that told its counts and the catalog its transaction
+    /// saw: open pages patch when it is the very next step of the catalog here.
+    pub fn advance_told(
+        &self,
+        moved: &crate::cache::shared::Moved,
+        told: &Told,
+        token: &Receiving,
+    ) {
+        let (bumps, next) = self.cache.advance_heard_told(moved, &told.seen, token);
+        for bump in bumps {
+            self.live.publish(match (bump, next) {
+                (LiveEvent::Shared { .. }, Some(version)) => LiveEvent::Shared {
+                    version,
+                    counts: Some(told.counts.iter().copied().collect()),
+                },
+                (bump, _) => bump,
+            });
         }
     }
 

@@ -130,10 +130,17 @@ fn pump(conn: &mut PgConnection, heard: &Heard) -> Option<String> {
                 heard.sessions.tell(&notification.payload);
                 continue;
             }
-            match payloads::decode(&notification.payload) {
-                Some(moved) => {
+            match payloads::decode_told(&notification.payload) {
+                Some((moved, told)) => {
                     stats.received.fetch_add(1, Ordering::Relaxed);
-                    signals_now.effects.advance(&moved, &Receiving::new());
+                    match told {
+                        Some(told) => {
+                            signals_now
+                                .effects
+                                .advance_told(&moved, &told, &Receiving::new())
+                        }
+                        None => signals_now.effects.advance(&moved, &Receiving::new()),
+                    }
                 }
                 None => tracing::warn!(payload = %notification.payload, "unreadable notification"),
             }
@@ -221,6 +228,41 @@ mod tests {
             .as_ref()
             .map(|r| r.received.load(Ordering::Relaxed));
         assert!(received.is_some_and(|n| n >= 1));
+    }
+
+    /// The commit tells its counts and the catalog its transaction saw: the other instance,
+    /// whose catalog is exactly one commit behind, tells its open pages the new count to patch
+    /// (not a bare version that would make every one of them refetch).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_subscription_on_one_instance_reaches_the_others_pages_with_its_count() {
+        let place = ScratchDatabase::create();
+        let (a, b, alice, python) = two_instances_and_a_member(&place).await;
+        // As a request on it does: the instance reads where the versions stand.
+        crate::topics::list(&b, alice, Default::default())
+            .await
+            .expect("list");
+        let mut events = b.live.subscribe();
+        crate::subscriptions::subscribe(&a, alice, python)
+            .await
+            .expect("subscribe");
+        let started = Instant::now();
+        loop {
+            let left = Duration::from_secs(10).saturating_sub(started.elapsed());
+            match tokio::time::timeout(left, events.recv()).await {
+                Ok(Ok(LiveEvent::Shared {
+                    counts: Some(counts),
+                    ..
+                })) => {
+                    assert_eq!(&counts[..], &[(python, 1)]);
+                    break;
+                }
+                Ok(Ok(LiveEvent::Shared { counts: None, .. })) => {
+                    panic!("told as a bare version: every open page would refetch")
+                }
+                Ok(_) => {}
+                Err(_) => panic!("the other instance's pages were not told"),
+            }
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -160,6 +160,7 @@ async fn a_page_open_on_one_instance_follows_changes_made_through_another() {
     let mut events = Events::open(&alice.against(&second)).await;
     let mut last = events.version().await;
     let mut latencies = Vec::new();
+    let mut patched = 0;
     for write in 0..50 {
         let path = if write % 2 == 0 {
             format!("/topics/subscribe/{python}/")
@@ -169,14 +170,26 @@ async fn a_page_open_on_one_instance_follows_changes_made_through_another() {
         let sent = Instant::now();
         bob.post_listed(&path, &[]).await;
         let committed = sent.elapsed();
-        // Bob's count changes what Alice sees: her page on the other instance hears of it.
+        // Bob's count changes what Alice sees: her page on the other instance hears of it, as
+        // a patch with the count when that instance had heard every commit before it, else as
+        // a version to refetch.
         let heard = loop {
             match events.next(PATIENCE).await {
                 crate::live::Next::Version(version) if version.shared > last.shared => {
                     last = version;
                     break sent.elapsed();
                 }
-                crate::live::Next::Version(_) => continue,
+                crate::live::Next::Patch(patch) if patch.to.shared > last.shared => {
+                    assert_eq!(
+                        patch.counts,
+                        vec![(domain::ids::TopicId(python), 1 - (write % 2) as i64)],
+                        "write {write}"
+                    );
+                    patched += 1;
+                    last = patch.to;
+                    break sent.elapsed();
+                }
+                crate::live::Next::Version(_) | crate::live::Next::Patch(_) => continue,
                 other => panic!("write {write}: expected a newer version, got {other:?}"),
             }
         };
@@ -184,9 +197,14 @@ async fn a_page_open_on_one_instance_follows_changes_made_through_another() {
     }
     latencies.sort_unstable();
     println!(
-        "cross-instance live latency after the response (50 writes): p50 {:?}, p99 {:?}",
+        "cross-instance live latency after the response (50 writes): p50 {:?}, p99 {:?}; \
+         {patched} of 50 arrived as patches",
         latencies[latencies.len() / 2],
         latencies[latencies.len() * 99 / 100]
+    );
+    assert!(
+        patched > 0,
+        "a write heard by an instance that heard every commit before it is a patch"
     );
     let remote = second.metric("versions_notifications_total").await;
     assert!(
