@@ -77,6 +77,17 @@ log "seeding the $profile dataset"
 seed_line=$(target/release/server bench-seed --profile "$profile")
 echo "$seed_line" >&2
 
+# seed_postgres: creates a database for the run on BENCH_POSTGRES_URL (dropped on exit), points
+# DATABASE_URL at it and seeds the profile's dataset.
+pg_server=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+seed_postgres() {
+  pg_database="subs_bench_$$"
+  psql "$pg_server" -v ON_ERROR_STOP=1 -qc "CREATE DATABASE $pg_database"
+  export DATABASE_URL="${pg_server%/*}/$pg_database"
+  log "seeding the $profile dataset into PostgreSQL"
+  target/release/server bench-seed --profile "$profile" >&2
+}
+
 # launch PORT TTL LOG: starts a release server; its pid in $launched.
 launch() {
   LEPTOS_SITE_ADDR="127.0.0.1:$1" LEPTOS_SITE_ROOT=target/site \
@@ -149,12 +160,7 @@ if [ -n "$live" ]; then
   writes=${BENCH_WRITES_PER_SECOND:-20} hot=10
   pids=() live_bases=()
   if [ "${BENCH_BACKEND:-sqlite}" = postgres ]; then
-    pg_server=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
-    pg_database="subs_bench_$$"
-    psql "$pg_server" -v ON_ERROR_STOP=1 -qc "CREATE DATABASE $pg_database"
-    export DATABASE_URL="${pg_server%/*}/$pg_database"
-    log "seeding the $profile dataset into PostgreSQL"
-    target/release/server bench-seed --profile "$profile" >&2
+    seed_postgres
     start_server 60
     launch $(( port + 1 )) 60 "$work/server2.log"
     extra_pids+=("$launched")
@@ -253,13 +259,8 @@ stop_server
 # The same scenarios on PostgreSQL: one instance, then two behind nginx (deploy/nginx.conf).
 # BENCH_POSTGRES=0 skips them; BENCH_POSTGRES_URL names the server (a database is created
 # on it for the run and dropped after).
-pg_server=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 if [ "${BENCH_POSTGRES:-1}" = 1 ]; then
-  pg_database="subs_bench_$$"
-  psql "$pg_server" -v ON_ERROR_STOP=1 -qc "CREATE DATABASE $pg_database"
-  export DATABASE_URL="${pg_server%/*}/$pg_database"
-  log "seeding the $profile dataset into PostgreSQL"
-  target/release/server bench-seed --profile "$profile" >&2
+  seed_postgres
   start_server 60
   login_users
   curl -fs -H "Cookie: $(head -1 "$work/cookies")" "$base/topics/" >/dev/null

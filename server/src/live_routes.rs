@@ -100,8 +100,9 @@ struct Follower {
     services: Services,
     user_id: UserId,
     request: PageRequest,
-    /// The version the page was last told (none before the first event).
-    told: Option<ViewVersion>,
+    /// Whether the first event (the current version) went out; what was told since is
+    /// `heard.from`.
+    opened: bool,
     heard: Heard,
     /// When the page was last told something: the next event waits [`COALESCE`] after it.
     last_told: Option<Instant>,
@@ -277,7 +278,7 @@ impl Follower {
             services: services.clone(),
             user_id,
             request,
-            told: None,
+            opened: false,
             heard: Heard::at(ViewVersion::default()),
             last_told: None,
         }
@@ -386,9 +387,9 @@ impl Follower {
     }
 
     async fn next_update(&mut self) -> Option<Update> {
-        if self.told.is_none() {
+        if !self.opened {
             let now = self.services.view_version(self.user_id);
-            self.told = Some(now);
+            self.opened = true;
             self.heard = Heard::at(now);
             self.last_told = Some(Instant::now());
             return Some(Update::Version(now));
@@ -411,10 +412,6 @@ impl Follower {
             }
             let now = self.services.view_version(self.user_id);
             if let Some(update) = self.heard.take(now) {
-                self.told = Some(match &update {
-                    Update::Version(version) => *version,
-                    Update::Patch(patch) => patch.to,
-                });
                 self.last_told = Some(Instant::now());
                 return Some(update);
             }

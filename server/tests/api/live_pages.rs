@@ -4,9 +4,7 @@
 use std::time::Duration;
 
 use domain::ids::TopicId;
-use reqwest::header::{HeaderMap, HeaderValue, ORIGIN};
-use reqwest::redirect::Policy;
-use reqwest::{Client, StatusCode, Version};
+use reqwest::{StatusCode, Version};
 
 use crate::live::{Events, Next, PATIENCE};
 use crate::support::{member, TestClient, TestServer, PASSWORD};
@@ -66,29 +64,12 @@ async fn a_stream_is_told_only_of_the_rows_its_page_shows() {
     );
 }
 
-/// A client that speaks HTTP/2 from its first byte (as a proxy in front does to the server),
-/// with a browser's cookie jar and Origin.
-fn over_http2(base: &str) -> TestClient {
-    let mut headers = HeaderMap::new();
-    headers.insert(ORIGIN, HeaderValue::from_str(base).expect("origin"));
-    TestClient {
-        http: Client::builder()
-            .http2_prior_knowledge()
-            .cookie_store(true)
-            .redirect(Policy::none())
-            .default_headers(headers)
-            .build()
-            .expect("client"),
-        base: base.to_owned(),
-    }
-}
-
 #[tokio::test]
 async fn many_streams_share_one_http2_connection_and_each_hears_every_change() {
     let (server, _alice) = TestServer::with_member("alice").await;
     let bob = member(&server, "bob").await;
     let python = bob.topic_id("Python").await;
-    let client = over_http2(&server.base);
+    let client = TestClient::over_http2(&server.base);
     let login = client.login("alice", PASSWORD, "/topics/").await;
     assert_eq!(login.status(), StatusCode::SEE_OTHER);
     assert_eq!(login.version(), Version::HTTP_2);

@@ -16,10 +16,19 @@ pub struct TestClient {
 impl TestClient {
     /// A browser-like client of the site at `base` (a server, or a load balancer in front).
     pub fn new(base: &str) -> TestClient {
+        TestClient::built(Client::builder(), base)
+    }
+
+    /// The same browser speaking HTTP/2 from its first byte (as a proxy in front does).
+    pub fn over_http2(base: &str) -> TestClient {
+        TestClient::built(Client::builder().http2_prior_knowledge(), base)
+    }
+
+    fn built(builder: reqwest::ClientBuilder, base: &str) -> TestClient {
         let mut headers = HeaderMap::new();
         headers.insert(ORIGIN, HeaderValue::from_str(base).expect("origin"));
         TestClient {
-            http: Client::builder()
+            http: builder
                 .cookie_store(true)
                 .redirect(Policy::none())
                 .default_headers(headers)
