@@ -193,6 +193,32 @@ fn commits_heard_from_another_instance_out_of_order_are_never_patched_back() {
     assert_eq!(catalog_version(&reversed), 2);
 }
 
+/// A request read the catalog's versions after another instance's commit and before its
+/// notification: the pages were told nothing yet, and still patch with its counts. Not when
+/// the read found a later commit too: that one's counts may already be on a page.
+#[test]
+fn a_commit_read_in_the_database_before_its_notification_is_still_told_as_counts() {
+    let observed = |catalog: Vec<(u16, u64)>| {
+        let cache = TopicCache::following_database_versions(TTL);
+        cache.observe(&Probed {
+            catalog,
+            ..Default::default()
+        });
+        cache
+    };
+    let found = observed(vec![(1, 1)]);
+    assert_eq!(heard_told(&found, (1, 1), &[]), Some(1));
+    assert_eq!(catalog_version(&found), 1);
+
+    let found_later_too = observed(vec![(1, 1), (2, 1)]);
+    assert_eq!(
+        heard_told(&found_later_too, (1, 1), &[]),
+        None,
+        "a commit the first one did not see was read here: pages refetch"
+    );
+    assert_eq!(catalog_version(&found_later_too), 2);
+}
+
 fn connect(place: &ScratchDatabase) -> PgConnection {
     PgConnection::establish(place.url()).expect("connect")
 }

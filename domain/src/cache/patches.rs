@@ -103,6 +103,13 @@ impl TopicCache {
     /// tell open pages with the commit's counts when, by the patching rule above, it is the very
     /// next step of the catalog here; `None` when it is not (they refetch). Checked and moved
     /// under one hold of the generations, so no commit of this instance slips in between.
+    ///
+    /// Also when the shards here are exactly `seen` already: a request read the versions in
+    /// the database after the commit and before its notification arrived (every request
+    /// does, and the notification takes a few milliseconds). That read raised the generations
+    /// but told no page, so the pages are where they were; and since no shard here is past
+    /// what the commit saw, no later commit of its topics was read here either. Whether the
+    /// pages were told the very version before is the hub's check (`live::pages`).
     pub fn advance_heard_told(
         &self,
         moved: &shared::Moved,
@@ -112,12 +119,23 @@ impl TopicCache {
         let unheard = self.unheard(moved);
         let mut generations = self.generations();
         let next = match unheard.catalog[..] {
-            [(shard, version)] if self.one_commit_behind(&generations, seen, shard, version) => {
+            [(shard, version)]
+                if self.one_commit_behind(&generations, seen, shard, version)
+                    || self.found_at(&generations, seen) =>
+            {
                 Some(shared::catalog_version(seen))
             }
             _ => None,
         };
         (self.advance_in(&mut generations, &unheard), next)
+    }
+
+    /// Whether every shard here is at `seen`, all of them given.
+    fn found_at(&self, generations: &HashMap<String, u64>, seen: &[(u16, u64)]) -> bool {
+        seen.len() == usize::from(CATALOG_SHARDS)
+            && seen.iter().all(|&(at, seen_version)| {
+                self.generation(generations, &shard_generation_key(at)) == seen_version
+            })
     }
 
     /// Whether the shards here are `seen` (every shard, as a commit's transaction read them

@@ -24,7 +24,13 @@ use crate::sessions::{self, EndedElsewhere};
 const POLL: Duration = Duration::from_millis(10);
 /// How often the catalog's versions are read again: a notification the committing instance
 /// never sent (it stopped between its commit and its announcement) is made up for within
-/// this. (A user's own versions are read by each of the user's requests.)
+/// twice this. (A user's own versions are read by each of the user's requests.)
+///
+/// A reading is acted on only at the next one: a commit found in it has had a whole period
+/// for its notification to arrive. Acted on at once, a reread would often find a commit
+/// whose notification is still on its way (the committing instance announces after its
+/// commit) and tell every open page a bare version, so that all of them refetch what the
+/// notification would have let them patch.
 const REREAD: Duration = Duration::from_millis(500);
 /// Between attempts to reconnect.
 const RETRY: Duration = Duration::from_millis(500);
@@ -115,6 +121,7 @@ fn listen(url: &str, signals: &Weak<Signals>) -> Result<PgConnection, String> {
 fn pump(conn: &mut PgConnection, heard: &Heard) -> Option<String> {
     let (signals, stats) = (&heard.signals, &*heard.stats);
     let mut checked = Instant::now();
+    let mut last_reading: Option<shared::Shards> = None;
     loop {
         // The iterator repeats a connection error for ever: stop at the first one.
         let mut arrived = Vec::new();
@@ -150,8 +157,9 @@ fn pump(conn: &mut PgConnection, heard: &Heard) -> Option<String> {
             // Also the check that the connection is alive (a statement on a dead one fails).
             match shared::catalog_now(conn) {
                 Ok(catalog) => {
-                    if let Some(signals) = signals.upgrade() {
-                        signals.effects.reread_catalog(&catalog, &Receiving::new());
+                    let settled = last_reading.replace(catalog);
+                    if let (Some(signals), Some(settled)) = (signals.upgrade(), settled) {
+                        signals.effects.reread_catalog(&settled, &Receiving::new());
                     }
                 }
                 Err(err) => return Some(err.to_string()),
@@ -262,6 +270,74 @@ mod tests {
                 Ok(_) => {}
                 Err(_) => panic!("the other instance's pages were not told"),
             }
+        }
+    }
+
+    /// The race every busy instance runs: a request reads the versions in the database after
+    /// another instance's commit and before that commit's notification arrives. The read told
+    /// no page, so when the notification comes the pages still patch with its count. (Here
+    /// the other instance hears nothing by itself: the test hands it the notification once
+    /// its request has read the versions.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_commit_read_by_a_request_before_its_notification_still_reaches_pages_as_counts() {
+        use diesel::connection::SimpleConnection;
+        use diesel::{Connection, PgConnection};
+
+        let place = ScratchDatabase::create();
+        let a = instance(&place).await;
+        let b = Services::for_a_command(Db::open(place.url()).await.expect("open"));
+        let alice = member(&a, "alice").await;
+        let python = crate::topics::list(&b, alice, Default::default())
+            .await
+            .expect("list")
+            .topics[0]
+            .id;
+        let mut notifications = PgConnection::establish(place.url()).expect("connect");
+        notifications
+            .batch_execute(&format!("LISTEN {}", crate::cache::payloads::CHANNEL))
+            .expect("listen");
+        let mut events = b.live.subscribe();
+
+        crate::subscriptions::subscribe(&a, alice, python)
+            .await
+            .expect("subscribe");
+        let read = crate::topics::list(&b, alice, Default::default())
+            .await
+            .expect("list");
+        assert_eq!(
+            read.version,
+            a.view_version(alice),
+            "the request read the commit"
+        );
+
+        let started = Instant::now();
+        let (moved, told) = loop {
+            let arrived = notifications.notifications_iter().next();
+            if let Some(notification) = arrived {
+                let payload = notification.expect("a notification").payload;
+                match crate::cache::payloads::decode_told(&payload) {
+                    Some((moved, Some(told))) => break (moved, told),
+                    _ => continue,
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no counts announced"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        b.signals
+            .effects
+            .advance_told(&moved, &told, &super::Receiving::new());
+        let shared: Vec<LiveEvent> = std::iter::from_fn(|| events.try_recv().ok())
+            .filter(|event| matches!(event, LiveEvent::Shared { .. }))
+            .collect();
+        match &shared[..] {
+            [LiveEvent::Shared {
+                counts: Some(counts),
+                ..
+            }] => assert_eq!(&counts[..], &[(python, 1)]),
+            other => panic!("expected the count, told to pages: {other:?}"),
         }
     }
 
