@@ -67,6 +67,8 @@ pg_database=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
   for pid in "${extra_pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  # BENCH_LOG_DIR: where the servers' logs are kept (the work folder goes).
+  [ -n "${BENCH_LOG_DIR:-}" ] && mkdir -p "$BENCH_LOG_DIR" && cp "$work"/*.log "$BENCH_LOG_DIR"/ 2>/dev/null || true
   [ -n "$pg_database" ] && psql "$pg_server" -qc "DROP DATABASE IF EXISTS $pg_database WITH (FORCE)"
   rm -rf "$work"
 }
@@ -193,6 +195,7 @@ if [ -n "$live" ]; then
   duration=$hot run "hot GET /topics/, $streams idle streams open" 16 get.lua /topics/
   wait "$tool"
   dropped=$(metric live_streams_dropped_total)
+  to_pages=$(metric live_bumps_to_pages_total) to_everyone=$(metric live_bumps_to_everyone_total)
   # Once more without streams: the machine's drift over the run shows against the first.
   duration=$hot run "hot GET /topics/, streams closed again" 16 get.lua /topics/
   line=$(grep '^RESULT' "$work/live.out")
@@ -203,11 +206,12 @@ if [ -n "$live" ]; then
     echo "|---|---|"
     for name in connections pages page_write_pairs converge_p50_ms converge_p99_ms \
       converge_max_ms not_converged events_per_s patches versions refetches_per_write \
-      live_requests_per_s failed_refetches failed_writes server_cpu_ms_per_write \
+      live_requests_per_s failed_refetches failed_writes open_retries server_cpu_ms_per_write \
       rss_before_mib rss_open_mib rss_end_mib; do
       echo "| $name | $(field "$name") |"
     done
     echo "| streams dropped (fell behind) | $dropped |"
+    echo "| changes told to the pages showing them / to every page | $to_pages / $to_everyone |"
     echo
     echo "- $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)"
   } >>"$results"

@@ -312,6 +312,17 @@ impl Collector for Snapshot {
                 services.live.streams_dropped(),
             ),
             (
+                "live_bumps_to_pages",
+                "Count changes told only to the open pages showing their topics (they patch).",
+                services.live.shared_bumps().0,
+            ),
+            (
+                "live_bumps_to_everyone",
+                "Changes told to every open page, which refetches its list (a create, rename or \
+                 delete, or a change whose counts could not be told in order).",
+                services.live.shared_bumps().1,
+            ),
+            (
                 "page_cache_hits",
                 "Topic pages served as stored for the same user and version.",
                 self.pages.hits.load(Ordering::Relaxed),

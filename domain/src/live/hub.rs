@@ -58,6 +58,9 @@ struct HubInner {
     open: AtomicUsize,
     /// Streams ended because they fell behind.
     dropped: AtomicU64,
+    /// Shared bumps sent to the pages that show their topics, and to every stream.
+    to_pages: AtomicU64,
+    to_everyone: AtomicU64,
     capacity: AtomicUsize,
     shutdown: watch::Sender<bool>,
 }
@@ -87,6 +90,8 @@ impl LiveHub {
                 all,
                 open: AtomicUsize::new(0),
                 dropped: AtomicU64::new(0),
+                to_pages: AtomicU64::new(0),
+                to_everyone: AtomicU64::new(0),
                 capacity: AtomicUsize::new(capacity),
                 shutdown,
             }),
@@ -110,11 +115,18 @@ impl LiveHub {
                 // Sent under the pages' lock: a stream that hears a later bump of its page
                 // finds every earlier bump for everyone waiting already (see `pages`).
                 let mut pages = self.pages();
-                if let Route::Everyone = pages.route(*version, counts.as_ref()) {
-                    let _ = self.inner.shared.send(LiveEvent::Shared {
-                        version: *version,
-                        counts: None,
-                    });
+                match pages.route(*version, counts.as_ref()) {
+                    Route::Old => {}
+                    Route::Pages => {
+                        self.inner.to_pages.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Route::Everyone => {
+                        self.inner.to_everyone.fetch_add(1, Ordering::Relaxed);
+                        let _ = self.inner.shared.send(LiveEvent::Shared {
+                            version: *version,
+                            counts: None,
+                        });
+                    }
                 }
             }
             (_, None) => {
@@ -184,6 +196,15 @@ impl LiveHub {
     /// Streams ended since start-up because they could not keep up.
     pub fn streams_dropped(&self) -> u64 {
         self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Shared bumps since start-up: told as counts to the pages showing their topics, and
+    /// told to every stream (each open page then refetches its list).
+    pub fn shared_bumps(&self) -> (u64, u64) {
+        (
+            self.inner.to_pages.load(Ordering::Relaxed),
+            self.inner.to_everyone.load(Ordering::Relaxed),
+        )
     }
 
     /// Ends every stream (graceful shutdown must not wait for pages that never close).

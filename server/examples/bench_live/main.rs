@@ -98,9 +98,41 @@ struct Counters {
     refetches: AtomicU64,
     failed_refetches: AtomicU64,
     failed_writes: AtomicU64,
+    /// Stream openings answered `503` and tried again.
+    open_retries: AtomicU64,
 }
 
 const PASSWORD: &str = "bench-password";
+
+/// Each user's subscribed flags, read from their page the first time a write needs one.
+#[derive(Default)]
+struct Flags(Mutex<HashMap<(usize, i64), bool>>);
+
+impl Flags {
+    /// Flips `user`'s flag of `topic_id` (shown on list page `page`); the flag to write.
+    async fn toggled(
+        &self,
+        session: &Session,
+        base: &str,
+        user: usize,
+        topic_id: i64,
+        page: usize,
+    ) -> Result<bool, String> {
+        let known = lock(&self.0).contains_key(&(user, topic_id));
+        if !known {
+            let listing = list(session, base, page).await?;
+            let mut flags = lock(&self.0);
+            for topic in &listing.topics {
+                // A write of the same user's page may have flipped one meanwhile.
+                flags.entry((user, topic.id.0)).or_insert(topic.subscribed);
+            }
+        }
+        let mut flags = lock(&self.0);
+        let flag = flags.entry((user, topic_id)).or_insert(false);
+        *flag = !*flag;
+        Ok(*flag)
+    }
+}
 
 #[tokio::main]
 async fn main() {
@@ -214,8 +246,7 @@ async fn run(args: Args) -> Result<(), String> {
         counters.patches.load(Ordering::Relaxed) + counters.versions.load(Ordering::Relaxed);
     let refetches_before = counters.refetches.load(Ordering::Relaxed);
     let writes = Arc::new(Mutex::new(Vec::new()));
-    // Each user's subscribed flags, read from their page the first time a write needs one.
-    let mut flags: HashMap<(usize, i64), bool> = HashMap::new();
+    let flags = Arc::new(Flags::default());
     let mut ticker = tokio::time::interval(Duration::from_secs(1) / args.writes_per_second.max(1));
     let mut random = Random(0x9e37_79b9_7f4a_7c15);
     let writing_started = Instant::now();
@@ -225,22 +256,23 @@ async fn run(args: Args) -> Result<(), String> {
         ticker.tick().await;
         let user = random.below(args.users);
         let (topic_id, page) = topics[random.below(topics.len())];
-        if !flags.contains_key(&(user, topic_id)) {
-            let listing = list(&sessions[user], &base, page).await?;
-            for topic in &listing.topics {
-                flags.insert((user, topic.id.0), topic.subscribed);
-            }
-        }
-        let flag = flags.entry((user, topic_id)).or_insert(false);
-        *flag = !*flag;
-        let subscribe = *flag;
-        let (session, base, writes, counters) = (
+        let (session, base, writes, counters, flags) = (
             sessions[user].clone(),
             base_of(n),
             writes.clone(),
             counters.clone(),
+            flags.clone(),
         );
+        // Each write in a task of its own: a slow answer does not hold back the next write.
         in_flight.push(tokio::spawn(async move {
+            let subscribe = match flags.toggled(&session, &base, user, topic_id, page).await {
+                Ok(subscribe) => subscribe,
+                Err(err) => {
+                    counters.failed_writes.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("a write could not read its page: {err}");
+                    return;
+                }
+            };
             let sent = Instant::now();
             match toggle(&session, &base, topic_id, subscribe).await {
                 Ok(version) => lock(&writes).push(Write {
@@ -326,7 +358,7 @@ async fn run(args: Args) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "RESULT streams={} users={} connections={} pages={} writes={} writes_per_s={:.1} page_write_pairs={} refetches_per_write={:.2} converge_p50_ms={} converge_p99_ms={} converge_max_ms={} not_converged={} events_per_s={:.0} patches={} versions={} live_requests_per_s={:.1} failed_refetches={} failed_writes={} server_cpu_ms_per_write={} rss_before_mib={} rss_open_mib={} rss_end_mib={}",
+        "RESULT streams={} users={} connections={} pages={} writes={} writes_per_s={:.1} page_write_pairs={} refetches_per_write={:.2} converge_p50_ms={} converge_p99_ms={} converge_max_ms={} not_converged={} events_per_s={:.0} patches={} versions={} live_requests_per_s={:.1} failed_refetches={} failed_writes={} open_retries={} server_cpu_ms_per_write={} rss_before_mib={} rss_open_mib={} rss_end_mib={}",
         args.streams,
         args.users,
         args.connections,
@@ -345,6 +377,7 @@ async fn run(args: Args) -> Result<(), String> {
         per_second(refetches),
         counters.failed_refetches.load(Ordering::Relaxed),
         counters.failed_writes.load(Ordering::Relaxed),
+        counters.open_retries.load(Ordering::Relaxed),
         cpu_ms_per_write,
         mib(rss_before),
         mib(rss_open),

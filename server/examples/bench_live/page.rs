@@ -7,10 +7,11 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use domain::live::{Patch, ViewVersion};
 use domain::topics::TopicListing;
-use reqwest::header::{HeaderValue, COOKIE, SET_COOKIE};
+use reqwest::header::{HeaderValue, COOKIE, RETRY_AFTER, SET_COOKIE};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -64,17 +65,7 @@ impl Page {
         let mut history = Vec::new();
         // Opened a few at a time, as pages of a crowd arriving, not all in one instant.
         let mut permit = opening.acquire().await.ok();
-        let response = self
-            .session
-            .get(format!("{}/topics/events/?page={}", self.base, self.page))
-            .send()
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| match r.status() {
-                reqwest::StatusCode::OK => Ok(r),
-                status => Err(format!("the stream was refused: {status}")),
-            });
-        let mut response = match response {
+        let mut response = match self.open().await {
             Ok(response) => response,
             Err(err) => {
                 let _ = opened.send(Err(err));
@@ -157,6 +148,51 @@ impl Page {
             }
         }
     }
+
+    /// Opens the page's stream. A `503` is tried again after its `Retry-After`, as
+    /// EventSource does (counted); any other refusal ends the run.
+    async fn open(&self) -> Result<reqwest::Response, String> {
+        let url = format!("{}/topics/events/?page={}", self.base, self.page);
+        for _ in 0..OPEN_ATTEMPTS {
+            let response = self
+                .session
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            match response.status() {
+                reqwest::StatusCode::OK => return Ok(response),
+                reqwest::StatusCode::SERVICE_UNAVAILABLE => {
+                    self.counters.open_retries.fetch_add(1, Ordering::Relaxed);
+                    let wait = retry_after(&response).min(MAX_RETRY_WAIT);
+                    tokio::time::sleep(wait).await;
+                }
+                _ => return Err(refused("the stream", response).await),
+            }
+        }
+        Err(format!("the stream was refused {OPEN_ATTEMPTS} times: 503"))
+    }
+}
+
+/// How often a stream's opening is tried while the server answers `503`.
+const OPEN_ATTEMPTS: usize = 20;
+/// The longest wait between two tries, whatever `Retry-After` says.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
+
+fn retry_after(response: &reqwest::Response) -> Duration {
+    response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|value| value.to_str().ok()?.parse().ok())
+        .map_or(Duration::from_secs(1), Duration::from_secs)
+}
+
+/// What a refused request reports: its status and the start of the server's message.
+async fn refused(what: &str, response: reqwest::Response) -> String {
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    let message: String = body.chars().take(120).collect();
+    format!("{what}: {status} {message}")
 }
 
 /// Logs in benchmark user `n` through `client`.
@@ -204,7 +240,7 @@ pub(crate) async fn list(
         .await
         .map_err(|e| e.to_string())?;
     if !response.status().is_success() {
-        return Err(format!("list_topics: {}", response.status()));
+        return Err(refused("list_topics", response).await);
     }
     let body = response.bytes().await.map_err(|e| e.to_string())?;
     serde_json::from_slice(&body).map_err(|e| e.to_string())
@@ -228,7 +264,7 @@ pub(crate) async fn toggle(
         .await
         .map_err(|e| e.to_string())?;
     if !response.status().is_success() {
-        return Err(format!("{action}: {}", response.status()));
+        return Err(refused(action, response).await);
     }
     let body = response.bytes().await.map_err(|e| e.to_string())?;
     serde_json::from_slice(&body).map_err(|e| e.to_string())
