@@ -99,10 +99,12 @@ impl TopicCache {
     }
 
     /// [`Self::advance_heard`] for another instance's commit that said what the catalog looked
-    /// like to its transaction (`seen`, every shard right after its own move): the version to
-    /// tell open pages with the commit's counts when, by the patching rule above, it is the very
-    /// next step of the catalog here; `None` when it is not (they refetch). Checked and moved
-    /// under one hold of the generations, so no commit of this instance slips in between.
+    /// like to its transaction (`seen`, every shard right after its own move, and its new
+    /// `counts`): the version to tell open pages with the counts when, by the patching rule
+    /// above, it is the very next step of the catalog here; `None` when it is not (they
+    /// refetch). Then the cached catalog is patched too, as for this instance's own commits:
+    /// the next page needs no read of the whole catalog. Checked and moved under one hold of
+    /// the generations, so no commit of this instance slips in between.
     ///
     /// Also when the shards here are exactly `seen` already: a request read the versions in
     /// the database after the commit and before its notification arrived (every request
@@ -114,17 +116,18 @@ impl TopicCache {
         &self,
         moved: &shared::Moved,
         seen: &[(u16, u64)],
+        counts: &[(TopicId, i64)],
         _: &Receiving,
     ) -> (Vec<LiveEvent>, Option<u64>) {
         let unheard = self.unheard(moved);
         let mut generations = self.generations();
         let next = match unheard.catalog[..] {
-            [(shard, version)]
-                if self.one_commit_behind(&generations, seen, shard, version)
-                    || self.found_at(&generations, seen) =>
-            {
+            [(shard, version)] if self.one_commit_behind(&generations, seen, shard, version) => {
+                self.patch_catalog_entry(&counts.iter().copied().collect());
+                self.move_shard(&mut generations, shard, version);
                 Some(shared::catalog_version(seen))
             }
+            [_] if self.found_at(&generations, seen) => Some(shared::catalog_version(seen)),
             _ => None,
         };
         (self.advance_in(&mut generations, &unheard), next)

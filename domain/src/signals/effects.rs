@@ -149,7 +149,9 @@ impl Effects {
         told: &Told,
         token: &Receiving,
     ) {
-        let (bumps, next) = self.cache.advance_heard_told(moved, &told.seen, token);
+        let (bumps, next) = self
+            .cache
+            .advance_heard_told(moved, &told.seen, &told.counts, token);
         for bump in bumps {
             self.live.publish(match (bump, next) {
                 (LiveEvent::Shared { .. }, Some(version)) => LiveEvent::Shared {
