@@ -18,6 +18,7 @@ use crate::signals::announce::Announcer;
 use crate::signals::remote::{self, RemoteStats};
 use crate::signals::{account_changes, receivers, Effects, Signals};
 use crate::topics::purge::PurgeQueue;
+use crate::topics::CatalogReads;
 use crate::users::user_cache::UserCache;
 
 #[derive(Clone)]
@@ -38,6 +39,8 @@ pub struct Services {
     pub probes: Option<Probes>,
     /// Accounts the session layer looked up, forgotten when one changes elsewhere.
     pub users: UserCache,
+    /// Reads of the whole catalog, shared by the requests that miss it together.
+    pub catalog_reads: CatalogReads,
 }
 
 impl std::fmt::Debug for Services {
@@ -118,6 +121,7 @@ impl Services {
             ended_sessions,
             probes,
             users,
+            catalog_reads: CatalogReads::default(),
         }
     }
 

@@ -388,6 +388,12 @@ impl Collector for Snapshot {
         for (name, help, value) in gauges {
             gauge(e, name, help, value)?;
         }
+        counter(
+            e,
+            "catalog_reads",
+            "Reads of the whole topic catalog (one serves every request missing it meanwhile).",
+            services.catalog_reads.reads(),
+        )?;
         if let Some(probes) = &services.probes {
             counter(
                 e,

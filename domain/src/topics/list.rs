@@ -15,15 +15,24 @@ use super::listing::{PageRequest, TopicListing, TopicView, PAGE_SIZE};
 use super::queries::load_catalog;
 
 /// The topic list as `user_id` sees it. A cache hit touches neither the pool nor the
-/// database; a miss reads the missing parts in one read transaction and fills the cache
-/// unless a change committed since the read began.
+/// database; a miss reads the missing parts (the catalog shared with the requests missing it
+/// at the same time) and fills the cache unless a change committed since the read began.
 pub async fn list(
     services: &Services,
     user_id: UserId,
     request: PageRequest,
 ) -> Result<TopicListing, DomainError> {
     services.catch_up(user_id).await?;
-    let lookup = Lookup::new(&services.cache, user_id);
+    let mut lookup = Lookup::new(&services.cache, user_id);
+    if lookup.catalog.is_none() {
+        // Shared with the other requests that miss it now (after a change every page
+        // refetches for, that is all of them).
+        let catalog = services
+            .catalog_reads
+            .read(&services.db, &services.cache, &lookup.ticket)
+            .await?;
+        lookup.catalog = Some(catalog);
+    }
     if let (Some(catalog), Some(mine)) = (&lookup.catalog, &lookup.mine) {
         return Ok(merge(lookup.ticket, catalog, mine, &request));
     }

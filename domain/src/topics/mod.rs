@@ -6,6 +6,8 @@ mod listing;
 pub use listing::{PageRequest, TopicListing, TopicView, PAGE_SIZE};
 
 #[cfg(feature = "server")]
+mod catalog_reads;
+#[cfg(feature = "server")]
 mod changes;
 #[cfg(feature = "server")]
 mod list;
@@ -18,6 +20,8 @@ pub(crate) mod queries;
 #[cfg(all(test, feature = "server"))]
 mod tests;
 
+#[cfg(feature = "server")]
+pub use catalog_reads::CatalogReads;
 #[cfg(feature = "server")]
 pub use changes::{create, create_in, delete, delete_in, rename, rename_in, Deletion};
 #[cfg(feature = "server")]

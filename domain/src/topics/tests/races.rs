@@ -195,3 +195,48 @@ async fn concurrent_mixed_operations_never_show_stale_state() {
         }
     }
 }
+
+/// A change no page can patch drops the catalog, and every open page refetches at once: those
+/// requests share one read of the catalog instead of one each, and each sees the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pages_missing_the_catalog_together_share_one_read_of_it() {
+    let w = Arc::new(world().await);
+    let users = [w.alice.clone(), w.bob.clone(), w.staff.clone()];
+    for user in &users {
+        list(&w.services, user.id, PageRequest::default())
+            .await
+            .expect("warm");
+    }
+    create(&w.services, &w.alice, "Zig").await.expect("create");
+    assert!(
+        !w.services.cache.has_catalog(),
+        "a create drops the catalog"
+    );
+    let before = w.services.catalog_reads.reads();
+
+    let mut pages = tokio::task::JoinSet::new();
+    for n in 0..64 {
+        let (world, user_id) = (w.clone(), users[n % users.len()].id);
+        pages.spawn(async move {
+            list(
+                &world.services,
+                user_id,
+                PageRequest::from_query(None, Some("zig".into())),
+            )
+            .await
+            .expect("list")
+        });
+    }
+    while let Some(page) = pages.join_next().await {
+        let page = page.expect("task");
+        assert!(
+            page.topics.iter().any(|topic| topic.name == "Zig"),
+            "every page sees the new topic"
+        );
+    }
+    assert_eq!(
+        w.services.catalog_reads.reads() - before,
+        1,
+        "64 pages, one read of the catalog"
+    );
+}
