@@ -70,14 +70,15 @@ fn shards_heard_out_of_order_are_only_ever_raised() {
 }
 
 /// One commit of topic `first`'s subscriptions as its own instance tells it: it moved `shard`
-/// to `version`, saw `seen` for the other shards, and left `subscribers` on the topic.
+/// to `version`, saw `seen` for the other shards, and left `subscribers` on the topic. The
+/// version open pages patch to by the rule here, if any.
 fn told_commit(
     cache: &TopicCache,
     first: TopicId,
     (shard, version): (u16, u64),
     seen: &[(u16, u64)],
     subscribers: i64,
-) {
+) -> Option<u64> {
     let mut catalog_seen: Vec<(u16, u64)> =
         (0..super::keys::CATALOG_SHARDS).map(|at| (at, 0)).collect();
     for &(at, seen_version) in seen.iter().chain([(shard, version)].iter()) {
@@ -91,7 +92,9 @@ fn told_commit(
         catalog_seen: Some(catalog_seen),
     };
     let counts = BTreeMap::from([(first, subscribers)]);
-    cache.advance_patching(&bumped, &counts, &BTreeMap::new(), &crate::testing::token());
+    cache
+        .advance_patching(&bumped, &counts, &BTreeMap::new(), &crate::testing::token())
+        .1
 }
 
 fn cached_count(cache: &TopicCache, topic: TopicId) -> Option<i64> {
@@ -122,8 +125,8 @@ fn commits_of_one_topic_told_out_of_order_never_patch_back() {
     };
 
     let in_order = filled();
-    told_commit(&in_order, first, (1, 1), &[], 2);
-    told_commit(&in_order, first, (2, 1), &[(1, 1)], 1);
+    assert_eq!(told_commit(&in_order, first, (1, 1), &[], 2), Some(1));
+    assert_eq!(told_commit(&in_order, first, (2, 1), &[(1, 1)], 1), Some(2));
     assert_eq!(
         cached_count(&in_order, first),
         Some(1),
@@ -131,13 +134,13 @@ fn commits_of_one_topic_told_out_of_order_never_patch_back() {
     );
 
     let reversed = filled();
-    told_commit(&reversed, first, (2, 1), &[(1, 1)], 1);
+    assert_eq!(told_commit(&reversed, first, (2, 1), &[(1, 1)], 1), None);
     assert_eq!(
         cached_count(&reversed, first),
         None,
         "the second commit is told first: the entry has not heard the first, so it is dropped"
     );
-    told_commit(&reversed, first, (1, 1), &[], 2);
+    assert_eq!(told_commit(&reversed, first, (1, 1), &[], 2), None);
     assert_eq!(
         cached_count(&reversed, first),
         None,

@@ -68,14 +68,19 @@ impl TopicCache {
     /// An entry read after commits this instance has not heard of yet is patched as if it had
     /// not seen them; a request probes their versions before it trusts the entry, and they
     /// drop it.
+    ///
+    /// Also the version open pages may patch to with the commit's counts when the rule holds
+    /// for the catalog here (or every shard here is what the commit saw, see
+    /// [`Self::advance_heard_told`]); `None` otherwise.
     pub fn advance_patching(
         &self,
         bumped: &shared::Bumped,
         counts: &BTreeMap<TopicId, i64>,
         flags: &BTreeMap<UserId, BTreeMap<TopicId, bool>>,
         token: &Receiving,
-    ) -> Vec<LiveEvent> {
+    ) -> (Vec<LiveEvent>, Option<u64>) {
         let moved = &bumped.moved;
+        let mut next = None;
         {
             let mut generations = self.generations();
             for &(user_id, version) in &moved.users {
@@ -91,11 +96,14 @@ impl TopicCache {
                 if self.one_commit_behind(&generations, seen, *shard, *version) {
                     self.patch_catalog_entry(counts);
                     self.move_shard(&mut generations, *shard, *version);
+                    next = Some(shared::catalog_version(seen));
+                } else if self.found_at(&generations, seen) {
+                    next = Some(shared::catalog_version(seen));
                 }
             }
         }
         // What was patched is at its version already; the rest is dropped, and all is told.
-        self.advance(moved, token)
+        (self.advance(moved, token), next)
     }
 
     /// [`Self::advance_heard`] for another instance's commit that said what the catalog looked

@@ -72,9 +72,11 @@ impl Effects {
     /// [`Self::advance`] for this instance's own commit (PostgreSQL), which can say what moved:
     /// then the cached entries it moved are patched where they are one version behind. Open
     /// pages are told what moved where it is the very next version: for the users' own rows
-    /// always (a user's row is moved by one change at a time), for the catalog only when the
-    /// commit is known to be the next step of the catalog (`next_catalog`, its version then);
-    /// otherwise they refetch. Then the other instances are told.
+    /// always (a user's row is moved by one change at a time), for the catalog when the
+    /// commit is known to be the next step of the catalog, either in the database
+    /// (`next_catalog`, read after the commit) or here (the cache's versions are what the
+    /// commit saw, by the patching rule: a commit that landed since, not heard yet, is told
+    /// after this one); otherwise they refetch. Then the other instances are told.
     pub(super) fn advance_described(
         &self,
         bumped: &crate::cache::shared::Bumped,
@@ -83,13 +85,14 @@ impl Effects {
         next_catalog: Option<u64>,
         token: &Receiving,
     ) {
-        let bumps = match described {
+        let (bumps, next_here) = match described {
             Some(described) if patchable => {
                 self.cache
                     .advance_patching(bumped, &described.counts, &described.flags, token)
             }
-            _ => self.cache.advance(&bumped.moved, token),
+            _ => (self.cache.advance(&bumped.moved, token), None),
         };
+        let next_catalog = next_catalog.or(next_here);
         for bump in bumps {
             let told = match (bump, described) {
                 // The shards' sum here may lag commits this instance has not heard of: a
