@@ -17,6 +17,9 @@
 # (BENCH_PAGES) while the writes toggle topics of those pages. With BENCH_BACKEND=postgres
 # both live profiles run on PostgreSQL with two instances, each holding half the streams.
 #
+# BENCH_RUST_LOG sets the servers' log filter (`domain::live=debug` shows every change told to
+# every open page), and BENCH_LOG_DIR keeps their logs after the run.
+#
 # Installs what it lacks (wrk from Debian, wasm-opt from crates.io, the build tools). Reports;
 # never gates anything: compare figures measured in the same run.
 set -euo pipefail
@@ -93,7 +96,7 @@ seed_postgres() {
 # launch PORT TTL LOG: starts a release server; its pid in $launched.
 launch() {
   LEPTOS_SITE_ADDR="127.0.0.1:$1" LEPTOS_SITE_ROOT=target/site \
-    RUST_LOG=warn,app::topics::ssr::purge=info \
+    RUST_LOG="${BENCH_RUST_LOG:-warn,app::topics::ssr::purge=info}" \
     TOPIC_CACHE_TTL_SECONDS="$2" METRICS_TOKEN="$metrics_token" SHUTDOWN_DRAIN_SECONDS=0 \
     target/release/server >"$3" 2>&1 &
   launched=$!

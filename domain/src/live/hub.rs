@@ -115,12 +115,20 @@ impl LiveHub {
                 // Sent under the pages' lock: a stream that hears a later bump of its page
                 // finds every earlier bump for everyone waiting already (see `pages`).
                 let mut pages = self.pages();
+                let last = pages.seen();
                 match pages.route(*version, counts.as_ref()) {
                     Route::Old => {}
                     Route::Pages => {
                         self.inner.to_pages.fetch_add(1, Ordering::Relaxed);
                     }
                     Route::Everyone => {
+                        // Every open page refetches: worth seeing when it happens often.
+                        tracing::debug!(
+                            version,
+                            last,
+                            told = counts.is_some(),
+                            "a change told to every open page"
+                        );
                         self.inner.to_everyone.fetch_add(1, Ordering::Relaxed);
                         let _ = self.inner.shared.send(LiveEvent::Shared {
                             version: *version,

@@ -46,6 +46,11 @@ pub(crate) enum Route {
 }
 
 impl Pages {
+    /// The newest shared version published.
+    pub(crate) fn seen(&self) -> u64 {
+        self.seen
+    }
+
     pub(crate) fn start_at(&mut self, version: u64) {
         self.seen = self.seen.max(version);
     }

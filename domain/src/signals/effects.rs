@@ -93,6 +93,9 @@ impl Effects {
             _ => (self.cache.advance(&bumped.moved, token), None),
         };
         let next_catalog = next_catalog.or(next_here);
+        if described.is_some() && next_catalog.is_none() {
+            tracing::debug!("an own commit is not the catalog's next step here");
+        }
         for bump in bumps {
             let told = match (bump, described) {
                 // The shards' sum here may lag commits this instance has not heard of: a
@@ -155,6 +158,9 @@ impl Effects {
         let (bumps, next) = self
             .cache
             .advance_heard_told(moved, &told.seen, &told.counts, token);
+        if next.is_none() {
+            tracing::debug!("another instance's commit is not the catalog's next step here");
+        }
         for bump in bumps {
             self.live.publish(match (bump, next) {
                 (LiveEvent::Shared { .. }, Some(version)) => LiveEvent::Shared {
@@ -170,6 +176,7 @@ impl Effects {
     /// they moved here (a notification was lost).
     pub fn reread_catalog(&self, shards: &[(u16, u64)], token: &Receiving) {
         if let Some(bump) = self.cache.raise_catalog(shards, token) {
+            tracing::debug!("the catalog's reread found a commit no notification told");
             self.live.publish(bump);
         }
     }
