@@ -390,6 +390,12 @@ impl Collector for Snapshot {
         }
         counter(
             e,
+            "user_reads",
+            "Reads of an account for the login layer (one serves every request waiting for it).",
+            services.users.reads(),
+        )?;
+        counter(
+            e,
             "catalog_reads",
             "Reads of the whole topic catalog (one serves every request missing it meanwhile).",
             services.catalog_reads.reads(),

@@ -4,7 +4,8 @@
 //! write one query for both backends, and spell out the rare exception where they make it:
 //! `backend` opens connections and migrates, `pool` hands them out, `transactions` begins and
 //! ends write and snapshot transactions, `statements` counts SQL, `errors` says what a
-//! failure means, `backup` copies a live SQLite file.
+//! failure means, `backup` copies a live SQLite file, `shared_reads` lets the requests that
+//! want the same read at once wait for one.
 
 mod backend;
 pub mod backup;
@@ -13,6 +14,7 @@ mod name_keys;
 mod pool;
 #[cfg(any(test, feature = "test-support"))]
 pub mod scratch;
+pub(crate) mod shared_reads;
 mod statements;
 #[cfg(test)]
 mod tests;

@@ -166,3 +166,30 @@ async fn accounts_are_created_once_and_authenticate() {
         .expect("no error");
     assert!(nobody.is_none());
 }
+
+/// When the in-memory copies expire, every open page of a user asks for the account at once:
+/// those lookups share one read. A lookup after a forget does not take a read begun before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lookups_of_one_user_at_once_share_one_read() {
+    let (_place, db) = crate::testing::test_db().await;
+    let name = Username::parse("alice").expect("valid");
+    let pass = Password::parse("correct horse", &name).expect("valid");
+    let alice = create_user(&db, name, pass, false).await.expect("created");
+    let cache = UserCache::default();
+
+    let mut lookups = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let (db, cache) = (db.clone(), cache.clone());
+        lookups.spawn(async move { find_remembered(&db, &cache, alice.id).await });
+    }
+    while let Some(found) = lookups.join_next().await {
+        let found = found.expect("task").expect("found");
+        assert_eq!(found.map(|user| user.id), Some(alice.id));
+    }
+    assert_eq!(cache.reads(), 1, "32 lookups, one read");
+
+    cache.forget(alice.id);
+    let again = find_remembered(&db, &cache, alice.id).await.expect("found");
+    assert_eq!(again.map(|user| user.id), Some(alice.id));
+    assert_eq!(cache.reads(), 2, "a forgotten user is read again");
+}

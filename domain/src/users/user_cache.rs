@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::account::{find_by_id, User};
+use crate::db::shared_reads::SharedReads;
 use crate::db::{Db, DbError};
 use crate::error::DomainError;
 use crate::ids::UserId;
@@ -21,6 +22,9 @@ pub struct UserCache {
     /// Moved by every [`UserCache::forget`]: a lookup that read the database before a forget
     /// may hold the row the change replaced, so its fill is refused.
     forgets: Arc<AtomicU64>,
+    /// Lookups of one user at once share one read (when the copies expire, every open page of
+    /// a user asks at the same moment); one begun before a forget is not joined.
+    reads: SharedReads<UserId, Option<User>>,
 }
 
 impl Default for UserCache {
@@ -31,6 +35,7 @@ impl Default for UserCache {
                 .time_to_live(USER_CACHE_TTL)
                 .build(),
             forgets: Arc::default(),
+            reads: SharedReads::default(),
         }
     }
 }
@@ -51,6 +56,11 @@ impl UserCache {
         self.forgets.load(Ordering::SeqCst)
     }
 
+    /// Reads of users from the database since start-up (one serves every lookup waiting).
+    pub fn reads(&self) -> u64 {
+        self.reads.reads()
+    }
+
     pub(super) fn fill(&self, before_read: u64, user: User) {
         if self.forgets.load(Ordering::SeqCst) == before_read {
             self.users.insert(user.id, user);
@@ -69,11 +79,18 @@ pub async fn find_remembered(
         return Ok(Some(user));
     }
     let before_read = users.before_read();
-    let user = db
-        .run(move |conn| find_by_id(conn, id).map_err(DbError::from))
-        .await?;
-    if let Some(user) = &user {
-        users.fill(before_read, user.clone());
-    }
-    Ok(user)
+    let (db, filled) = (db.clone(), users.clone());
+    let read = move || async move {
+        let user = db
+            .run(move |conn| find_by_id(conn, id).map_err(DbError::from))
+            .await?;
+        if let Some(user) = &user {
+            filled.fill(before_read, user.clone());
+        }
+        Ok(user)
+    };
+    users
+        .reads
+        .get(id, before_read, || users.get(id).map(Some), read)
+        .await
 }
