@@ -17,8 +17,8 @@ use crate::sessions::EndedElsewhere;
 use crate::signals::announce::Announcer;
 use crate::signals::remote::{self, RemoteStats};
 use crate::signals::{account_changes, receivers, Effects, Signals};
+use crate::topics::catalog_reads::CatalogReads;
 use crate::topics::purge::PurgeQueue;
-use crate::topics::CatalogReads;
 use crate::users::user_cache::UserCache;
 
 #[derive(Clone)]

@@ -6,7 +6,7 @@ mod listing;
 pub use listing::{PageRequest, TopicListing, TopicView, PAGE_SIZE};
 
 #[cfg(feature = "server")]
-mod catalog_reads;
+pub(crate) mod catalog_reads;
 #[cfg(feature = "server")]
 mod changes;
 #[cfg(feature = "server")]
