@@ -268,6 +268,7 @@ impl Collector for Snapshot {
         let services = &self.app.services;
         let sql = services.db.sql_stats();
         let cache = services.cache.stats();
+        let (to_pages, to_everyone) = services.live.shared_bumps();
         let e = &mut encoder;
         // Counter names get `_total` appended by the encoder.
         let counters = [
@@ -314,13 +315,13 @@ impl Collector for Snapshot {
             (
                 "live_bumps_to_pages",
                 "Count changes told only to the open pages showing their topics (they patch).",
-                services.live.shared_bumps().0,
+                to_pages,
             ),
             (
                 "live_bumps_to_everyone",
                 "Changes told to every open page, which refetches its list (a create, rename or \
                  delete, or a change whose counts could not be told in order).",
-                services.live.shared_bumps().1,
+                to_everyone,
             ),
             (
                 "page_cache_hits",

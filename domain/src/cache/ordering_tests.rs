@@ -69,6 +69,16 @@ fn shards_heard_out_of_order_are_only_ever_raised() {
     assert!(!cache.fill_catalog(&ticket, Arc::new(Vec::new())));
 }
 
+/// Every shard as a commit's transaction saw them right after it moved `shard` to `version`:
+/// `seen` for the shards given, 0 for the rest.
+fn every_shard_seen((shard, version): (u16, u64), seen: &[(u16, u64)]) -> Vec<(u16, u64)> {
+    let mut every: Vec<(u16, u64)> = (0..super::keys::CATALOG_SHARDS).map(|at| (at, 0)).collect();
+    for &(at, seen_version) in seen.iter().chain([(shard, version)].iter()) {
+        every[usize::from(at)].1 = seen_version;
+    }
+    every
+}
+
 /// One commit of topic `first`'s subscriptions as its own instance tells it: it moved `shard`
 /// to `version`, saw `seen` for the other shards, and left `subscribers` on the topic. The
 /// version open pages patch to by the rule here, if any.
@@ -79,11 +89,7 @@ fn told_commit(
     seen: &[(u16, u64)],
     subscribers: i64,
 ) -> Option<u64> {
-    let mut catalog_seen: Vec<(u16, u64)> =
-        (0..super::keys::CATALOG_SHARDS).map(|at| (at, 0)).collect();
-    for &(at, seen_version) in seen.iter().chain([(shard, version)].iter()) {
-        catalog_seen[usize::from(at)].1 = seen_version;
-    }
+    let catalog_seen = every_shard_seen((shard, version), seen);
     let bumped = shared::Bumped {
         moved: Moved {
             catalog: vec![(shard, version)],
@@ -156,11 +162,7 @@ fn heard_told(
     (shard, version): (u16, u64),
     seen: &[(u16, u64)],
 ) -> Option<u64> {
-    let mut catalog_seen: Vec<(u16, u64)> =
-        (0..super::keys::CATALOG_SHARDS).map(|at| (at, 0)).collect();
-    for &(at, seen_version) in seen.iter().chain([(shard, version)].iter()) {
-        catalog_seen[usize::from(at)].1 = seen_version;
-    }
+    let catalog_seen = every_shard_seen((shard, version), seen);
     let moved = Moved {
         catalog: vec![(shard, version)],
         ..Default::default()

@@ -93,13 +93,7 @@ impl TopicCache {
                 }
             }
             if let (Some(seen), [(shard, version)]) = (&bumped.catalog_seen, &moved.catalog[..]) {
-                if self.one_commit_behind(&generations, seen, *shard, *version) {
-                    self.patch_catalog_entry(counts);
-                    self.move_shard(&mut generations, *shard, *version);
-                    next = Some(shared::catalog_version(seen));
-                } else if self.found_at(&generations, seen) {
-                    next = Some(shared::catalog_version(seen));
-                }
+                next = self.step_catalog(&mut generations, seen, *shard, *version, counts);
             }
         }
         // What was patched is at its version already; the rest is dropped, and all is told.
@@ -130,15 +124,34 @@ impl TopicCache {
         let unheard = self.unheard(moved);
         let mut generations = self.generations();
         let next = match unheard.catalog[..] {
-            [(shard, version)] if self.one_commit_behind(&generations, seen, shard, version) => {
-                self.patch_catalog_entry(&counts.iter().copied().collect());
-                self.move_shard(&mut generations, shard, version);
-                Some(shared::catalog_version(seen))
+            [(shard, version)] => {
+                let counts = counts.iter().copied().collect();
+                self.step_catalog(&mut generations, seen, shard, version, &counts)
             }
-            [_] if self.found_at(&generations, seen) => Some(shared::catalog_version(seen)),
             _ => None,
         };
         (self.advance_in(&mut generations, &unheard), next)
+    }
+
+    /// The patching rule for the catalog, for a commit that moved `shard` to `version` with
+    /// `seen` and left `counts`: exactly one commit behind, the cached catalog is patched and
+    /// the shard moved; behind or there, the version open pages patch to with the counts.
+    /// `None` when neither holds (they refetch).
+    fn step_catalog(
+        &self,
+        generations: &mut HashMap<String, u64>,
+        seen: &[(u16, u64)],
+        shard: u16,
+        version: u64,
+        counts: &BTreeMap<TopicId, i64>,
+    ) -> Option<u64> {
+        if self.one_commit_behind(generations, seen, shard, version) {
+            self.patch_catalog_entry(counts);
+            self.move_shard(generations, shard, version);
+        } else if !self.found_at(generations, seen) {
+            return None;
+        }
+        Some(shared::catalog_version(seen))
     }
 
     /// Whether every shard here is at `seen`, all of them given.

@@ -336,24 +336,22 @@ impl TopicCache {
 
     /// What of `moved` is not one of this instance's own commits on their way.
     pub(super) fn unheard(&self, moved: &shared::Moved) -> shared::Moved {
-        {
-            let own = self.own();
-            let pending = |key: &str, version: u64| own.contains(&(key.to_owned(), version));
-            shared::Moved {
-                catalog: moved
-                    .catalog
-                    .iter()
-                    .filter(|&&(shard, v)| !pending(&shard_generation_key(shard), v))
-                    .copied()
-                    .collect(),
-                all_users: moved.all_users.filter(|&v| !pending(ALL_USERS_KEY, v)),
-                users: moved
-                    .users
-                    .iter()
-                    .filter(|&&(user, v)| !pending(&user_key(user), v))
-                    .copied()
-                    .collect(),
-            }
+        let own = self.own();
+        let pending = |key: &str, version: u64| own.contains(&(key.to_owned(), version));
+        shared::Moved {
+            catalog: moved
+                .catalog
+                .iter()
+                .filter(|&&(shard, v)| !pending(&shard_generation_key(shard), v))
+                .copied()
+                .collect(),
+            all_users: moved.all_users.filter(|&v| !pending(ALL_USERS_KEY, v)),
+            users: moved
+                .users
+                .iter()
+                .filter(|&&(user, v)| !pending(&user_key(user), v))
+                .copied()
+                .collect(),
         }
     }
 

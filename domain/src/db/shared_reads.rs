@@ -206,7 +206,7 @@ mod tests {
         assert_eq!(ran.load(Ordering::Relaxed), 2);
         assert_eq!(reads.reads(), 2);
 
-        // A later request at an older stamp joins nothing: none is in flight.
+        // Once the reads ended, a request takes what they left (`ready`) and reads nothing.
         assert_eq!(
             reads.get("k", 3, || Some(9), slow_read(&ran, 1)).await.ok(),
             Some(9)
