@@ -14,8 +14,9 @@ async fn a_subscription_tells_open_pages_its_new_count_and_flag_and_a_rename_doe
     crate::subscriptions::subscribe(&w.services, w.bob.id, python)
         .await
         .expect("subscribe");
-    // On PostgreSQL the instance also hears its own commits through the database, as bumps
-    // that say nothing, before or after its own: one entry per version, the telling one.
+    // On PostgreSQL the instance also hears its own commits through the database, before or
+    // after its own telling (as bumps that say nothing, or with the counts again when heard
+    // once every shard here is what the commit saw): one entry per version, the telling one.
     type Told = ((Option<UserId>, u64), Option<Vec<(TopicId, i64)>>);
     let mut told: Vec<Told> = Vec::new();
     for event in published(&mut events) {
@@ -51,10 +52,18 @@ async fn a_subscription_tells_open_pages_its_new_count_and_flag_and_a_rename_doe
         "each user's flag, then the count as committed"
     );
 
+    // What the subscriptions moved, told already; a late echo of them through the database
+    // is no news for pages (the hub sends nothing for a version it told).
+    let subscribed = w.services.cache.shared_version();
     rename(&w.services, &w.staff, python, "Python 3")
         .await
         .expect("rename");
-    let renamed = published(&mut events);
+    let renamed: Vec<_> = published(&mut events)
+        .into_iter()
+        .filter(
+            |event| !matches!(event, LiveEvent::Shared { version, .. } if *version <= subscribed),
+        )
+        .collect();
     assert!(
         renamed
             .iter()
