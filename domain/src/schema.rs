@@ -35,6 +35,9 @@ diesel::table! {
         deleted_at -> Nullable<Timestamp>,
         /// NFKC, case-folded: what uniqueness among live topics compares (000007).
         name_key -> Nullable<Text>,
+        /// Moved with `subscriber_count` by the same triggers, in the same statement: the
+        /// order of a topic's counts, whichever instance tells them (000009).
+        count_version -> BigInt,
     }
 }
 

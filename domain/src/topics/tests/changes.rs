@@ -173,6 +173,58 @@ async fn unsubscribe_all_clears_with_the_ids_captured_before() {
 }
 
 #[tokio::test]
+async fn every_change_of_a_count_moves_its_version_and_no_other() {
+    let w = world().await;
+    let python = w.topic_id("Python").await;
+    let django = w.topic_id("Django").await;
+    let alice = w.alice.id;
+    let bob = w.bob.id;
+    let versions = || async {
+        w.with_conn(move |conn, _| {
+            Ok(topics::table
+                .filter(topics::id.eq_any([python, django]))
+                .order(topics::id)
+                .select((topics::id, topics::subscriber_count, topics::count_version))
+                .load::<(TopicId, i64, i64)>(conn)?)
+        })
+        .await
+        .expect("read the counts")
+    };
+    let start = versions().await;
+    let at = |rows: &[(TopicId, i64, i64)], topic| {
+        rows.iter()
+            .find(|(id, _, _)| *id == topic)
+            .map(|&(_, count, version)| (count, version))
+            .expect("the topic is there")
+    };
+    let (python_count, python_version) = at(&start, python);
+
+    w.with_conn(move |conn, signals| {
+        subscribe_in(conn, signals, alice, python)?;
+        subscribe_in(conn, signals, bob, python)
+    })
+    .await
+    .expect("subscribe");
+    let subscribed = versions().await;
+    assert_eq!(
+        at(&subscribed, python),
+        (python_count + 2, python_version + 2),
+        "one step per change of the count"
+    );
+    assert_eq!(at(&subscribed, django), at(&start, django), "untouched");
+
+    w.with_conn(move |conn, signals| unsubscribe_all_in(conn, signals, alice))
+        .await
+        .expect("clear");
+    let cleared = versions().await;
+    assert_eq!(
+        at(&cleared, python),
+        (python_count + 1, python_version + 3),
+        "a count going back down still moves its version on"
+    );
+}
+
+#[tokio::test]
 async fn rename_is_staff_only_and_writes_updated() {
     let w = world().await;
     let django = w.topic_id("Django").await;
