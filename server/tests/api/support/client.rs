@@ -1,6 +1,7 @@
 //! A browser-like client (its own cookie jar, the site's Origin, redirects not followed) and
 //! what tests read off the pages it gets.
 
+use domain::live::ViewVersion;
 use reqwest::header::{HeaderMap, HeaderValue, LOCATION, ORIGIN};
 use reqwest::redirect::Policy;
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
@@ -221,6 +222,26 @@ impl TestClient {
         let response = self.get("/topics/").await;
         assert_eq!(response.status(), StatusCode::OK);
         topics(&response.text().await.expect("body"))
+    }
+
+    /// The first list page as the browser's refetch reads it (the `list_topics` server
+    /// function): its rows, and the version they are as of.
+    pub async fn listing(&self) -> (ViewVersion, Vec<(i64, String, i64, bool)>) {
+        let response = self
+            .post_form(
+                "/api/list_topics",
+                &[("request[page]", "1"), ("request[query]", "")],
+            )
+            .await;
+        let body = body_of(response, StatusCode::OK).await;
+        let listing: domain::topics::TopicListing =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        let rows = listing
+            .topics
+            .into_iter()
+            .map(|t| (t.id.0, t.name, t.subscribers, t.subscribed))
+            .collect();
+        (listing.version, rows)
     }
 
     /// The topics of every list page, in order (the pager's `data-pages` says how many).
