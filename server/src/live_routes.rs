@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use app::web::AppState;
 use domain::ids::{TopicId, UserId};
-use domain::live::{LiveEvent, PageFollow, Patch, Refused, StreamGuard, ViewVersion};
+use domain::live::{Count, LiveEvent, PageFollow, Patch, Refused, StreamGuard, ViewVersion};
 use domain::services::Services;
 use domain::topics::{shown_on_page, PageRequest};
 
@@ -128,12 +128,13 @@ enum Hearing {
 }
 
 /// What a stream heard since it last told its page (`from`): the version reached, and what
-/// moved on the way (of the topics the page shows) while every bump said so.
+/// moved on the way (of the topics the page shows) while every bump said so. Counts do not
+/// move the version: each carries its own, and the page keeps the newer count per row.
 #[derive(Debug)]
 struct Heard {
     from: ViewVersion,
     to: ViewVersion,
-    counts: BTreeMap<TopicId, i64>,
+    counts: BTreeMap<TopicId, Count>,
     flags: BTreeMap<TopicId, bool>,
     /// A bump that did not say what moved, or one that was missed: the page refetches.
     untold: bool,
@@ -157,24 +158,36 @@ impl Heard {
 
     /// Takes in one event of the hub; `user_id` is the page's user, `shown` its topics.
     ///
-    /// Shared bumps need no check for gaps here: the hub sends a page's counts only for the
-    /// very next shared version, and every other shared bump to every stream, as untold.
+    /// Counts need no check for gaps: each is placed by its own version. A shared bump that
+    /// says nothing is heard once it is newer than what the page was told.
     fn hear(&mut self, event: &LiveEvent, user_id: UserId, shown: Option<&[TopicId]>) -> Hearing {
         match event {
-            LiveEvent::Shared { version, counts } => {
+            LiveEvent::Shared {
+                counts: Some(counts),
+                ..
+            } => {
+                let mut moved = Hearing::Nothing;
+                for &(topic, count) in counts.iter() {
+                    if !on_page(shown, topic) {
+                        continue;
+                    }
+                    let held = self.counts.entry(topic).or_insert(count);
+                    if count.is_newer_than(held) {
+                        *held = count;
+                    }
+                    moved = Hearing::Moved;
+                }
+                moved
+            }
+            LiveEvent::Shared {
+                version,
+                counts: None,
+            } => {
                 if *version <= self.from.shared {
                     return Hearing::Nothing;
                 }
                 self.to.shared = self.to.shared.max(*version);
-                match counts {
-                    Some(counts) => self.counts.extend(
-                        counts
-                            .iter()
-                            .copied()
-                            .filter(|&(topic, _)| on_page(shown, topic)),
-                    ),
-                    None => self.untold = true,
-                }
+                self.untold = true;
                 Hearing::Moved
             }
             LiveEvent::User {
@@ -224,19 +237,23 @@ impl Heard {
         let told = self.from;
         if self.untold {
             let version = self.to.max_with(&now);
-            *self = Heard::at(version);
-            return (version != told).then_some(Update::Version(version));
+            if version != told {
+                *self = Heard::at(version);
+                return Some(Update::Version(version));
+            }
+            // Missed, but nothing moved after all: what was heard still goes as a patch.
+            self.untold = false;
         }
         if self.counts.is_empty() && self.flags.is_empty() {
             return None;
         }
         let patch = Patch {
-            from: told,
-            to: self.to,
+            from: told.user,
+            to: self.to.user,
             counts: std::mem::take(&mut self.counts).into_iter().collect(),
             flags: std::mem::take(&mut self.flags).into_iter().collect(),
         };
-        *self = Heard::at(patch.to);
+        *self = Heard::at(self.to);
         Some(Update::Patch(patch))
     }
 }
@@ -445,10 +462,23 @@ mod tests {
         ViewVersion { shared, user }
     }
 
-    fn counts(version: u64, counts: &[(i64, i64)]) -> LiveEvent {
+    /// `(topic, subscribers, count version)`.
+    fn counts(version: u64, counts: &[(i64, i64, i64)]) -> LiveEvent {
         LiveEvent::Shared {
             version,
-            counts: Some(counts.iter().map(|&(t, n)| (TopicId(t), n)).collect()),
+            counts: Some(
+                counts
+                    .iter()
+                    .map(|&(t, subscribers, version)| (TopicId(t), count(subscribers, version)))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn count(subscribers: i64, version: i64) -> Count {
+        Count {
+            subscribers,
+            version,
         }
     }
 
@@ -500,29 +530,37 @@ mod tests {
     }
 
     #[test]
-    fn consecutive_described_bumps_merge_into_one_patch_with_the_latest_values() {
+    fn described_bumps_merge_into_one_patch_with_the_newest_counts_in_any_order() {
         let mut heard = Heard::at(at(10, 3));
         assert_eq!(
-            heard.hear(&counts(11, &[(1, 4)]), ALICE, None),
+            heard.hear(&counts(11, &[(1, 4, 40)]), ALICE, None),
             Hearing::Moved
         );
         assert_eq!(
-            heard.hear(&counts(12, &[(1, 5), (2, 1)]), ALICE, None),
+            heard.hear(&counts(13, &[(1, 5, 41), (2, 1, 7)]), ALICE, None),
+            Hearing::Moved
+        );
+        // Committed before the bump above, told after it (another instance's commit).
+        assert_eq!(
+            heard.hear(&counts(12, &[(2, 2, 6)]), ALICE, None),
             Hearing::Moved
         );
         assert_eq!(
             heard.hear(&flags(ALICE, 4, &[(2, true)]), ALICE, None),
             Hearing::Moved
         );
-        let patch = patch_of(heard.take(at(12, 4)));
-        assert_eq!(patch.from, at(10, 3));
-        assert_eq!(patch.to, at(12, 4));
-        assert_eq!(patch.counts, vec![(TopicId(1), 5), (TopicId(2), 1)]);
+        let patch = patch_of(heard.take(at(13, 4)));
+        assert_eq!((patch.from, patch.to), (3, 4), "the user's versions");
+        assert_eq!(
+            patch.counts,
+            vec![(TopicId(1), count(5, 41)), (TopicId(2), count(1, 7))]
+        );
         assert_eq!(patch.flags, vec![(TopicId(2), true)]);
         assert!(
-            heard.take(at(12, 4)).is_none(),
+            heard.take(at(13, 4)).is_none(),
             "taking clears what was heard"
         );
+        assert_eq!(heard.from, at(10, 4), "counts leave the shared version");
     }
 
     #[test]
@@ -532,10 +570,11 @@ mod tests {
             heard.hear(&flags(UserId(2), 4, &[(1, true)]), ALICE, None),
             Hearing::Nothing
         );
-        assert_eq!(
-            heard.hear(&counts(10, &[(1, 4)]), ALICE, None),
-            Hearing::Nothing
-        );
+        let untold = |version| LiveEvent::Shared {
+            version,
+            counts: None,
+        };
+        assert_eq!(heard.hear(&untold(10), ALICE, None), Hearing::Nothing);
         assert_eq!(
             heard.hear(&LiveEvent::LoggedOut(UserId(2)), ALICE, None),
             Hearing::Nothing
@@ -548,33 +587,31 @@ mod tests {
     }
 
     #[test]
-    fn a_page_hears_only_of_the_topics_it_shows_and_later_patches_lead_from_what_it_was_told() {
+    fn a_page_hears_only_of_the_topics_it_shows() {
         let shown = [TopicId(2), TopicId(5)];
         let mut heard = Heard::at(at(10, 3));
         // Topic 1 and Alice's flag of topic 7 are on other pages.
-        heard.hear(&counts(11, &[(1, 4)]), ALICE, Some(&shown));
+        assert_eq!(
+            heard.hear(&counts(11, &[(1, 4, 4)]), ALICE, Some(&shown)),
+            Hearing::Nothing
+        );
         heard.hear(&flags(ALICE, 4, &[(7, true)]), ALICE, Some(&shown));
         assert!(
             heard.take(at(11, 4)).is_none(),
             "nothing the page shows moved: it is told nothing"
         );
-        heard.hear(&counts(12, &[(1, 5), (5, 9)]), ALICE, Some(&shown));
+        heard.hear(&counts(12, &[(1, 5, 5), (5, 9, 9)]), ALICE, Some(&shown));
         let patch = patch_of(heard.take(at(12, 4)));
-        assert_eq!(patch.from, at(10, 3), "from what the page was told");
-        assert_eq!(
-            patch.to,
-            at(12, 4),
-            "to every version heard, off the page too"
-        );
-        assert_eq!(patch.counts, vec![(TopicId(5), 9)]);
+        assert_eq!((patch.from, patch.to), (4, 4));
+        assert_eq!(patch.counts, vec![(TopicId(5), count(9, 9))]);
         assert!(patch.flags.is_empty());
         // Heard before the page's topics were known: left out once they are.
         let mut heard = Heard::at(at(12, 4));
-        heard.hear(&counts(13, &[(1, 6), (2, 1)]), ALICE, None);
+        heard.hear(&counts(13, &[(1, 6, 6), (2, 1, 1)]), ALICE, None);
         heard.keep_only(&shown);
         assert_eq!(
             patch_of(heard.take(at(13, 4))).counts,
-            vec![(TopicId(2), 1)]
+            vec![(TopicId(2), count(1, 1))]
         );
     }
 
@@ -584,13 +621,13 @@ mod tests {
             Some(Update::Version(version)) => version,
             _ => panic!("expected a plain version"),
         };
-        // A bump of the user's own skipped (a shared one skipped the hub sends as untold).
+        // A bump of the user's own skipped.
         let mut heard = Heard::at(at(10, 3));
         heard.hear(&flags(ALICE, 5, &[(1, true)]), ALICE, None);
         assert_eq!(version_of(heard.take(at(10, 3))), at(10, 5));
         // A bump that did not say what moved (a rename).
         let mut heard = Heard::at(at(10, 3));
-        heard.hear(&counts(11, &[(1, 4)]), ALICE, None);
+        heard.hear(&counts(11, &[(1, 4, 4)]), ALICE, None);
         heard.hear(
             &LiveEvent::Shared {
                 version: 12,
@@ -611,16 +648,22 @@ mod tests {
         let mut heard = Heard::at(at(10, 3));
         heard.missed();
         assert_eq!(version_of(heard.take(at(11, 3))), at(11, 3));
-        // Missed, but nothing moved after all: nothing to tell.
+        // Missed, but nothing moved after all: nothing to tell, or only what was heard.
         let mut heard = Heard::at(at(10, 3));
         heard.missed();
         assert!(heard.take(at(10, 3)).is_none());
+        heard.missed();
+        heard.hear(&counts(11, &[(1, 2, 2)]), ALICE, None);
+        assert_eq!(
+            patch_of(heard.take(at(10, 3))).counts,
+            vec![(TopicId(1), count(2, 2))]
+        );
         // After a refetch, described bumps are patches again.
         let mut heard = Heard::at(at(12, 3));
-        heard.hear(&counts(13, &[(1, 2)]), ALICE, None);
+        heard.hear(&counts(13, &[(1, 2, 3)]), ALICE, None);
         assert_eq!(
             patch_of(heard.take(at(13, 3))).counts,
-            vec![(TopicId(1), 2)]
+            vec![(TopicId(1), count(2, 3))]
         );
     }
 }

@@ -2,6 +2,8 @@
 //! from all". The page follows live versions and refetches its list when what it shows is
 //! older than what an action or the server reports.
 
+use std::collections::HashMap;
+
 use leptos::either::Either;
 use leptos::html;
 use leptos::prelude::*;
@@ -11,7 +13,7 @@ use super::api::{list_topics, CreateTopic, TopicListing, TopicView};
 use super::row::Rows;
 use crate::error::AppError;
 use crate::feedback::{described_by, use_page_feedback, FormError, FormFeedback, FormId};
-use crate::live::ViewVersion;
+use crate::live::{Count, ViewVersion};
 use crate::subscriptions::UnsubscribeAll;
 use crate::users::use_current_user;
 use domain::ids::TopicId;
@@ -40,8 +42,32 @@ pub fn TopicsPage() -> impl IntoView {
     // and is fetched once more.
     let pushed_latest = StoredValue::new(None::<ViewVersion>);
     let refetched_for = StoredValue::new(None::<ViewVersion>);
+    // The newest count pushed per topic: a list read before a count moved, arriving after the
+    // patch that told it (which went to the list it replaced), takes it from here. Counts
+    // carry their own versions, so an older list row is all that is replaced.
+    let pushed_counts = StoredValue::new(HashMap::<TopicId, Count>::new());
     Effect::new(move |_| {
-        if let Some(Ok(listing)) = listing.get() {
+        if let Some(Ok(fetched)) = listing.get() {
+            let newer: Vec<(TopicId, Count)> = pushed_counts.with_value(|pushed| {
+                fetched
+                    .topics
+                    .iter()
+                    .filter_map(|row| {
+                        let count = *pushed.get(&row.id)?;
+                        count.is_newer_than(&row.count()).then_some((row.id, count))
+                    })
+                    .collect()
+            });
+            if !newer.is_empty() {
+                // This effect runs again with the list patched.
+                listing.update(|listing| {
+                    if let Some(Ok(listing)) = listing {
+                        listing.take_counts(&newer);
+                    }
+                });
+                return;
+            }
+            let listing = fetched;
             let pushed = pushed_latest.get_value();
             if let Some(pushed) = pushed.filter(|pushed| pushed.is_newer_than(&listing.version)) {
                 if refetched_for.get_value() != Some(pushed) {
@@ -84,33 +110,52 @@ pub fn TopicsPage() -> impl IntoView {
     });
 
     // Other users' changes arrive pushed: counts and flags as a patch of the rows on screen
-    // when it leads from the version shown, otherwise as a version, and the page refetches
-    // when that is newer than what it shows. The stream follows the page's query, so moving
+    // (counts wherever newer than the row's, flags when they lead from the user's version
+    // shown), otherwise as a version, and the page refetches when that is newer than what it
+    // shows. The stream follows the page's query, so moving
     // to another page follows that one instead. (Effects run only in the browser.)
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         use crate::live::follow::{follow, Pushed};
         follow(&request(), move |pushed| {
             let shown = shown_version();
-            let newer = match &pushed {
-                Pushed::Patch(patch) => patch.to,
-                Pushed::Version(version) => *version,
-            };
-            pushed_latest.update_value(|latest| {
-                *latest = Some(latest.map_or(newer, |latest| latest.max_with(&newer)));
-            });
-            if let Pushed::Patch(patch) = &pushed {
-                if shown.is_some_and(|shown| shown != patch.to && patch.applies_to(&shown)) {
-                    listing.update(|listing| {
-                        if let Some(Ok(listing)) = listing {
-                            listing.apply(patch);
+            match pushed {
+                Pushed::Patch(patch) => {
+                    pushed_counts.update_value(|pushed| {
+                        for &(topic, count) in &patch.counts {
+                            let held = pushed.entry(topic).or_insert(count);
+                            if count.is_newer_than(held) {
+                                *held = count;
+                            }
                         }
                     });
-                    return;
+                    let reached = ViewVersion {
+                        shared: 0,
+                        user: patch.to,
+                    };
+                    pushed_latest.update_value(|latest| {
+                        *latest = Some(latest.map_or(reached, |latest| latest.max_with(&reached)));
+                    });
+                    // Counts apply to any list shown; the flags only when they lead from the
+                    // user's version shown, otherwise the page refetches.
+                    let applied = listing
+                        .try_update(|listing| match listing {
+                            Some(Ok(listing)) => listing.apply(&patch),
+                            _ => true,
+                        })
+                        .unwrap_or(true);
+                    if !applied && shown.is_some_and(|shown| patch.to > shown.user) {
+                        refresh.update(|n| *n += 1);
+                    }
                 }
-            }
-            if shown.is_none_or(|shown| newer.is_newer_than(&shown)) {
-                refresh.update(|n| *n += 1);
+                Pushed::Version(version) => {
+                    pushed_latest.update_value(|latest| {
+                        *latest = Some(latest.map_or(version, |latest| latest.max_with(&version)));
+                    });
+                    if shown.is_none_or(|shown| version.is_newer_than(&shown)) {
+                        refresh.update(|n| *n += 1);
+                    }
+                }
             }
         });
     });
@@ -372,6 +417,7 @@ mod tests {
             id: TopicId(id),
             name: name.to_owned(),
             subscribers,
+            count_version: 1,
             subscribed,
         };
         let topics = vec![

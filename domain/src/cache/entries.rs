@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::ids::{TopicId, UserId};
-use crate::live::ViewVersion;
+use crate::live::{Count, ViewVersion};
 
 /// One topic as every user sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,7 +15,7 @@ pub struct CatalogEntry {
     pub id: TopicId,
     /// Shared, so that moving a count copies the catalog without copying every name.
     pub name: Arc<str>,
-    pub subscribers: i64,
+    pub count: Count,
 }
 
 pub type Catalog = Arc<Vec<CatalogEntry>>;

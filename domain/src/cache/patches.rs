@@ -10,7 +10,7 @@ use super::keys::{shard_generation_key, user_key, CATALOG_KEY, CATALOG_SHARDS};
 use super::shared;
 use super::topic_cache::TopicCache;
 use crate::ids::{TopicId, UserId};
-use crate::live::LiveEvent;
+use crate::live::{Count, LiveEvent};
 use crate::signals::token::Receiving;
 
 impl TopicCache {
@@ -23,7 +23,7 @@ impl TopicCache {
     /// missing from the catalog) is dropped instead.
     pub fn apply_subscriptions(
         &self,
-        counts: &BTreeMap<TopicId, i64>,
+        counts: &BTreeMap<TopicId, Count>,
         flags: &BTreeMap<UserId, BTreeMap<TopicId, bool>>,
         _: &Receiving,
     ) -> Vec<LiveEvent> {
@@ -75,7 +75,7 @@ impl TopicCache {
     pub fn advance_patching(
         &self,
         bumped: &shared::Bumped,
-        counts: &BTreeMap<TopicId, i64>,
+        counts: &BTreeMap<TopicId, Count>,
         flags: &BTreeMap<UserId, BTreeMap<TopicId, bool>>,
         token: &Receiving,
     ) -> (Vec<LiveEvent>, Option<u64>) {
@@ -118,7 +118,7 @@ impl TopicCache {
         &self,
         moved: &shared::Moved,
         seen: &[(u16, u64)],
-        counts: &[(TopicId, i64)],
+        counts: &[(TopicId, Count)],
         _: &Receiving,
     ) -> (Vec<LiveEvent>, Option<u64>) {
         let unheard = self.unheard(moved);
@@ -143,7 +143,7 @@ impl TopicCache {
         seen: &[(u16, u64)],
         shard: u16,
         version: u64,
-        counts: &BTreeMap<TopicId, i64>,
+        counts: &BTreeMap<TopicId, Count>,
     ) -> Option<u64> {
         if self.one_commit_behind(generations, seen, shard, version) {
             self.patch_catalog_entry(counts);
@@ -204,7 +204,7 @@ impl TopicCache {
 
     /// Replaces the cached catalog, if any, with `counts` applied; drops it if a topic of
     /// `counts` is not in it.
-    fn patch_catalog_entry(&self, counts: &BTreeMap<TopicId, i64>) {
+    fn patch_catalog_entry(&self, counts: &BTreeMap<TopicId, Count>) {
         let Some(entry) = self.inner.catalog.get(&CATALOG_KEY) else {
             return;
         };
@@ -226,17 +226,18 @@ impl TopicCache {
     }
 }
 
-/// `catalog` with the subscriber counts of `counts`; `None` if a topic is not in it.
+/// `catalog` with the subscriber counts of `counts` where newer than its own; `None` if a
+/// topic is not in it.
 fn with_counts(
     catalog: &[CatalogEntry],
-    counts: &BTreeMap<TopicId, i64>,
+    counts: &BTreeMap<TopicId, Count>,
 ) -> Option<Vec<CatalogEntry>> {
     let mut moved = catalog.to_vec();
-    for (&topic, &subscribers) in counts {
-        moved
-            .iter_mut()
-            .find(|entry| entry.id == topic)?
-            .subscribers = subscribers;
+    for (&topic, &count) in counts {
+        let entry = moved.iter_mut().find(|entry| entry.id == topic)?;
+        if count.is_newer_than(&entry.count) {
+            entry.count = count;
+        }
     }
     Some(moved)
 }

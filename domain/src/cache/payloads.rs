@@ -4,17 +4,22 @@
 use super::keys::CATALOG_SHARDS;
 use super::shared::{Moved, Shards};
 use crate::ids::{TopicId, UserId};
+use crate::live::Count;
 
 /// The notification channel version moves are announced on.
 pub const CHANNEL: &str = "subscriptions_cache_versions";
 
-/// Users per notification: a payload must stay under PostgreSQL's 8,000 bytes, and an entry
-/// is at most 41 bytes (two 19-digit numbers, a colon, a space).
-const USERS_PER_NOTIFICATION: usize = 150;
+/// What a payload may hold: PostgreSQL's limit is 8,000 bytes.
+const PAYLOAD_BYTES: usize = 7_900;
+/// The longest entry of a user: a 19-digit id, a colon, a 20-digit version, a space.
+const USER_ENTRY_BYTES: usize = 41;
+/// Users per notification, when nothing else shares it.
+const USERS_PER_NOTIFICATION: usize = PAYLOAD_BYTES / USER_ENTRY_BYTES;
 
 /// Counts a notification carries at most: past them the head payload could outgrow the
-/// limit, and the change is told without them (other instances' pages refetch).
-const COUNTS_PER_NOTIFICATION: usize = 64;
+/// limit (an entry is at most 59 bytes), and the change is told without them (other
+/// instances' pages refetch).
+const COUNTS_PER_NOTIFICATION: usize = 40;
 
 /// What a committed change of subscriptions says beyond its version moves, for the other
 /// instances' open pages to patch: the catalog as its transaction saw it right after its own
@@ -22,12 +27,13 @@ const COUNTS_PER_NOTIFICATION: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Told {
     pub seen: Shards,
-    pub counts: Vec<(TopicId, i64)>,
+    pub counts: Vec<(TopicId, Count)>,
 }
 
 /// `moved` as notification payloads: `c<shard>.<version>` per catalog shard, `a<version>` for all
 /// users, `<user>:<version>` per user, separated by spaces; with `told`, also `s<shard>.<version>`
-/// per shard the transaction saw and `n<topic>.<count>` per count, in the first payload.
+/// per shard the transaction saw and `n<topic>.<count>.<count version>` per count, in the
+/// first payload.
 pub fn encode(moved: &Moved, told: Option<&Told>) -> Vec<String> {
     let mut head = Vec::new();
     for (shard, version) in &moved.catalog {
@@ -38,32 +44,27 @@ pub fn encode(moved: &Moved, told: Option<&Told>) -> Vec<String> {
             head.push(format!("s{shard}.{version}"));
         }
         for (topic, count) in &told.counts {
-            head.push(format!("n{}.{count}", topic.0));
+            head.push(format!(
+                "n{}.{}.{}",
+                topic.0, count.subscribers, count.version
+            ));
         }
     }
     if let Some(version) = moved.all_users {
         head.push(format!("a{version}"));
     }
+    // The first payload takes the users its other entries leave room for.
+    let head_bytes: usize = head.iter().map(|entry| entry.len() + 1).sum();
+    let room = PAYLOAD_BYTES.saturating_sub(head_bytes) / USER_ENTRY_BYTES;
+    let first = room.min(USERS_PER_NOTIFICATION).min(moved.users.len());
+    let user = |(user, version): &(UserId, u64)| format!("{}:{version}", user.0);
+    head.extend(moved.users[..first].iter().map(user));
     let mut payloads = Vec::new();
-    let mut chunks = moved.users.chunks(USERS_PER_NOTIFICATION);
-    let first: Vec<String> = chunks
-        .next()
-        .unwrap_or_default()
-        .iter()
-        .map(|(user, version)| format!("{}:{version}", user.0))
-        .collect();
-    head.extend(first);
     if !head.is_empty() {
         payloads.push(head.join(" "));
     }
-    for chunk in chunks {
-        payloads.push(
-            chunk
-                .iter()
-                .map(|(user, version)| format!("{}:{version}", user.0))
-                .collect::<Vec<_>>()
-                .join(" "),
-        );
+    for chunk in moved.users[first..].chunks(USERS_PER_NOTIFICATION) {
+        payloads.push(chunk.iter().map(user).collect::<Vec<_>>().join(" "));
     }
     payloads
 }
@@ -79,6 +80,9 @@ pub fn decode_told(payload: &str) -> Option<(Moved, Option<Told>)> {
     let mut moved = Moved::default();
     let mut seen = Shards::new();
     let mut counts = Vec::new();
+    // Counts without their version (`n<topic>.<count>`, an earlier release's) cannot be
+    // placed among others: the change is then told as a bare version.
+    let mut unversioned = false;
     let shard_of = |text: &str| -> Option<u16> {
         let shard: u16 = text.parse().ok()?;
         (shard < CATALOG_SHARDS).then_some(shard)
@@ -95,7 +99,20 @@ pub fn decode_told(payload: &str) -> Option<(Moved, Option<Told>)> {
             seen.push((shard_of(shard)?, version.parse().ok()?));
         } else if let Some(count) = part.strip_prefix('n') {
             let (topic, count) = count.split_once('.')?;
-            counts.push((TopicId(topic.parse().ok()?), count.parse().ok()?));
+            let topic = TopicId(topic.parse().ok()?);
+            match count.split_once('.') {
+                Some((subscribers, version)) => counts.push((
+                    topic,
+                    Count {
+                        subscribers: subscribers.parse().ok()?,
+                        version: version.parse().ok()?,
+                    },
+                )),
+                None => {
+                    let _: i64 = count.parse().ok()?;
+                    unversioned = true;
+                }
+            }
         } else if let Some(version) = part.strip_prefix('a') {
             moved.all_users = Some(version.parse().ok()?);
         } else {
@@ -107,7 +124,8 @@ pub fn decode_told(payload: &str) -> Option<(Moved, Option<Told>)> {
     }
     moved.catalog.sort_unstable();
     seen.sort_unstable();
-    let told = (!seen.is_empty() && !counts.is_empty()).then_some(Told { seen, counts });
+    let told =
+        (!seen.is_empty() && !counts.is_empty() && !unversioned).then_some(Told { seen, counts });
     Some((moved, told))
 }
 
@@ -115,6 +133,7 @@ pub fn decode_told(payload: &str) -> Option<(Moved, Option<Told>)> {
 mod tests {
     use super::{decode, decode_told, encode, Moved, Told};
     use crate::ids::{TopicId, UserId};
+    use crate::live::Count;
 
     #[test]
     fn notifications_carry_every_move_within_the_payload_limit() {
@@ -163,7 +182,13 @@ mod tests {
             seen: (0..16)
                 .map(|shard| (shard, 10 + u64::from(shard)))
                 .collect(),
-            counts: vec![(TopicId(5), 12)],
+            counts: vec![(
+                TopicId(5),
+                Count {
+                    subscribers: 12,
+                    version: 40,
+                },
+            )],
         };
         let payloads = encode(&moved, Some(&told));
         assert_eq!(payloads.len(), 1);
@@ -172,10 +197,51 @@ mod tests {
         // Too many counts for one payload: told as the moves alone.
         let many = Told {
             seen: vec![(0, 1)],
-            counts: (0..1_000).map(|t| (TopicId(t), 1)).collect(),
+            counts: (0..1_000).map(|t| (TopicId(t), Count::default())).collect(),
         };
         let payloads = encode(&moved, Some(&many));
         assert!(payloads.iter().all(|p| p.len() < 8_000));
-        assert_eq!(decode_told(&payloads[0]), Some((moved, None)));
+        assert_eq!(decode_told(&payloads[0]), Some((moved.clone(), None)));
+        // An earlier release's counts, without their versions: the moves alone.
+        assert_eq!(
+            decode_told("c2.10 s2.10 n5.12"),
+            Some((moved_catalog(), None))
+        );
+        assert_eq!(decode_told("c2.10 s2.10 n5.12.x"), None);
+    }
+
+    fn moved_catalog() -> Moved {
+        Moved {
+            catalog: vec![(2, 10)],
+            all_users: None,
+            users: vec![],
+        }
+    }
+
+    #[test]
+    fn the_largest_told_change_fits_one_payload() {
+        let moved = Moved {
+            catalog: vec![(15, u64::MAX)],
+            all_users: None,
+            users: (0..150).map(|n| (UserId(i64::MAX - n), u64::MAX)).collect(),
+        };
+        let told = Told {
+            seen: (0..16).map(|shard| (shard, u64::MAX)).collect(),
+            counts: (0..40)
+                .map(|t| {
+                    let count = Count {
+                        subscribers: i64::MAX,
+                        version: i64::MAX,
+                    };
+                    (TopicId(i64::MAX - t), count)
+                })
+                .collect(),
+        };
+        let payloads = encode(&moved, Some(&told));
+        assert!(
+            payloads.iter().all(|p| p.len() < 8_000),
+            "PostgreSQL's limit"
+        );
+        assert_eq!(decode_told(&payloads[0]), Some((moved, Some(told))));
     }
 }

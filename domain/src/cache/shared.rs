@@ -70,8 +70,8 @@ pub struct Moved {
 }
 
 /// What a change's transaction moved, and the catalog as that transaction saw it right after
-/// its own move: if the database still shows exactly that after the commit ([`is_next`]),
-/// nothing else landed in between and the change's catalog version is the very next one.
+/// its own move: an instance whose cache is exactly one commit behind that patches its cached
+/// catalog with the change's counts instead of dropping it (`cache::patches`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Bumped {
     pub moved: Moved,
@@ -106,13 +106,6 @@ pub fn catalog_now(conn: &mut PgConnection) -> QueryResult<Shards> {
     Ok(every_shard(&collect(read(conn, &shard_rows())?).catalog))
 }
 
-/// Whether the catalog, read after a commit, is still exactly what the commit's transaction
-/// saw after its own move ([`Bumped::catalog_seen`]): then no other change's commit became
-/// visible between that read and this one, and the commit took the catalog one version on.
-pub fn is_next(conn: &mut PgConnection, seen: &[(u16, u64)]) -> QueryResult<bool> {
-    Ok(catalog_now(conn)? == seen)
-}
-
 /// The shard the next change of this process moves: taken in turn, from a start of the
 /// process's own, so that changes running together mostly move different rows.
 fn next_shard() -> u16 {
@@ -145,8 +138,9 @@ pub(crate) fn bump(conn: &mut PgConnection, stale: &Stale) -> QueryResult<Bumped
     // The move and (for a catalog change) the read of the other shards in one statement: it
     // runs while the change holds its rows, and each statement more there makes the next
     // change wait longer. The other shards are read as of the statement's start; a commit
-    // this misses only makes `is_next` answer no (the pages refetch), and the counts the
-    // change read came from an earlier statement, which saw no more than this one.
+    // this misses only keeps other instances from patching their cached catalog with this
+    // change's counts, and the counts the change read came from an earlier statement, which
+    // saw no more than this one.
     let read_catalog = if stale.catalog {
         shard_rows()
     } else {

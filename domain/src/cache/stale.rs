@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ids::{TopicId, UserId};
-use crate::live::LiveEvent;
+use crate::live::{Count, LiveEvent};
 
 /// The cache entries a change makes stale. Collected while the transaction runs, so that a
 /// backend whose versions live in the database (PostgreSQL, several instances) can move them
@@ -54,7 +54,7 @@ impl Stale {
 /// to (`crate::live::Patch`).
 #[derive(Debug, Default)]
 pub(crate) struct Described {
-    pub(crate) counts: BTreeMap<TopicId, i64>,
+    pub(crate) counts: BTreeMap<TopicId, Count>,
     pub(crate) flags: BTreeMap<UserId, BTreeMap<TopicId, bool>>,
 }
 

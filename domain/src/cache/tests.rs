@@ -8,7 +8,14 @@ use std::time::Duration;
 use super::keys::{ALL_USERS_KEY, CATALOG_KEY};
 use super::*;
 use crate::ids::{TopicId, UserId};
-use crate::live::LiveEvent;
+use crate::live::{Count, LiveEvent};
+
+fn count(subscribers: i64, version: i64) -> Count {
+    Count {
+        subscribers,
+        version,
+    }
+}
 
 fn catalog(names: &[&str]) -> Catalog {
     Arc::new(
@@ -18,7 +25,7 @@ fn catalog(names: &[&str]) -> Catalog {
             .map(|(i, name)| CatalogEntry {
                 id: TopicId(i as i64 + 1),
                 name: (*name).into(),
-                subscribers: 0,
+                count: Count::default(),
             })
             .collect(),
     )
@@ -85,7 +92,7 @@ fn a_described_change_patches_the_entries_and_moves_their_versions() {
     let other = cache.ticket(UserId(2));
 
     let bumps = cache.apply_subscriptions(
-        &BTreeMap::from([(TopicId(2), 5), (TopicId(1), 0)]),
+        &BTreeMap::from([(TopicId(2), count(5, 1)), (TopicId(1), count(0, 1))]),
         &BTreeMap::from([(
             UserId(1),
             BTreeMap::from([(TopicId(2), true), (TopicId(1), false)]),
@@ -95,7 +102,7 @@ fn a_described_change_patches_the_entries_and_moves_their_versions() {
 
     let counts: Vec<i64> = cache
         .catalog()
-        .map(|c| c.iter().map(|entry| entry.subscribers).collect())
+        .map(|c| c.iter().map(|entry| entry.count.subscribers).collect())
         .unwrap_or_default();
     assert_eq!(counts, [0, 5, 0]);
     assert_eq!(
@@ -135,7 +142,7 @@ fn a_patch_that_names_a_topic_the_catalog_lacks_drops_the_catalog() {
     let ticket = cache.ticket(UserId(1));
     assert!(cache.fill_catalog(&ticket, catalog(&["A"])));
     cache.apply_subscriptions(
-        &BTreeMap::from([(TopicId(9), 1)]),
+        &BTreeMap::from([(TopicId(9), count(1, 1))]),
         &BTreeMap::from([(UserId(1), BTreeMap::from([(TopicId(9), true)]))]),
         &token,
     );
@@ -151,7 +158,11 @@ fn a_patched_entry_expires_with_the_read_it_came_from() {
     let ticket = cache.ticket(UserId(1));
     assert!(cache.fill_catalog(&ticket, catalog(&["A"])));
     std::thread::sleep(Duration::from_millis(120));
-    cache.apply_subscriptions(&BTreeMap::from([(TopicId(1), 1)]), &BTreeMap::new(), &token);
+    cache.apply_subscriptions(
+        &BTreeMap::from([(TopicId(1), count(1, 1))]),
+        &BTreeMap::new(),
+        &token,
+    );
     assert!(cache.catalog().is_some(), "patched, not dropped");
     std::thread::sleep(Duration::from_millis(120));
     assert!(

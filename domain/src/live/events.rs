@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
+use super::Count;
 use crate::ids::{TopicId, UserId};
 
-/// New subscriber counts, by topic (absolute values: see [`crate::live::Patch`]).
-pub type Counts = Arc<[(TopicId, i64)]>;
+/// New subscriber counts with their versions, by topic (see [`crate::live::Patch`]).
+pub type Counts = Arc<[(TopicId, Count)]>;
 /// One user's new subscribed flags, by topic.
 pub type Flags = Arc<[(TopicId, bool)]>;
 

@@ -4,7 +4,7 @@
 //!
 //! Events are routed before any stream wakes: a count change only to the streams of the list
 //! pages that show its topics (`pages`), a bump of one user's own view only to that user's
-//! streams, and only what no page can patch (a topic created, renamed or deleted; a gap) to
+//! streams, and only what no page can patch (a topic created, renamed or deleted; a bump that says nothing) to
 //! every stream. So an idle page costs nothing for changes it does not show, however many
 //! there are.
 
@@ -271,6 +271,7 @@ impl Drop for StreamGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::live::Count;
 
     #[test]
     fn streams_are_bounded_per_user_and_counted_until_dropped() {
@@ -345,10 +346,24 @@ mod tests {
         assert!(later.own.try_recv().is_err());
     }
 
-    fn counts(version: u64, counts: &[(i64, i64)]) -> LiveEvent {
+    /// A bump of `version` that moved the topics' counts: `(topic, subscribers, version)`.
+    fn counts(version: u64, counts: &[(i64, i64, i64)]) -> LiveEvent {
         LiveEvent::Shared {
             version,
-            counts: Some(counts.iter().map(|&(t, n)| (TopicId(t), n)).collect()),
+            counts: Some(
+                counts
+                    .iter()
+                    .map(|&(t, subscribers, version)| {
+                        (
+                            TopicId(t),
+                            Count {
+                                subscribers,
+                                version,
+                            },
+                        )
+                    })
+                    .collect(),
+            ),
         }
     }
 
@@ -361,33 +376,55 @@ mod tests {
         let mut unknown = hub.follow_page(None);
         let mut everyone = hub.open_stream(UserId(1)).expect("open");
 
-        hub.publish(counts(11, &[(1, 5), (9, 2)]));
-        assert_eq!(first.events.try_recv().ok(), Some(counts(11, &[(1, 5)])));
+        hub.publish(counts(11, &[(1, 5, 20), (9, 2, 4)]));
+        assert_eq!(
+            first.events.try_recv().ok(),
+            Some(counts(11, &[(1, 5, 20)]))
+        );
         assert!(second.events.try_recv().is_err(), "topic 7 did not move");
         assert_eq!(
             unknown.events.try_recv().ok(),
-            Some(counts(11, &[(1, 5), (9, 2)]))
+            Some(counts(11, &[(1, 5, 20), (9, 2, 4)]))
         );
         assert!(everyone.shared.try_recv().is_err(), "nobody refetches");
 
-        // A gap (a version published elsewhere first), or a bump that says nothing: every
-        // stream hears it, and no page is sent counts it cannot patch from.
-        hub.publish(counts(13, &[(7, 1)]));
-        hub.publish(LiveEvent::Shared {
-            version: 14,
-            counts: None,
-        });
+        // Out of the shared versions' order (two instances' commits that did not see each
+        // other): still only the pages showing it, since each count carries its own version.
+        hub.publish(counts(13, &[(7, 1, 3)]));
+        hub.publish(counts(12, &[(1, 6, 21)]));
+        assert_eq!(
+            second.events.try_recv().ok(),
+            Some(counts(13, &[(7, 1, 3)]))
+        );
+        assert_eq!(
+            first.events.try_recv().ok(),
+            Some(counts(12, &[(1, 6, 21)]))
+        );
+        assert!(everyone.shared.try_recv().is_err(), "nobody refetches");
+
+        // Heard already (PostgreSQL: an instance hears its own commits twice), or older than
+        // a count routed: dropped; what is newer in the same bump still goes.
+        hub.publish(counts(14, &[(7, 1, 3), (1, 5, 20)]));
         assert!(second.events.try_recv().is_err());
+        assert!(first.events.try_recv().is_err());
+        hub.publish(counts(15, &[(7, 1, 3), (1, 7, 22)]));
+        assert!(second.events.try_recv().is_err());
+        assert_eq!(
+            first.events.try_recv().ok(),
+            Some(counts(15, &[(1, 7, 22)]))
+        );
+
+        // A bump that says nothing (a topic renamed, say): every stream hears it, once.
         let untold = |version| LiveEvent::Shared {
             version,
             counts: None,
         };
-        assert_eq!(everyone.shared.try_recv().ok(), Some(untold(13)));
-        assert_eq!(everyone.shared.try_recv().ok(), Some(untold(14)));
-        // Heard already (PostgreSQL: an instance hears its own commits twice): dropped.
-        hub.publish(counts(14, &[(7, 2)]));
+        hub.publish(untold(16));
+        hub.publish(untold(16));
+        hub.publish(untold(15));
+        assert_eq!(everyone.shared.try_recv().ok(), Some(untold(16)));
+        assert!(everyone.shared.try_recv().is_err(), "told already");
         assert!(second.events.try_recv().is_err());
-        assert!(everyone.shared.try_recv().is_err());
     }
 
     #[test]

@@ -47,24 +47,49 @@ impl ViewVersion {
     }
 }
 
-/// What moved between two versions, told in full so that an open page can patch its rows
-/// instead of refetching them: the new subscriber counts of the topics whose counts moved,
-/// and the user's new subscribed flags. Values are absolute (a count, not a difference), so a
-/// page showing any version from `from` up to `to` ends at `to` by applying it.
+/// A topic's subscriber count and the version of that count: the topic's own, moved by
+/// every change of the count in the same statement (`topics.count_version`). Counts of one
+/// topic are ordered by it whichever instance committed them and in whatever order they
+/// arrive; counts of different topics need no order at all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Count {
+    pub subscribers: i64,
+    pub version: i64,
+}
+
+impl Count {
+    /// Whether `self` (pushed by the server) is a later count than the one shown.
+    pub fn is_newer_than(&self, shown: &Count) -> bool {
+        self.version > shown.version
+    }
+}
+
+/// What moved, told in full so that an open page can patch its rows instead of refetching
+/// them: the new counts of the topics whose counts moved (each applied where it is newer
+/// than the row's, so in any order), and the user's new subscribed flags, which lead from the
+/// user's version `from` to `to` (equal when only counts moved). Values are absolute (a count,
+/// not a difference).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Patch {
-    pub from: ViewVersion,
-    pub to: ViewVersion,
-    pub counts: Vec<(TopicId, i64)>,
+    pub from: u64,
+    pub to: u64,
+    pub counts: Vec<(TopicId, Count)>,
     pub flags: Vec<(TopicId, bool)>,
 }
 
 impl Patch {
-    /// Whether a page showing `shown` ends exactly at `to` by applying this patch.
-    pub fn applies_to(&self, shown: &ViewVersion) -> bool {
-        let within = |from: u64, shown: u64, to: u64| from <= shown && shown <= to;
-        within(self.from.shared, shown.shared, self.to.shared)
-            && within(self.from.user, shown.user, self.to.user)
+    /// Whether a page showing `shown` ends exactly at the user's version `to` by applying the
+    /// flags of this patch. (Its counts apply to any page.)
+    pub fn flags_apply_to(&self, shown: &ViewVersion) -> bool {
+        self.from <= shown.user && shown.user <= self.to
+    }
+
+    /// The version a page showing `shown` is at once this patch is applied.
+    pub fn after(&self, shown: &ViewVersion) -> ViewVersion {
+        ViewVersion {
+            shared: shown.shared,
+            user: shown.user.max(self.to),
+        }
     }
 }
 
@@ -77,31 +102,56 @@ mod tests {
     }
 
     #[test]
-    fn a_patch_applies_to_the_versions_it_spans_and_no_other() {
+    fn a_patch_s_flags_apply_to_the_user_versions_they_span_and_no_other() {
         let patch = Patch {
-            from: version(10, 4),
-            to: version(12, 5),
-            counts: vec![(TopicId(1), 3)],
-            flags: vec![],
+            from: 4,
+            to: 5,
+            counts: vec![(
+                TopicId(1),
+                Count {
+                    subscribers: 3,
+                    version: 7,
+                },
+            )],
+            flags: vec![(TopicId(1), true)],
         };
-        assert!(patch.applies_to(&version(10, 4)));
+        assert!(patch.flags_apply_to(&version(10, 4)));
+        assert!(patch.flags_apply_to(&version(3, 5)), "shown already");
         assert!(
-            patch.applies_to(&version(11, 5)),
-            "part of it shown already"
-        );
-        assert!(patch.applies_to(&version(12, 5)));
-        assert!(
-            !patch.applies_to(&version(9, 4)),
-            "a change before it is missing"
+            patch.flags_apply_to(&version(99, 4)),
+            "the shared version is no concern of flags"
         );
         assert!(
-            !patch.applies_to(&version(10, 3)),
+            !patch.flags_apply_to(&version(10, 3)),
             "a change of the user is missing"
         );
         assert!(
-            !patch.applies_to(&version(13, 5)),
+            !patch.flags_apply_to(&version(10, 6)),
             "newer than it: applying would go back"
         );
-        assert!(!patch.applies_to(&version(12, 6)));
+        assert_eq!(patch.after(&version(10, 4)), version(10, 5));
+    }
+
+    #[test]
+    fn a_count_is_newer_by_its_own_version_alone() {
+        let shown = Count {
+            subscribers: 5,
+            version: 8,
+        };
+        assert!(Count {
+            subscribers: 4,
+            version: 9
+        }
+        .is_newer_than(&shown));
+        assert!(!Count {
+            subscribers: 6,
+            version: 8
+        }
+        .is_newer_than(&shown));
+        assert!(!Count {
+            subscribers: 6,
+            version: 7
+        }
+        .is_newer_than(&shown));
     }
 }

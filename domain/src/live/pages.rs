@@ -1,20 +1,21 @@
 //! Routing count changes to the list pages that show them, before any stream wakes.
 //!
 //! Streams that follow the same list page (the same topics shown) share one channel. A bump
-//! every user sees that says which counts moved, and is the very next shared version, goes
-//! only to the pages showing one of those topics, with only their counts; every other bump
-//! every user sees (a gap, or one that says nothing) goes to every stream, whose page then
-//! refetches. So a page that none of a change's topics are on is not woken for it, and a
-//! stream needs no version check of its own for the counts it hears: the hub checked that
-//! every shared version between two it hears was either one it was sent, or one that touched
-//! none of its topics.
+//! that says which counts moved goes only to the pages showing one of those topics, with only
+//! their counts, and only the counts newer than those routed before (an instance hears its
+//! own commits twice on PostgreSQL). A count carries its topic's own version, so counts need
+//! no order among themselves: commits of two instances that did not see each other reach the
+//! pages in either order and each page keeps the newer count per row. Every other shared bump
+//! (a topic created, renamed or deleted; one that says nothing) goes to every stream, whose
+//! page then refetches. So a page that none of a change's topics are on is not woken for it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::broadcast;
 
-use super::events::LiveEvent;
+use super::events::{Counts, LiveEvent};
+use super::Count;
 use crate::ids::TopicId;
 
 /// Described bumps buffered per followed page (one ring for all its streams).
@@ -25,8 +26,10 @@ pub(crate) type Shown = Option<Arc<[TopicId]>>;
 
 #[derive(Default)]
 pub(crate) struct Pages {
-    /// The newest shared version published.
+    /// The newest shared version told to every stream.
     seen: u64,
+    /// The newest count version routed, by topic.
+    counted: HashMap<TopicId, i64>,
     followed: HashMap<Shown, Followers>,
 }
 
@@ -37,7 +40,7 @@ struct Followers {
 
 /// Where one shared bump goes.
 pub(crate) enum Route {
-    /// Published already (an instance hears its own commits twice on PostgreSQL).
+    /// Told already (an instance hears its own commits twice on PostgreSQL).
     Old,
     /// Sent to the pages showing what it moved.
     Pages,
@@ -46,7 +49,7 @@ pub(crate) enum Route {
 }
 
 impl Pages {
-    /// The newest shared version published.
+    /// The newest shared version told to every stream.
     pub(crate) fn seen(&self) -> u64 {
         self.seen
     }
@@ -56,19 +59,33 @@ impl Pages {
     }
 
     /// Routes the shared bump `version` that moved `counts` (`None`: it does not say).
-    pub(crate) fn route(&mut self, version: u64, counts: Option<&Arc<[(TopicId, i64)]>>) -> Route {
-        if version <= self.seen {
-            return Route::Old;
-        }
-        let next = version == self.seen + 1;
-        self.seen = version;
-        let Some(counts) = counts.filter(|_| next) else {
+    pub(crate) fn route(&mut self, version: u64, counts: Option<&Counts>) -> Route {
+        let Some(counts) = counts else {
+            if version <= self.seen {
+                return Route::Old;
+            }
+            self.seen = version;
             return Route::Everyone;
         };
+        let newer: Vec<(TopicId, Count)> = counts
+            .iter()
+            .filter(|(topic, count)| {
+                self.counted
+                    .get(topic)
+                    .is_none_or(|&routed| count.version > routed)
+            })
+            .copied()
+            .collect();
+        if newer.is_empty() {
+            return Route::Old;
+        }
+        for &(topic, count) in &newer {
+            self.counted.insert(topic, count.version);
+        }
         for (shown, followers) in &self.followed {
-            let kept: Arc<[(TopicId, i64)]> = match shown {
-                None => counts.clone(),
-                Some(shown) => counts
+            let kept: Counts = match shown {
+                None => newer.iter().copied().collect(),
+                Some(shown) => newer
                     .iter()
                     .filter(|(topic, _)| shown.binary_search(topic).is_ok())
                     .copied()

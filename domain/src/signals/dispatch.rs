@@ -9,6 +9,7 @@ use crate::cache::Stale;
 use crate::db::{self, Conn};
 use crate::error::DomainError;
 use crate::ids::{TopicId, UserId};
+use crate::live::Count;
 
 use super::effects::Effects;
 use super::events::*;
@@ -169,7 +170,7 @@ impl<'c> Tx<'c> {
     /// read in this transaction, after the change.
     pub fn subscriptions_moved(
         &mut self,
-        counts: &[(TopicId, i64)],
+        counts: &[(TopicId, Count)],
         flags: &[(UserId, TopicId, bool)],
         _: &Receiving,
     ) {
@@ -236,7 +237,7 @@ pub fn write<R>(
             (value, versions)
         },
     )?;
-    tell_versions(conn, signals, versions);
+    tell_versions(signals, versions);
     Ok(value)
 }
 
@@ -250,15 +251,15 @@ pub fn read<R>(
     let (value, work, versions) =
         diesel::Connection::transaction(conn, |conn| with_tx(conn, signals, f))?;
     run_after_commit(signals, work);
-    tell_versions(conn, signals, versions);
+    tell_versions(signals, versions);
     Ok(value)
 }
 
 /// After the commit (PostgreSQL): the versions the transaction moved, told to the cache, the
 /// open pages and the other instances.
-fn tell_versions(conn: &mut Conn, signals: &Signals, versions: Option<VersionsMoved>) {
+fn tell_versions(signals: &Signals, versions: Option<VersionsMoved>) {
     if let Some(versions) = versions {
-        versions.tell(conn, &signals.effects);
+        versions.tell(&signals.effects);
     }
 }
 
@@ -322,27 +323,12 @@ struct VersionsMoved {
 }
 
 impl VersionsMoved {
-    /// After the commit: whether it took the catalog exactly one version on (asked only when
-    /// open pages could patch with it), then the cache, the open pages, the other instances.
-    fn tell(self, conn: &mut Conn, effects: &Effects) {
-        let next_catalog = match (&self.bumped.catalog_seen, conn) {
-            (Some(seen), Conn::Pg(pg)) if self.patchable => {
-                match crate::cache::shared::is_next(pg, seen) {
-                    Ok(true) => Some(crate::cache::shared::catalog_version(seen)),
-                    Ok(false) => None,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "could not read the catalog's versions after a commit");
-                        None
-                    }
-                }
-            }
-            _ => None,
-        };
+    /// After the commit: the cache, the open pages, the other instances.
+    fn tell(self, effects: &Effects) {
         effects.advance_described(
             &self.bumped,
             self.described.as_ref(),
             self.patchable,
-            next_catalog,
             &Receiving::new(),
         );
     }

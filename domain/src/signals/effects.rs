@@ -71,53 +71,33 @@ impl Effects {
 
     /// [`Self::advance`] for this instance's own commit (PostgreSQL), which can say what moved:
     /// then the cached entries it moved are patched where they are one version behind. Open
-    /// pages are told what moved where it is the very next version: for the users' own rows
-    /// always (a user's row is moved by one change at a time), for the catalog when the
-    /// commit is known to be the next step of the catalog, either in the database
-    /// (`next_catalog`, read after the commit) or here (the cache's versions are what the
-    /// commit saw, by the patching rule: a commit that landed since, not heard yet, is told
-    /// after this one); otherwise they refetch. Then the other instances are told.
+    /// pages are told what moved: the counts with their versions (a page keeps the newer
+    /// count per row, so no order among commits is needed), the users' flags where the
+    /// user's version is the very next one (a user's row is moved by one change at a time);
+    /// otherwise they refetch. Then the other instances are told.
     pub(super) fn advance_described(
         &self,
         bumped: &crate::cache::shared::Bumped,
         described: Option<&Described>,
         patchable: bool,
-        next_catalog: Option<u64>,
         token: &Receiving,
     ) {
-        let (bumps, next_here) = match described {
+        let bumps = match described {
             Some(described) if patchable => {
-                self.cache
-                    .advance_patching(bumped, &described.counts, &described.flags, token)
+                let (bumps, next) =
+                    self.cache
+                        .advance_patching(bumped, &described.counts, &described.flags, token);
+                if next.is_none() {
+                    tracing::debug!("an own commit is not the catalog's next step here");
+                }
+                bumps
             }
-            _ => (self.cache.advance(&bumped.moved, token), None),
+            _ => self.cache.advance(&bumped.moved, token),
         };
-        let next_catalog = next_catalog.or(next_here);
-        if described.is_some() && next_catalog.is_none() {
-            tracing::debug!("an own commit is not the catalog's next step here");
-        }
-        for bump in bumps {
-            let told = match (bump, described) {
-                // The shards' sum here may lag commits this instance has not heard of: a
-                // page only patches from the exact version before this commit.
-                (LiveEvent::Shared { version, .. }, Some(described)) => match next_catalog {
-                    Some(next) => described.tell(LiveEvent::Shared {
-                        version: next,
-                        counts: None,
-                    }),
-                    None => LiveEvent::Shared {
-                        version,
-                        counts: None,
-                    },
-                },
-                (bump, Some(described)) => described.tell(bump),
-                (bump, None) => bump,
-            };
-            self.live.publish(told);
-        }
+        self.publish_all(bumps, described);
         if let Some(announcer) = &self.announcer {
             // With its counts, and the catalog as the transaction saw it: another instance
-            // whose catalog is exactly one commit behind patches its pages too.
+            // whose catalog is exactly one commit behind patches its cached catalog too.
             let told = match (described, &bumped.catalog_seen) {
                 (Some(described), Some(seen)) if !described.counts.is_empty() => Some(Told {
                     seen: seen.clone(),
@@ -148,7 +128,7 @@ impl Effects {
     }
 
     /// [`Self::advance`] for a commit that told its counts and the catalog its transaction
-    /// saw: open pages patch when it is the very next step of the catalog here.
+    /// saw: open pages are told the counts with their versions (see [`Self::advance_described`]).
     pub fn advance_told(
         &self,
         moved: &crate::cache::shared::Moved,
@@ -162,12 +142,12 @@ impl Effects {
             tracing::debug!("another instance's commit is not the catalog's next step here");
         }
         for bump in bumps {
-            self.live.publish(match (bump, next) {
-                (LiveEvent::Shared { .. }, Some(version)) => LiveEvent::Shared {
+            self.live.publish(match bump {
+                LiveEvent::Shared { version, .. } => LiveEvent::Shared {
                     version,
                     counts: Some(told.counts.iter().copied().collect()),
                 },
-                (bump, _) => bump,
+                bump => bump,
             });
         }
     }

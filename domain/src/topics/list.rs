@@ -195,7 +195,8 @@ fn merge(
             .map(|topic| TopicView {
                 id: topic.id,
                 name: topic.name.to_string(),
-                subscribers: topic.subscribers,
+                subscribers: topic.count.subscribers,
+                count_version: topic.count.version,
                 subscribed: mine.contains(&topic.id),
             })
             .collect(),

@@ -8,6 +8,7 @@ use crate::cache::CatalogEntry;
 use crate::db::{Conn, RowLock};
 use crate::error::DomainError;
 use crate::ids::TopicId;
+use crate::live::Count;
 use crate::schema::topics;
 use crate::signals::TopicRecord;
 
@@ -70,15 +71,27 @@ pub(crate) fn lock_rows(conn: &mut Conn, ids: &[TopicId], lock: RowLock) -> Quer
     Ok(())
 }
 
-/// The subscriber counts of `ids`, as this transaction sees them.
+/// The subscriber counts of `ids` with their versions, as this transaction sees them.
 pub(crate) fn subscriber_counts(
     conn: &mut Conn,
     ids: &[TopicId],
-) -> QueryResult<Vec<(TopicId, i64)>> {
-    topics::table
+) -> QueryResult<Vec<(TopicId, Count)>> {
+    let rows: Vec<(TopicId, i64, i64)> = topics::table
         .filter(topics::id.eq_any(ids))
-        .select((topics::id, topics::subscriber_count))
-        .load(conn)
+        .select((topics::id, topics::subscriber_count, topics::count_version))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, subscribers, version)| {
+            (
+                id,
+                Count {
+                    subscribers,
+                    version,
+                },
+            )
+        })
+        .collect())
 }
 
 pub(super) fn subscriber_count(conn: &mut Conn, topic_id: TopicId) -> QueryResult<i64> {
@@ -96,13 +109,15 @@ struct CatalogRow {
     name: String,
     #[diesel(sql_type = BigInt)]
     subscribers: i64,
+    #[diesel(sql_type = BigInt)]
+    count_version: i64,
 }
 
 /// Every live topic with its subscriber count (kept on the row by triggers), sorted by name
 /// regardless of letter case (index `topics_listed`).
 pub(super) fn load_catalog(conn: &mut Conn) -> QueryResult<Vec<CatalogEntry>> {
     let rows: Vec<CatalogRow> = diesel::sql_query(
-        "SELECT t.id, t.name, t.subscriber_count AS subscribers
+        "SELECT t.id, t.name, t.subscriber_count AS subscribers, t.count_version
          FROM topics t
          WHERE t.deleted_at IS NULL
          ORDER BY lower(t.name), t.id",
@@ -113,7 +128,10 @@ pub(super) fn load_catalog(conn: &mut Conn) -> QueryResult<Vec<CatalogEntry>> {
         .map(|row| CatalogEntry {
             id: row.id,
             name: row.name.into(),
-            subscribers: row.subscribers,
+            count: Count {
+                subscribers: row.subscribers,
+                version: row.count_version,
+            },
         })
         .collect())
 }

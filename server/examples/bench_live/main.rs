@@ -15,11 +15,14 @@
 //! pages: a page is measured on the writes to the topics it shows (the others it is not told
 //! of).
 //!
-//! Each stream behaves as an open topic page does: a `patch` that leads from the version it
-//! holds moves it there; a newer `version` (or a patch from elsewhere) makes it refetch its
-//! list. A page has converged on a write once it holds a version at least the write's (the
-//! version the write's server function returned; for pages of the writer, its own part too).
-//! Latency counts from the moment the write was sent.
+//! Each stream behaves as an open topic page does: a `patch` moves the counts it names (each
+//! carries its topic's count version) and, when they lead from the user's version it holds,
+//! the flags; a newer `version` (or flags from elsewhere) makes it refetch its list. A page
+//! has converged on a write once it holds the written topic's count at a version at least the
+//! write's (read from the writer's list right after the write answered, so at least the
+//! write's own; a later write of the same topic in between only makes the page wait for that
+//! one too), and for pages of the writer the user's version the write returned. Latency
+//! counts from the moment the write was sent.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -29,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
+use domain::ids::TopicId;
 use domain::live::ViewVersion;
 use futures::stream::{self, StreamExt};
 use tokio::sync::watch;
@@ -75,11 +79,12 @@ struct Args {
     server_pids: Vec<u32>,
 }
 
-/// One page's state at one moment: what it holds after an event or a refetch.
-#[derive(Clone, Copy)]
+/// What one page came to hold at one moment, after an event or a refetch: the user's version,
+/// and the count versions of the rows that event or refetch gave.
 struct Seen {
     at: Instant,
-    version: ViewVersion,
+    user: u64,
+    counts: Vec<(TopicId, i64)>,
 }
 
 /// One committed toggle.
@@ -87,8 +92,11 @@ struct Write {
     user: usize,
     /// The list page showing the toggled topic.
     page: usize,
+    topic: TopicId,
     sent: Instant,
     version: ViewVersion,
+    /// The topic's count version read right after the write answered.
+    count_version: i64,
 }
 
 #[derive(Default)]
@@ -274,16 +282,37 @@ async fn run(args: Args) -> Result<(), String> {
                 }
             };
             let sent = Instant::now();
-            match toggle(&session, &base, topic_id, subscribe).await {
-                Ok(version) => lock(&writes).push(Write {
-                    user,
-                    page,
-                    sent,
-                    version,
-                }),
+            let written = match toggle(&session, &base, topic_id, subscribe).await {
+                Ok(version) => version,
                 Err(err) => {
                     counters.failed_writes.fetch_add(1, Ordering::Relaxed);
                     eprintln!("a write failed: {err}");
+                    return;
+                }
+            };
+            let topic = TopicId(topic_id);
+            let count_version = match list(&session, &base, page).await {
+                Ok(listing) => listing
+                    .topics
+                    .iter()
+                    .find(|row| row.id == topic)
+                    .map(|row| row.count_version),
+                Err(err) => {
+                    eprintln!("a write's page could not be read after it: {err}");
+                    None
+                }
+            };
+            match count_version {
+                Some(count_version) => lock(&writes).push(Write {
+                    user,
+                    page,
+                    topic,
+                    sent,
+                    version: written,
+                    count_version,
+                }),
+                None => {
+                    counters.failed_writes.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }));
@@ -314,9 +343,13 @@ async fn run(args: Args) -> Result<(), String> {
     for ((user, followed), history) in &histories {
         for write in writes.iter().filter(|write| write.page == *followed) {
             let own = write.user == *user;
+            // The newest count version of the topic held so far, as the page keeps it.
+            let mut held = 0;
             let reached = history.iter().find(|seen| {
-                seen.version.shared >= write.version.shared
-                    && (!own || seen.version.user >= write.version.user)
+                if let Some(&(_, version)) = seen.counts.iter().find(|(t, _)| *t == write.topic) {
+                    held = held.max(version);
+                }
+                held >= write.count_version && (!own || seen.user >= write.version.user)
             });
             match reached {
                 Some(seen) => latencies.push(seen.at.saturating_duration_since(write.sent)),

@@ -94,40 +94,50 @@ impl Page {
                 else {
                     continue; // a heartbeat
                 };
-                let newer = match kind {
+                let refetch = match kind {
                     "patch" => {
                         self.counters.patches.fetch_add(1, Ordering::Relaxed);
                         let Ok(patch) = serde_json::from_str::<Patch>(data) else {
                             continue;
                         };
-                        match held {
-                            Some(shown) if patch.applies_to(&shown) => {
-                                held = Some(patch.to);
-                                history.push(Seen {
-                                    at: Instant::now(),
-                                    version: patch.to,
-                                });
-                                continue;
-                            }
-                            _ => patch.to,
+                        let Some(shown) = held else {
+                            continue;
+                        };
+                        // Counts apply to any list shown; the flags only when they lead from
+                        // the user's version shown.
+                        let applies = patch.flags_apply_to(&shown);
+                        if applies {
+                            held = Some(patch.after(&shown));
                         }
+                        history.push(Seen {
+                            at: Instant::now(),
+                            user: held.map_or(0, |held| held.user),
+                            counts: patch
+                                .counts
+                                .iter()
+                                .map(|&(topic, count)| (topic, count.version))
+                                .collect(),
+                        });
+                        !applies && patch.to > shown.user
                     }
                     _ => {
                         self.counters.versions.fetch_add(1, Ordering::Relaxed);
                         let Ok(version) = serde_json::from_str::<ViewVersion>(data) else {
                             continue;
                         };
-                        if held.is_none() {
-                            // The first event: the page was just loaded at this version.
-                            held = Some(version);
-                            drop(permit.take());
-                            let _ = opened.send(Ok(()));
-                            continue;
+                        match held {
+                            None => {
+                                // The first event: the page was just loaded at this version.
+                                held = Some(version);
+                                drop(permit.take());
+                                let _ = opened.send(Ok(()));
+                                false
+                            }
+                            Some(shown) => version.is_newer_than(&shown),
                         }
-                        version
                     }
                 };
-                if held.is_some_and(|shown| !newer.is_newer_than(&shown)) {
+                if !refetch {
                     continue;
                 }
                 self.counters.refetches.fetch_add(1, Ordering::Relaxed);
@@ -136,7 +146,12 @@ impl Page {
                         held = Some(listing.version);
                         history.push(Seen {
                             at: Instant::now(),
-                            version: listing.version,
+                            user: listing.version.user,
+                            counts: listing
+                                .topics
+                                .iter()
+                                .map(|topic| (topic.id, topic.count_version))
+                                .collect(),
                         });
                     }
                     Err(_) => {

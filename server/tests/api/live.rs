@@ -2,8 +2,12 @@
 
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use crate::support::{header, member, TestClient, TestServer};
-use domain::live::{Patch, ViewVersion};
+use domain::ids::TopicId;
+use domain::live::{Count, Patch, ViewVersion};
+use domain::topics::TopicListing;
 use reqwest::StatusCode;
 
 /// How long an expected event may take: a debug build on a loaded CI machine. Waits return
@@ -67,12 +71,19 @@ impl Events {
         }
     }
 
-    /// The version the next event moves the page to (a patch's or a plain version).
+    /// The next event, expected to be a plain version (the first one, or a refetch).
     pub async fn version(&mut self) -> ViewVersion {
         match self.next(PATIENCE).await {
             Next::Version(version) => version,
-            Next::Patch(patch) => patch.to,
             other => panic!("expected a version within {PATIENCE:?}, got {other:?}"),
+        }
+    }
+
+    /// The next event, expected to be a patch.
+    pub async fn patch(&mut self) -> Patch {
+        match self.next(PATIENCE).await {
+            Next::Patch(patch) => patch,
+            other => panic!("expected a patch within {PATIENCE:?}, got {other:?}"),
         }
     }
 }
@@ -97,35 +108,48 @@ async fn other_users_changes_arrive_after_commit_and_only_grow() {
         (format!("/topics/unsubscribe/{python}/"), vec![]),
         ("/topics/create/".into(), vec![("name", "Go")]),
     ];
+    let mut python_count = Count::default();
     for (path, form) in steps {
         bob.post_listed(&path, &form).await;
-        let pushed = events.version().await;
-        assert!(newer(pushed, last), "{pushed:?} after {last:?} ({path})");
         // Pushed after commit: the page it triggers already shows the change.
         let page = alice.topics().await;
         match path.as_str() {
             "/topics/create/" => {
+                let pushed = events.version().await;
+                assert!(newer(pushed, last), "{pushed:?} after {last:?} ({path})");
+                last = pushed;
                 let name = form[0].1;
                 assert!(
                     page.iter().any(|t| t.1 == name),
                     "{name} visible when pushed"
                 );
             }
-            p if p.starts_with("/topics/subscribe/") => {
-                assert!(page.contains(&(python, "Python".into(), 1, false)));
+            p => {
+                // A count: told with its own version, which only grows; Alice's own version
+                // stays.
+                let patch = events.patch().await;
+                assert_eq!((patch.from, patch.to), (last.user, last.user), "{patch:?}");
+                let [(topic, count)] = patch.counts[..] else {
+                    panic!("one count: {patch:?}");
+                };
+                assert_eq!(topic, TopicId(python));
+                assert!(
+                    count.is_newer_than(&python_count),
+                    "{count:?} after {python_count:?}"
+                );
+                python_count = count;
+                let subscribers = i64::from(p.starts_with("/topics/subscribe/"));
+                assert_eq!(count.subscribers, subscribers);
+                assert!(page.contains(&(python, "Python".into(), subscribers, false)));
             }
-            _ => assert!(page.contains(&(python, "Python".into(), 0, false))),
         }
-        last = pushed;
     }
 
     // The user's own change moves the user part as well.
     alice.subscribe(python).await;
-    let own = events.version().await;
-    assert!(
-        own.user > last.user && own.shared >= last.shared,
-        "{own:?} after {last:?}"
-    );
+    let own = events.patch().await;
+    assert!(own.to > last.user, "{own:?} after {last:?}");
+    assert_eq!(own.flags, vec![(TopicId(python), true)]);
 }
 
 #[tokio::test]
@@ -216,57 +240,74 @@ async fn shutdown_ends_streams_and_a_reconnect_catches_up() {
 /// Rows as the test client reads them from a page: (id, name, subscribers, subscribed).
 type Rows = Vec<(i64, String, i64, bool)>;
 
-/// What a page does with a patch (`TopicListing::apply`), on the rows the test client reads.
-fn apply(rows: &mut Rows, patch: &Patch) {
-    for (id, _, subscribers, subscribed) in rows.iter_mut() {
-        if let Some(&(_, count)) = patch.counts.iter().find(|(t, _)| t.0 == *id) {
-            *subscribers = count;
+/// An open list page (the first) as the browser holds it (`app::topics::page`): the list it
+/// read, patched by what it is pushed, and the newest count pushed per topic, which a list
+/// read before that count moved takes on arrival.
+struct OpenPage {
+    listing: TopicListing,
+    pushed: HashMap<TopicId, Count>,
+}
+
+impl OpenPage {
+    async fn read(client: &TestClient) -> OpenPage {
+        OpenPage {
+            listing: client.list_topics().await,
+            pushed: HashMap::new(),
         }
-        if let Some(&(_, flag)) = patch.flags.iter().find(|(t, _)| t.0 == *id) {
-            *subscribed = flag;
+    }
+
+    fn rows(&self) -> Rows {
+        crate::support::rows_of(&self.listing)
+    }
+
+    async fn refetch(&mut self, client: &TestClient) {
+        self.listing = client.list_topics().await;
+        let pushed: Vec<(TopicId, Count)> = self.pushed.iter().map(|(&t, &c)| (t, c)).collect();
+        self.listing.take_counts(&pushed);
+    }
+
+    /// What the page does with the next event: applies a patch (its counts where newer than
+    /// the rows', its flags when they lead from the user's version shown, else it refetches);
+    /// refetches on a newer version. An event no newer than what it shows was on its way
+    /// before its last refetch, and changes nothing.
+    async fn follow(&mut self, events: &mut Events, client: &TestClient) {
+        match events.next(PATIENCE).await {
+            Next::Patch(patch) => {
+                for &(topic, count) in &patch.counts {
+                    let held = self.pushed.entry(topic).or_insert(count);
+                    if count.is_newer_than(held) {
+                        *held = count;
+                    }
+                }
+                let shown = self.listing.version;
+                if !self.listing.apply(&patch) && patch.to > shown.user {
+                    self.refetch(client).await;
+                }
+            }
+            Next::Version(version) if version.is_newer_than(&self.listing.version) => {
+                self.refetch(client).await;
+            }
+            Next::Version(_) => {}
+            other => panic!("expected an event within {PATIENCE:?}, got {other:?}"),
         }
     }
 }
 
-/// The next event, expected to be a patch. On PostgreSQL it may be a plain version instead:
-/// the instance can hear its own commit through the database before its own post-commit
-/// work tells it (README, "Live updates"); the page then refetches, as `Err` says.
-async fn patch_or_refetch(events: &mut Events, server: &TestServer) -> Result<Patch, ViewVersion> {
-    match events.next(PATIENCE).await {
-        Next::Patch(patch) => Ok(patch),
-        Next::Version(version) if server.db.is_postgres() => Err(version),
-        other => panic!("expected a patch within {PATIENCE:?}, got {other:?}"),
-    }
-}
-
-/// What an open page does with the next event: applies a patch that leads from what it
-/// shows, or refetches (`patch_or_refetch`) and then shows the version of the list it read.
-/// An event no newer than that was on its way before the refetch, and changes nothing.
-async fn follow(
-    events: &mut Events,
-    server: &TestServer,
-    client: &TestClient,
-    rows: &mut Rows,
-    shown: &mut ViewVersion,
-) {
-    match patch_or_refetch(events, server).await {
-        Ok(patch) if patch.applies_to(shown) => {
-            apply(rows, &patch);
-            *shown = patch.to;
-        }
-        Ok(patch) => assert!(!newer(patch.to, *shown), "{patch:?} from {shown:?}"),
-        Err(version) if newer(version, *shown) => (*shown, *rows) = client.listing().await,
-        Err(_) => {}
-    }
-}
-
-/// Asserts that an open page, showing `shown`, is told nothing more: at most events still on
-/// their way from before its last refetch, which it ignores.
-async fn told_nothing_newer(events: &mut Events, shown: ViewVersion) {
+/// Asserts that an open page is told nothing more that would change it: at most events still
+/// on their way from before its last refetch, which it ignores.
+async fn told_nothing_newer(events: &mut Events, page: &OpenPage) {
+    let shown = page.listing.version;
     for _ in 0..4 {
         match events.next(Duration::from_millis(600)).await {
             Next::Quiet => return,
-            Next::Patch(patch) if !newer(patch.to, shown) => {}
+            Next::Patch(patch) => {
+                let mut patched = page.listing.clone();
+                let applied = patched.apply(&patch);
+                assert!(
+                    applied && patched == page.listing,
+                    "nothing more to tell {shown:?}, got {patch:?}"
+                );
+            }
             Next::Version(version) if !newer(version, shown) => {}
             other => panic!("nothing more to tell {shown:?}, got {other:?}"),
         }
@@ -281,59 +322,56 @@ async fn subscriptions_arrive_as_patches_that_leave_the_page_as_a_reload_shows_i
     let python = bob.topic_id("Python").await;
     let django = bob.topic_id("Django").await;
     let mut events = Events::open(&alice).await;
-    let mut shown = events.version().await;
-    let mut rows = alice.topics().await;
+    events.version().await;
+    let mut page = OpenPage::read(&alice).await;
 
     // Another user's subscription: the count moves, Alice's flags do not.
     bob.subscribe(python).await;
-    match patch_or_refetch(&mut events, &server).await {
-        Ok(patch) => {
-            assert_eq!(patch.from, shown);
-            assert!(
-                patch.to.shared > shown.shared && patch.to.user == shown.user,
-                "{patch:?}"
-            );
-            assert_eq!(patch.counts, vec![(domain::ids::TopicId(python), 1)]);
-            assert!(
-                patch.flags.is_empty(),
-                "Bob's flags are not Alice's business"
-            );
-            apply(&mut rows, &patch);
-            shown = patch.to;
-        }
-        Err(version) => (shown, rows) = (version, alice.topics().await),
-    }
-    assert_eq!(rows, alice.topics().await);
+    let patch = events.patch().await;
+    let user = page.listing.version.user;
+    assert_eq!((patch.from, patch.to), (user, user), "{patch:?}");
+    let [(topic, count)] = patch.counts[..] else {
+        panic!("one count: {patch:?}");
+    };
+    assert_eq!((topic, count.subscribers), (TopicId(python), 1));
+    assert!(
+        patch.flags.is_empty(),
+        "Bob's flags are not Alice's business"
+    );
+    assert!(page.listing.apply(&patch));
+    assert_eq!(page.rows(), alice.topics().await);
 
     // Her own: the count and her flag.
     alice.subscribe(django).await;
-    match patch_or_refetch(&mut events, &server).await {
-        Ok(patch) => {
-            assert_eq!(patch.from, shown);
-            assert!(patch.to.user > shown.user);
-            assert_eq!(patch.counts, vec![(domain::ids::TopicId(django), 1)]);
-            assert_eq!(patch.flags, vec![(domain::ids::TopicId(django), true)]);
-            apply(&mut rows, &patch);
-            shown = patch.to;
-        }
-        Err(version) => (shown, rows) = (version, alice.topics().await),
-    }
-    assert_eq!(rows, alice.topics().await);
+    let patch = events.patch().await;
+    assert!(patch.to > page.listing.version.user, "{patch:?}");
+    assert_eq!(
+        patch
+            .counts
+            .iter()
+            .map(|&(t, c)| (t, c.subscribers))
+            .collect::<Vec<_>>(),
+        vec![(TopicId(django), 1)]
+    );
+    assert_eq!(patch.flags, vec![(TopicId(django), true)]);
+    assert!(page.listing.apply(&patch));
+    assert_eq!(page.rows(), alice.topics().await);
 
     // Unsubscribe from all, by Bob and by Alice.
     bob.post_listed("/topics/unsubscribe-all/", &[]).await;
     alice.post_listed("/topics/unsubscribe-all/", &[]).await;
     let reloaded = alice.topics().await;
-    while rows != reloaded {
-        follow(&mut events, &server, &alice, &mut rows, &mut shown).await;
+    while page.rows() != reloaded {
+        page.follow(&mut events, &alice).await;
     }
 
     // A new topic changes which rows a page holds: the page is told to refetch.
     bob.post_listed("/topics/create/", &[("name", "Zig")]).await;
+    let shown = page.listing.version;
     loop {
         match events.next(PATIENCE).await {
             // The end of the clears, coalesced into one event with the new topic or not.
-            Next::Patch(patch) if patch.applies_to(&shown) => shown = patch.to,
+            Next::Patch(patch) => assert!(page.listing.apply(&patch), "{patch:?}"),
             Next::Version(version) => break assert!(newer(version, shown)),
             other => panic!("expected a plain version, got {other:?}"),
         }
@@ -352,9 +390,10 @@ async fn a_burst_of_writes_reaches_an_open_page_in_few_events_that_add_up() {
     // From before the stream opens: its first event starts the stream's 250 ms turns.
     let opened = std::time::Instant::now();
     let mut events = Events::open(&alice).await;
-    let mut shown = events.version().await;
-    let mut rows = alice.topics().await;
-    let ids: Vec<i64> = rows
+    events.version().await;
+    let mut page = OpenPage::read(&alice).await;
+    let ids: Vec<i64> = page
+        .rows()
         .iter()
         .map(|row| row.0)
         .filter(|&id| id != last)
@@ -380,9 +419,9 @@ async fn a_burst_of_writes_reaches_an_open_page_in_few_events_that_add_up() {
     assert_eq!(alice.listing().await.1, reloaded);
 
     let mut received = 0;
-    while rows != reloaded {
+    while page.rows() != reloaded {
         received += 1;
-        follow(&mut events, &server, &alice, &mut rows, &mut shown).await;
+        page.follow(&mut events, &alice).await;
     }
     let heard = opened.elapsed();
     // One event per quarter second at most, counted from the first (sent at once).
@@ -391,5 +430,5 @@ async fn a_burst_of_writes_reaches_an_open_page_in_few_events_that_add_up() {
         received <= bound && received < writes,
         "{received} events for {writes} writes in {last_write:?} (heard by {heard:?})"
     );
-    told_nothing_newer(&mut events, shown).await;
+    told_nothing_newer(&mut events, &page).await;
 }

@@ -21,7 +21,10 @@ async fn a_subscription_tells_open_pages_its_new_count_and_flag_and_a_rename_doe
     let mut told: Vec<Told> = Vec::new();
     for event in published(&mut events) {
         let (key, moved) = match event {
-            LiveEvent::Shared { version, counts } => ((None, version), counts.map(|c| c.to_vec())),
+            LiveEvent::Shared { version, counts } => (
+                (None, version),
+                counts.map(|c| c.iter().map(|&(t, n)| (t, n.subscribers)).collect()),
+            ),
             LiveEvent::User {
                 user_id,
                 version,
@@ -127,7 +130,7 @@ async fn counts_reach_open_pages_in_the_order_they_were_committed() {
         {
             versions.push(version);
             if let Some(&(_, count)) = counts.iter().find(|(id, _)| *id == python) {
-                shown = Some(count);
+                shown = Some(count.subscribers);
             }
         }
     }

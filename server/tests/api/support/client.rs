@@ -225,8 +225,8 @@ impl TestClient {
     }
 
     /// The first list page as the browser's refetch reads it (the `list_topics` server
-    /// function): its rows, and the version they are as of.
-    pub async fn listing(&self) -> (ViewVersion, Vec<(i64, String, i64, bool)>) {
+    /// function).
+    pub async fn list_topics(&self) -> domain::topics::TopicListing {
         let response = self
             .post_form(
                 "/api/list_topics",
@@ -234,14 +234,13 @@ impl TestClient {
             )
             .await;
         let body = body_of(response, StatusCode::OK).await;
-        let listing: domain::topics::TopicListing =
-            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
-        let rows = listing
-            .topics
-            .into_iter()
-            .map(|t| (t.id.0, t.name, t.subscribers, t.subscribed))
-            .collect();
-        (listing.version, rows)
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    }
+
+    /// [`Self::list_topics`]: its rows, and the version they are as of.
+    pub async fn listing(&self) -> (ViewVersion, Vec<(i64, String, i64, bool)>) {
+        let listing = self.list_topics().await;
+        (listing.version, rows_of(&listing))
     }
 
     /// The topics of every list page, in order (the pager's `data-pages` says how many).
@@ -307,4 +306,14 @@ impl TestClient {
             .map(|t| t.0)
             .unwrap_or_else(|| panic!("no topic {name}"))
     }
+}
+
+/// A listing's rows as the test client reads them from a page: (id, name, subscribers,
+/// subscribed).
+pub fn rows_of(listing: &domain::topics::TopicListing) -> Vec<(i64, String, i64, bool)> {
+    listing
+        .topics
+        .iter()
+        .map(|t| (t.id.0, t.name.clone(), t.subscribers, t.subscribed))
+        .collect()
 }

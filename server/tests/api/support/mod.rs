@@ -7,8 +7,8 @@ mod server;
 mod sql;
 
 pub use client::{
-    body_of, expect_page, expect_redirect, header, header_of, location, member, plain_http, staff,
-    topic_names, topics, Sent, TestClient,
+    body_of, expect_page, expect_redirect, header, header_of, location, member, plain_http,
+    rows_of, staff, topic_names, topics, Sent, TestClient,
 };
 pub use server::{run_ok, Database, TestServer};
 pub use sql::{count_sql, execute_sql, hold_write_lock, Reader};
