@@ -95,21 +95,17 @@ fn told_commit(
             catalog: vec![(shard, version)],
             ..Default::default()
         },
-        catalog_seen: Some(catalog_seen),
+        catalog_seen: Some(catalog_seen.clone()),
     };
-    let counts = BTreeMap::from([(first, count(subscribers))]);
+    // The topic's count moves with each commit: its version is the commits so far here.
+    let count = Count {
+        subscribers,
+        version: i64::try_from(shared::catalog_version(&catalog_seen)).unwrap_or(i64::MAX),
+    };
+    let counts = BTreeMap::from([(first, count)]);
     cache
         .advance_patching(&bumped, &counts, &BTreeMap::new(), &crate::testing::token())
         .1
-}
-
-/// A count whose version is its value (the counts of these tests only go up or are told
-/// once each).
-fn count(subscribers: i64) -> Count {
-    Count {
-        subscribers,
-        version: subscribers,
-    }
 }
 
 fn cached_count(cache: &TopicCache, topic: TopicId) -> Option<i64> {
@@ -133,7 +129,11 @@ fn commits_of_one_topic_told_out_of_order_never_patch_back() {
         let catalog = vec![super::CatalogEntry {
             id: first,
             name: "Rust".into(),
-            count: count(1),
+            // Read before either commit.
+            count: Count {
+                subscribers: 1,
+                version: 0,
+            },
         }];
         assert!(cache.fill_catalog(&ticket, Arc::new(catalog)));
         cache
