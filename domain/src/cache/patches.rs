@@ -69,9 +69,10 @@ impl TopicCache {
     /// not seen them; a request probes their versions before it trusts the entry, and they
     /// drop it.
     ///
-    /// Also the version open pages may patch to with the commit's counts when the rule holds
-    /// for the catalog here (or every shard here is what the commit saw, see
-    /// [`Self::advance_heard_told`]); `None` otherwise.
+    /// Also the catalog's version the commit took it to when the rule holds for the catalog
+    /// here (or every shard here is what the commit saw, see [`Self::advance_heard_told`]);
+    /// `None` otherwise (the cached catalog is dropped; a diagnostic only: open pages place
+    /// the commit's counts by their own versions).
     pub fn advance_patching(
         &self,
         bumped: &shared::Bumped,
@@ -102,18 +103,16 @@ impl TopicCache {
 
     /// [`Self::advance_heard`] for another instance's commit that said what the catalog looked
     /// like to its transaction (`seen`, every shard right after its own move, and its new
-    /// `counts`): the version to tell open pages with the counts when, by the patching rule
-    /// above, it is the very next step of the catalog here; `None` when it is not (they
-    /// refetch). Then the cached catalog is patched too, as for this instance's own commits:
-    /// the next page needs no read of the whole catalog. Checked and moved under one hold of
-    /// the generations, so no commit of this instance slips in between.
+    /// `counts`): when, by the patching rule above, it is the very next step of the catalog
+    /// here, the cached catalog is patched, as for this instance's own commits, so the next
+    /// page needs no read of the whole catalog; and the version it took the catalog to is
+    /// returned (`None`: not the next step). Checked and moved under one hold of the
+    /// generations, so no commit of this instance slips in between.
     ///
-    /// Also when the shards here are exactly `seen` already: a request read the versions in
-    /// the database after the commit and before its notification arrived (every request
-    /// does, and the notification takes a few milliseconds). That read raised the generations
-    /// but told no page, so the pages are where they were; and since no shard here is past
-    /// what the commit saw, no later commit of its topics was read here either. Whether the
-    /// pages were told the very version before is the hub's check (`live::pages`).
+    /// Also the next step when the shards here are exactly `seen` already: a request read the
+    /// versions in the database after the commit and before its notification arrived (every
+    /// request does, and the notification takes a few milliseconds); no shard here is past
+    /// what the commit saw, so no later commit of its topics was read here either.
     pub fn advance_heard_told(
         &self,
         moved: &shared::Moved,
@@ -135,8 +134,8 @@ impl TopicCache {
 
     /// The patching rule for the catalog, for a commit that moved `shard` to `version` with
     /// `seen` and left `counts`: exactly one commit behind, the cached catalog is patched and
-    /// the shard moved; behind or there, the version open pages patch to with the counts.
-    /// `None` when neither holds (they refetch).
+    /// the shard moved; behind or there, the version the commit took the catalog to. `None`
+    /// when neither holds (the entry is dropped).
     fn step_catalog(
         &self,
         generations: &mut HashMap<String, u64>,

@@ -123,12 +123,7 @@ impl LiveHub {
                     }
                     Route::Everyone => {
                         // Every open page refetches: worth seeing when it happens often.
-                        tracing::debug!(
-                            version,
-                            last,
-                            told = counts.is_some(),
-                            "a change told to every open page"
-                        );
+                        tracing::debug!(version, last, "a change told to every open page");
                         self.inner.to_everyone.fetch_add(1, Ordering::Relaxed);
                         let _ = self.inner.shared.send(LiveEvent::Shared {
                             version: *version,

@@ -243,9 +243,10 @@ mod tests {
         assert!(received.is_some_and(|n| n >= 1));
     }
 
-    /// The commit tells its counts and the catalog its transaction saw: the other instance,
-    /// whose catalog is exactly one commit behind, tells its open pages the new count to patch
-    /// (not a bare version that would make every one of them refetch).
+    /// The commit tells its counts and the catalog its transaction saw: the other instance
+    /// tells its open pages the new count to patch (not a bare version that would make every
+    /// one of them refetch), and, its catalog being exactly one commit behind, patches its
+    /// cached catalog too.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_subscription_on_one_instance_reaches_the_others_pages_with_its_count() {
         let place = ScratchDatabase::create();
