@@ -354,6 +354,84 @@ mod tests {
         }
     }
 
+    /// Two instances' commits that did not see each other (neither transaction's catalog has
+    /// the other's move) reach this instance's pages as counts in the order heard, and a
+    /// count of a topic older than one told reaches no page: no page refetches for a count.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn commits_that_did_not_see_each_other_reach_pages_as_counts_in_either_order() {
+        use crate::cache::payloads::Told;
+        use crate::cache::shared;
+        use crate::live::Count;
+        use diesel::{Connection, PgConnection};
+
+        let place = ScratchDatabase::create();
+        let b = Services::for_a_command(Db::open(place.url()).await.expect("open"));
+        let alice = member(&b, "alice").await;
+        let listing = crate::topics::list(&b, alice, Default::default())
+            .await
+            .expect("list");
+        let (python, django) = (listing.topics[0].id, listing.topics[1].id);
+        let mut page = b.live.follow_page(Some(vec![python, django]));
+        let mut conn = PgConnection::establish(place.url()).expect("connect");
+        let now = shared::catalog_now(&mut conn).expect("read");
+        // A commit that moved `shard` one on and saw no other commit since `now`.
+        let commit = |shard: u16, topic, subscribers, version| {
+            let mut seen = now.clone();
+            seen[usize::from(shard)].1 += 1;
+            let moved = shared::Moved {
+                catalog: vec![seen[usize::from(shard)]],
+                ..Default::default()
+            };
+            let counts = vec![(
+                topic,
+                Count {
+                    subscribers,
+                    version,
+                },
+            )];
+            (moved, Told { seen, counts })
+        };
+        let told = |(moved, told): (shared::Moved, Told)| {
+            b.signals
+                .effects
+                .advance_told(&moved, &told, &super::Receiving::new())
+        };
+        let heard = |page: &mut crate::live::PageFollow| match page.events.try_recv() {
+            Ok(LiveEvent::Shared {
+                counts: Some(counts),
+                ..
+            }) => counts.to_vec(),
+            other => panic!("expected counts for the page, got {other:?}"),
+        };
+
+        told(commit(3, python, 1, 10));
+        told(commit(4, django, 1, 20));
+        assert_eq!(
+            heard(&mut page),
+            [(
+                python,
+                Count {
+                    subscribers: 1,
+                    version: 10
+                }
+            )]
+        );
+        assert_eq!(
+            heard(&mut page),
+            [(
+                django,
+                Count {
+                    subscribers: 1,
+                    version: 20
+                }
+            )]
+        );
+        // Committed before the first, heard after it.
+        told(commit(5, python, 0, 9));
+        assert!(page.events.try_recv().is_err(), "an older count is no news");
+        assert_eq!(b.live.shared_bumps(), (2, 0), "no page refetched");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_terminated_listener_reconnects_and_catches_up() {
         let place = ScratchDatabase::create();
