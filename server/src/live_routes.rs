@@ -28,7 +28,7 @@ use app::web::AppState;
 use domain::ids::{TopicId, UserId};
 use domain::live::{Count, LiveEvent, PageFollow, Patch, Refused, StreamGuard, ViewVersion};
 use domain::services::Services;
-use domain::topics::{shown_on_page, PageRequest};
+use domain::topics::{shown_on_page, topics_on_page, PageRequest};
 
 use crate::security::Member;
 
@@ -85,10 +85,13 @@ pub async fn events(
         )
             .into_response();
     }
+    // The page's topics, read with the catalog if none is cached (with them unknown the
+    // stream would be told every count); the page works on if that fails, told of all.
+    let page = PageRequest::from_query(followed.page.as_deref(), followed.q);
+    let shown = topics_on_page(&state.services, user.id, &page).await.ok();
     // The stream listens from here on, before the first version is read, so no bump falls
     // in between.
-    let page = PageRequest::from_query(followed.page.as_deref(), followed.q);
-    let follower = Follower::new(&state.services, user.id, page, stream);
+    let follower = Follower::new(&state.services, user.id, page, shown, stream);
     Sse::new(updates(follower))
         .keep_alive(KeepAlive::new().interval(HEARTBEAT))
         .into_response()
@@ -282,15 +285,15 @@ fn step<'a, T>(heard: &mut u64, version: u64, moved: Option<&'a [T]>) -> Step<'a
 }
 
 impl Follower {
+    /// The stream of the page showing `shown` (`None`: not known) of `request`.
     fn new(
         services: &Services,
         user_id: UserId,
         request: PageRequest,
+        shown: Option<Vec<TopicId>>,
         stream: StreamGuard,
     ) -> Self {
-        let page = services
-            .live
-            .follow_page(shown_on_page(&services.cache, &request));
+        let page = services.live.follow_page(shown);
         Follower {
             stream,
             page,
@@ -508,7 +511,7 @@ mod tests {
             .expect("list");
         let python = listing.topics[0].id;
         let stream = services.live.open_stream(alice.id).expect("open");
-        let mut follower = Follower::new(&services, alice.id, PageRequest::default(), stream);
+        let mut follower = Follower::new(&services, alice.id, PageRequest::default(), None, stream);
         assert!(matches!(
             follower.next_update().await,
             Some(Update::Version(_))

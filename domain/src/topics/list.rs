@@ -127,19 +127,42 @@ impl Lookup {
     }
 }
 
+/// The topics a page of `request` shows, as [`shown_on_page`] finds them, reading the catalog
+/// when none is cached (shared with the requests missing it now, at `user_id`'s ticket). For
+/// an open page's stream: with its topics unknown it would be told every count.
+pub async fn topics_on_page(
+    services: &Services,
+    user_id: UserId,
+    request: &PageRequest,
+) -> Result<Vec<TopicId>, DomainError> {
+    if let Some(shown) = shown_on_page(&services.cache, request) {
+        return Ok(shown);
+    }
+    let ticket = services.cache.ticket(user_id);
+    let catalog = services
+        .catalog_reads
+        .read(&services.db, &services.cache, &ticket)
+        .await?;
+    Ok(ids_on_page(&catalog, request))
+}
+
 /// The topics a page of `request` shows, in the cached catalog: what an open page's stream
 /// keeps of the counts it hears. `None` when no catalog is cached (nothing is left out then).
 /// Which topics a page shows changes only with changes that say nothing of what moved
 /// (create, rename, delete), after which the page refetches and its stream asks again.
 pub fn shown_on_page(cache: &TopicCache, request: &PageRequest) -> Option<Vec<TopicId>> {
-    let catalog = cache.catalog()?;
-    let mut ids: Vec<TopicId> = Slice::of(&catalog, request)
+    Some(ids_on_page(&cache.catalog()?, request))
+}
+
+/// The ids of the topics a page of `request` shows in `catalog`, sorted.
+fn ids_on_page(catalog: &Catalog, request: &PageRequest) -> Vec<TopicId> {
+    let mut ids: Vec<TopicId> = Slice::of(catalog, request)
         .topics
         .iter()
         .map(|topic| topic.id)
         .collect();
     ids.sort_unstable();
-    Some(ids)
+    ids
 }
 
 /// One page of the catalog: filtered and sliced first, so a page of a large catalog costs its
