@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::Count;
+use super::count::Count;
 use crate::ids::{TopicId, UserId};
 
 /// New subscriber counts with their versions, by topic (see [`crate::live::Patch`]).

@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::TopicId;
 
+mod count;
+
+pub use count::Count;
+
 #[cfg(feature = "server")]
 mod events;
 #[cfg(feature = "server")]
@@ -44,23 +48,6 @@ impl ViewVersion {
             shared: self.shared.max(other.shared),
             user: self.user.max(other.user),
         }
-    }
-}
-
-/// A topic's subscriber count and the version of that count: the topic's own, moved by
-/// every change of the count in the same statement (`topics.count_version`). Counts of one
-/// topic are ordered by it whichever instance committed them and in whatever order they
-/// arrive; counts of different topics need no order at all.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Count {
-    pub subscribers: i64,
-    pub version: i64,
-}
-
-impl Count {
-    /// Whether `self` (pushed by the server) is a later count than the one shown.
-    pub fn is_newer_than(&self, shown: &Count) -> bool {
-        self.version > shown.version
     }
 }
 

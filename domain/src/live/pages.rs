@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::broadcast;
 
+use super::count::Count;
 use super::events::{Counts, LiveEvent};
-use super::Count;
 use crate::ids::TopicId;
 
 /// Described bumps buffered per followed page (one ring for all its streams).
