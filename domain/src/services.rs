@@ -76,7 +76,7 @@ impl Services {
             }
         };
         let live = LiveHub::default();
-        // The first change's bump is then the very next version, and pages patch it.
+        // A bump that says nothing is told to every page only when newer than this.
         live.start_at(cache.shared_version());
         let mut effects = Effects::new(cache.clone(), live.clone());
         if let Target::Postgres { url } = db.target() {

@@ -28,7 +28,7 @@ use app::web::AppState;
 use domain::ids::{TopicId, UserId};
 use domain::live::{Count, LiveEvent, PageFollow, Patch, Refused, StreamGuard, ViewVersion};
 use domain::services::Services;
-use domain::topics::{shown_on_page, topics_on_page, PageRequest};
+use domain::topics::{topics_on_page, PageRequest};
 
 use crate::security::Member;
 
@@ -388,10 +388,14 @@ impl Follower {
         }
     }
 
-    /// Follows the topics the page shows now, as the cache says (before the version the
-    /// page is told is read: what moves after it reaches this stream).
-    fn follow_page_anew(&mut self) {
-        let shown = shown_on_page(&self.services.cache, &self.request);
+    /// Follows the topics the page shows now (before the version the page is told is read:
+    /// what moves after it reaches this stream), reading the catalog if the change that made
+    /// the page refetch dropped it: with its topics unknown the stream would be told every
+    /// count until it next looked.
+    async fn follow_page_anew(&mut self) {
+        let shown = topics_on_page(&self.services, self.user_id, &self.request)
+            .await
+            .ok();
         let unknown = self.page.topics().is_none();
         if shown.is_none() && unknown {
             return;
@@ -431,7 +435,7 @@ impl Follower {
             // A page about to refetch may show other topics; a page whose topics were not
             // known may be known now.
             if self.heard.untold || self.page.topics().is_none() {
-                self.follow_page_anew();
+                self.follow_page_anew().await;
             }
             let now = self.services.view_version(self.user_id);
             if let Some(update) = self.heard.take(now) {
@@ -605,7 +609,11 @@ mod tests {
         );
         heard.hear(&counts(12, &[(1, 5, 5), (5, 9, 9)]), ALICE, Some(&shown));
         let patch = patch_of(heard.take(at(12, 4)));
-        assert_eq!((patch.from, patch.to), (4, 4));
+        assert_eq!(
+            (patch.from, patch.to),
+            (3, 4),
+            "from what the page was told, to the user's version heard, off the page too"
+        );
         assert_eq!(patch.counts, vec![(TopicId(5), count(9, 9))]);
         assert!(patch.flags.is_empty());
         // Heard before the page's topics were known: left out once they are.

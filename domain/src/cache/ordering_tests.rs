@@ -186,8 +186,9 @@ fn heard_told(
 }
 
 /// The same two commits of one topic, heard by another instance through the database: its
-/// pages patch a commit only when it is the catalog's very next step there, so heard in
-/// reverse the first commit's count never goes out over the second's.
+/// cached catalog is patched with a commit only when it is the catalog's very next step
+/// there, so heard in reverse the first commit's count is never patched over the second's
+/// (pages place the counts by their own versions).
 #[test]
 fn commits_heard_from_another_instance_out_of_order_are_never_patched_back() {
     let in_order = TopicCache::following_database_versions(TTL);
@@ -198,19 +199,19 @@ fn commits_heard_from_another_instance_out_of_order_are_never_patched_back() {
     assert_eq!(
         heard_told(&reversed, (2, 1), &[(1, 1)]),
         None,
-        "the second commit heard first: a commit before it is missing here, pages refetch"
+        "the second commit heard first: a commit before it is missing here, the entry goes"
     );
     assert_eq!(
         heard_told(&reversed, (1, 1), &[]),
         None,
-        "the first heard last: its count is older than what the refetch showed"
+        "the first heard last: its count is older than what a refill read"
     );
     assert_eq!(catalog_version(&reversed), 2);
 }
 
 /// A request read the catalog's versions after another instance's commit and before its
-/// notification: the pages were told nothing yet, and still patch with its counts. Not when
-/// the read found a later commit too: that one's counts may already be on a page.
+/// notification: the commit is still the catalog's next step here. Not when the read found
+/// a later commit too.
 #[test]
 fn a_commit_read_in_the_database_before_its_notification_is_still_told_as_counts() {
     let observed = |catalog: Vec<(u16, u64)>| {
@@ -229,7 +230,7 @@ fn a_commit_read_in_the_database_before_its_notification_is_still_told_as_counts
     assert_eq!(
         heard_told(&found_later_too, (1, 1), &[]),
         None,
-        "a commit the first one did not see was read here: pages refetch"
+        "a commit the first one did not see was read here: not the next step"
     );
     assert_eq!(catalog_version(&found_later_too), 2);
 }

@@ -16,10 +16,10 @@ const USER_ENTRY_BYTES: usize = 41;
 /// Users per notification, when nothing else shares it.
 const USERS_PER_NOTIFICATION: usize = PAYLOAD_BYTES / USER_ENTRY_BYTES;
 
-/// Counts a notification carries at most: past them the head payload could outgrow the
-/// limit (an entry is at most 59 bytes), and the change is told without them (other
-/// instances' pages refetch).
-const COUNTS_PER_NOTIFICATION: usize = 40;
+/// Counts a notification carries at most (an entry is at most 60 bytes: 64 of them and every
+/// shard twice take under 5,000 bytes, the users the rest); past them the change is told
+/// without them (other instances' pages refetch).
+const COUNTS_PER_NOTIFICATION: usize = 64;
 
 /// What a committed change of subscriptions says beyond its version moves, for the other
 /// instances' open pages to patch: the catalog as its transaction saw it right after its own
@@ -221,13 +221,13 @@ mod tests {
     #[test]
     fn the_largest_told_change_fits_one_payload() {
         let moved = Moved {
-            catalog: vec![(15, u64::MAX)],
+            catalog: (0..16).map(|shard| (shard, u64::MAX)).collect(),
             all_users: None,
             users: (0..150).map(|n| (UserId(i64::MAX - n), u64::MAX)).collect(),
         };
         let told = Told {
             seen: (0..16).map(|shard| (shard, u64::MAX)).collect(),
-            counts: (0..40)
+            counts: (0..64)
                 .map(|t| {
                     let count = Count {
                         subscribers: i64::MAX,

@@ -320,3 +320,37 @@ fn entries_expire_after_their_time_to_live() {
     std::thread::sleep(Duration::from_millis(120));
     assert!(cache.catalog().is_none());
 }
+
+/// An own commit's bump, told after its commit, is no news when the instance hears the commit
+/// back through the database (PostgreSQL), even once other commits moved the catalog's version
+/// past it: else a bump that says nothing would reach every open page twice.
+#[test]
+fn an_own_commit_told_is_no_news_when_heard_back() {
+    let cache = TopicCache::following_database_versions(Duration::from_secs(60));
+    let token = crate::testing::token();
+    let renamed = shared::Moved {
+        catalog: vec![(3, 1)],
+        ..Default::default()
+    };
+    let own = cache.expect_own(&renamed);
+    assert!(matches!(
+        cache.advance(&renamed, &token)[..],
+        [LiveEvent::Shared { counts: None, .. }]
+    ));
+    cache.told_own(&renamed);
+    drop(own);
+    let elsewhere = shared::Moved {
+        catalog: vec![(4, 1)],
+        ..Default::default()
+    };
+    assert_eq!(cache.advance_heard(&elsewhere, &token).len(), 1);
+    assert!(
+        cache.advance_heard(&renamed, &token).is_empty(),
+        "heard back: told already"
+    );
+    assert_eq!(
+        cache.advance_heard(&elsewhere, &token).len(),
+        1,
+        "another instance's commit is always told (pages ignore a version they have)"
+    );
+}

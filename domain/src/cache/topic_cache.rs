@@ -33,6 +33,9 @@ pub(super) struct Inner {
     /// Versions this instance's own transactions moved in the database and will tell after
     /// their commit, saying what moved ([`OwnCommit`]).
     pub(super) own: Mutex<HashSet<(String, u64)>>,
+    /// Versions of this instance's own commits told already, until they are heard back
+    /// through the database ([`TopicCache::told_own`]).
+    pub(super) told_own: Mutex<HashSet<(String, u64)>>,
     /// Where generations start: the boot time in microseconds, so that versions keep growing
     /// across restarts and a page rendered before one never looks newer than the server.
     pub(super) base: u64,
@@ -75,6 +78,7 @@ impl TopicCache {
                 ttl,
                 generations: Mutex::new(HashMap::new()),
                 own: Mutex::new(HashSet::new()),
+                told_own: Mutex::new(HashSet::new()),
                 base,
                 enabled: !ttl.is_zero(),
                 stats: CacheStats::default(),
@@ -334,10 +338,15 @@ impl TopicCache {
         self.advance(&self.unheard(moved), token)
     }
 
-    /// What of `moved` is not one of this instance's own commits on their way.
+    /// What of `moved` is not one of this instance's own commits, on their way or told
+    /// already (a told one is forgotten here: it is heard back once).
     pub(super) fn unheard(&self, moved: &shared::Moved) -> shared::Moved {
         let own = self.own();
-        let pending = |key: &str, version: u64| own.contains(&(key.to_owned(), version));
+        let mut told = lock(&self.inner.told_own);
+        let mut pending = |key: &str, version: u64| {
+            let key = (key.to_owned(), version);
+            own.contains(&key) || told.remove(&key)
+        };
         shared::Moved {
             catalog: moved
                 .catalog
@@ -359,23 +368,26 @@ impl TopicCache {
     /// commit), until the returned guard drops: after the post-commit work that tells them,
     /// or when the transaction fails.
     pub fn expect_own(&self, moved: &shared::Moved) -> OwnCommit {
-        let mut keys: Vec<(String, u64)> = moved
-            .users
-            .iter()
-            .map(|&(user, version)| (user_key(user), version))
-            .collect();
-        keys.extend(
-            moved
-                .catalog
-                .iter()
-                .map(|&(shard, v)| (shard_generation_key(shard), v)),
-        );
-        keys.extend(moved.all_users.map(|v| (ALL_USERS_KEY.to_owned(), v)));
+        let keys = own_keys(moved);
         self.own().extend(keys.iter().cloned());
         OwnCommit {
             cache: self.clone(),
             keys,
         }
+    }
+
+    /// Notes that an own commit's moves were told (after its commit, before its
+    /// [`OwnCommit`] lets go of them): heard back through the database, they are no news. A
+    /// told bump that says nothing would otherwise go out twice, and every open page refetch
+    /// twice, once the counts between had moved the catalog's version past it. Forgotten
+    /// when heard; a listener that missed them (its connection was down) leaves them, so past
+    /// [`MAX_TOLD_OWN`] the notes start afresh (at worst a page refetches once more).
+    pub fn told_own(&self, moved: &shared::Moved) {
+        let mut told = lock(&self.inner.told_own);
+        if told.len() > MAX_TOLD_OWN {
+            told.clear();
+        }
+        told.extend(own_keys(moved));
     }
 
     fn own(&self) -> MutexGuard<'_, HashSet<(String, u64)>> {
@@ -451,6 +463,33 @@ impl TopicCache {
             counts: None,
         }
     }
+}
+
+/// Own commits' moves noted as told at most, before the notes start afresh.
+const MAX_TOLD_OWN: usize = 4_096;
+
+/// The generation keys and versions `moved` names.
+fn own_keys(moved: &shared::Moved) -> Vec<(String, u64)> {
+    let mut keys: Vec<(String, u64)> = moved
+        .users
+        .iter()
+        .map(|&(user, version)| (user_key(user), version))
+        .collect();
+    keys.extend(
+        moved
+            .catalog
+            .iter()
+            .map(|&(shard, v)| (shard_generation_key(shard), v)),
+    );
+    keys.extend(moved.all_users.map(|v| (ALL_USERS_KEY.to_owned(), v)));
+    keys
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // One insert, remove or clear per update: a poisoned set is still consistent.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The versions of one of this instance's own commits, noted until it is done with them

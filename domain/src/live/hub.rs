@@ -104,7 +104,9 @@ impl LiveHub {
     }
 
     /// Called after the cache moved a generation. Bumps of one process's SQLite writes go
-    /// out in commit order (`db::write_transaction_then`); a stream that sees a gap refetches.
+    /// out in commit order (`db::write_transaction_then`); on PostgreSQL in any order, which
+    /// counts need not know (their own versions place them) and a user's flags do (a stream
+    /// that sees a gap in a user's versions refetches).
     pub(crate) fn publish(&self, event: LiveEvent) {
         if self.inner.all.receiver_count() > 0 {
             let _ = self.inner.all.send(event.clone());

@@ -95,6 +95,7 @@ impl Effects {
             _ => self.cache.advance(&bumped.moved, token),
         };
         self.publish_all(bumps, described);
+        self.cache.told_own(&bumped.moved);
         if let Some(announcer) = &self.announcer {
             // With its counts, and the catalog as the transaction saw it: another instance
             // whose catalog is exactly one commit behind patches its cached catalog too.

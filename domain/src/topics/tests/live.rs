@@ -91,8 +91,8 @@ async fn counts_reach_open_pages_in_the_order_they_were_committed() {
     use crate::live::LiveEvent;
     let w = Arc::new(world().await);
     if w.services.db.backend() != crate::db::Backend::Sqlite {
-        // PostgreSQL's versions come from the database and may reach the hub out of order;
-        // a page that sees a gap refetches (`server/src/live_routes.rs`).
+        // PostgreSQL's versions come from the database and may reach the hub out of order
+        // (the counts' own versions place them, `live::pages`).
         return;
     }
     let python = w.topic_id("Python").await;
