@@ -29,5 +29,5 @@ mod topic_cache;
 
 pub use entries::{CacheStats, Catalog, CatalogEntry, Ticket, UserTopics};
 pub use keys::{user_key, user_of_key, MANY_USERS};
-pub(crate) use stale::{Described, Stale};
+pub(crate) use stale::{Described, Stale, UserFlags};
 pub use topic_cache::{OwnCommit, TopicCache, TTL};

@@ -177,7 +177,7 @@ fn heard_told(
         ..Default::default()
     };
     let (bumps, next) =
-        cache.advance_heard_told(&moved, &catalog_seen, &[], &crate::testing::token());
+        cache.advance_heard_told(&moved, &catalog_seen, &[], &Default::default(), &crate::testing::token());
     assert!(
         matches!(bumps.as_slice(), [LiveEvent::Shared { .. }]),
         "the move is told either way: {bumps:?}"

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::entries::CatalogEntry;
+use super::stale::UserFlags;
 use super::keys::{shard_generation_key, user_key, CATALOG_KEY, CATALOG_SHARDS};
 use super::shared;
 use super::topic_cache::TopicCache;
@@ -24,7 +25,7 @@ impl TopicCache {
     pub fn apply_subscriptions(
         &self,
         counts: &BTreeMap<TopicId, Count>,
-        flags: &BTreeMap<UserId, BTreeMap<TopicId, bool>>,
+        flags: &UserFlags,
         _: &Receiving,
     ) -> Vec<LiveEvent> {
         let mut generations = self.generations();
@@ -33,10 +34,11 @@ impl TopicCache {
             let key = user_key(user_id);
             self.patch_user_entry(&key, flags);
             self.bump(&mut generations, key);
+            // In commit order here: the very step to this version.
             bumps.push(LiveEvent::User {
                 user_id,
                 version: self.user_version(&generations, user_id),
-                flags: None,
+                flags: Some(flags.iter().map(|(&t, &f)| (t, f)).collect()),
             });
         }
         self.patch_catalog_entry(counts);
@@ -77,13 +79,13 @@ impl TopicCache {
         &self,
         bumped: &shared::Bumped,
         counts: &BTreeMap<TopicId, Count>,
-        flags: &BTreeMap<UserId, BTreeMap<TopicId, bool>>,
-        token: &Receiving,
+        flags: &UserFlags,
+        _: &Receiving,
     ) -> (Vec<LiveEvent>, Option<u64>) {
         let moved = &bumped.moved;
         let mut next = None;
+        let mut generations = self.generations();
         {
-            let mut generations = self.generations();
             for &(user_id, version) in &moved.users {
                 let key = user_key(user_id);
                 if let Some(flags) = flags.get(&user_id) {
@@ -98,7 +100,7 @@ impl TopicCache {
             }
         }
         // What was patched is at its version already; the rest is dropped, and all is told.
-        (self.advance(moved, token), next)
+        (self.advance_in(&mut generations, moved, Some(flags)), next)
     }
 
     /// [`Self::advance_heard`] for another instance's commit that said what the catalog looked
@@ -118,6 +120,7 @@ impl TopicCache {
         moved: &shared::Moved,
         seen: &[(u16, u64)],
         counts: &[(TopicId, Count)],
+        flags: &UserFlags,
         _: &Receiving,
     ) -> (Vec<LiveEvent>, Option<u64>) {
         let unheard = self.unheard(moved);
@@ -129,7 +132,7 @@ impl TopicCache {
             }
             _ => None,
         };
-        (self.advance_in(&mut generations, &unheard), next)
+        (self.advance_in(&mut generations, &unheard, Some(flags)), next)
     }
 
     /// The patching rule for the catalog, for a commit that moved `shard` to `version` with

@@ -16,30 +16,33 @@ const USER_ENTRY_BYTES: usize = 41;
 /// Users per notification, when nothing else shares it.
 const USERS_PER_NOTIFICATION: usize = PAYLOAD_BYTES / USER_ENTRY_BYTES;
 
-/// Counts a notification carries at most (an entry is at most 60 bytes: 64 of them and every
-/// shard twice take under 5,000 bytes, the users the rest); past them the change is told
-/// without them (other instances' pages refetch).
-const COUNTS_PER_NOTIFICATION: usize = 64;
+/// Counts and flags a notification carries at most (an entry is at most 60 bytes: 64 of them
+/// and every shard twice take under 5,000 bytes, the users the rest); past them the change is
+/// told without them (other instances' pages refetch).
+const TOLD_PER_NOTIFICATION: usize = 64;
 
 /// What a committed change of subscriptions says beyond its version moves, for the other
 /// instances' open pages to patch: the catalog as its transaction saw it right after its own
-/// move (every shard), and the new subscriber counts.
+/// move (every shard), the new subscriber counts, and the users' new subscribed flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Told {
     pub seen: Shards,
     pub counts: Vec<(TopicId, Count)>,
+    pub flags: Vec<(UserId, TopicId, bool)>,
 }
 
 /// `moved` as notification payloads: `c<shard>.<version>` per catalog shard, `a<version>` for all
 /// users, `<user>:<version>` per user, separated by spaces; with `told`, also `s<shard>.<version>`
-/// per shard the transaction saw and `n<topic>.<count>.<count version>` per count, in the
-/// first payload.
+/// per shard the transaction saw, `n<topic>.<count>.<count version>` per count and
+/// `f<user>.<topic>.<0 or 1>` per flag, in the first payload.
 pub fn encode(moved: &Moved, told: Option<&Told>) -> Vec<String> {
     let mut head = Vec::new();
     for (shard, version) in &moved.catalog {
         head.push(format!("c{shard}.{version}"));
     }
-    if let Some(told) = told.filter(|told| told.counts.len() <= COUNTS_PER_NOTIFICATION) {
+    if let Some(told) =
+        told.filter(|told| told.counts.len() + told.flags.len() <= TOLD_PER_NOTIFICATION)
+    {
         for (shard, version) in &told.seen {
             head.push(format!("s{shard}.{version}"));
         }
@@ -48,6 +51,9 @@ pub fn encode(moved: &Moved, told: Option<&Told>) -> Vec<String> {
                 "n{}.{}.{}",
                 topic.0, count.subscribers, count.version
             ));
+        }
+        for (user, topic, subscribed) in &told.flags {
+            head.push(format!("f{}.{}.{}", user.0, topic.0, u8::from(*subscribed)));
         }
     }
     if let Some(version) = moved.all_users {
@@ -80,6 +86,7 @@ pub fn decode_told(payload: &str) -> Option<(Moved, Option<Told>)> {
     let mut moved = Moved::default();
     let mut seen = Shards::new();
     let mut counts = Vec::new();
+    let mut flags = Vec::new();
     // Counts without their version (`n<topic>.<count>`, an earlier release's) cannot be
     // placed among others: the change is then told as a bare version.
     let mut unversioned = false;
@@ -113,6 +120,19 @@ pub fn decode_told(payload: &str) -> Option<(Moved, Option<Told>)> {
                     unversioned = true;
                 }
             }
+        } else if let Some(flag) = part.strip_prefix('f') {
+            let mut fields = flag.split('.');
+            let (Some(user), Some(topic), Some(subscribed), None) =
+                (fields.next(), fields.next(), fields.next(), fields.next())
+            else {
+                return None;
+            };
+            let subscribed = match subscribed {
+                "1" => true,
+                "0" => false,
+                _ => return None,
+            };
+            flags.push((UserId(user.parse().ok()?), TopicId(topic.parse().ok()?), subscribed));
         } else if let Some(version) = part.strip_prefix('a') {
             moved.all_users = Some(version.parse().ok()?);
         } else {
@@ -125,7 +145,11 @@ pub fn decode_told(payload: &str) -> Option<(Moved, Option<Told>)> {
     moved.catalog.sort_unstable();
     seen.sort_unstable();
     let told =
-        (!seen.is_empty() && !counts.is_empty() && !unversioned).then_some(Told { seen, counts });
+        (!seen.is_empty() && !counts.is_empty() && !unversioned).then_some(Told {
+            seen,
+            counts,
+            flags,
+        });
     Some((moved, told))
 }
 
@@ -189,6 +213,7 @@ mod tests {
                     version: 40,
                 },
             )],
+            flags: vec![(UserId(7), TopicId(5), true), (UserId(7), TopicId(6), false)],
         };
         let payloads = encode(&moved, Some(&told));
         assert_eq!(payloads.len(), 1);
@@ -198,6 +223,7 @@ mod tests {
         let many = Told {
             seen: vec![(0, 1)],
             counts: (0..1_000).map(|t| (TopicId(t), Count::default())).collect(),
+            flags: vec![],
         };
         let payloads = encode(&moved, Some(&many));
         assert!(payloads.iter().all(|p| p.len() < 8_000));
@@ -208,6 +234,7 @@ mod tests {
             Some((moved_catalog(), None))
         );
         assert_eq!(decode_told("c2.10 s2.10 n5.12.x"), None);
+        assert_eq!(decode_told("c2.10 s2.10 n5.12.40 f7.5.2"), None, "a flag is 0 or 1");
     }
 
     fn moved_catalog() -> Moved {
@@ -227,7 +254,7 @@ mod tests {
         };
         let told = Told {
             seen: (0..16).map(|shard| (shard, u64::MAX)).collect(),
-            counts: (0..64)
+            counts: (0..60)
                 .map(|t| {
                     let count = Count {
                         subscribers: i64::MAX,
@@ -235,6 +262,9 @@ mod tests {
                     };
                     (TopicId(i64::MAX - t), count)
                 })
+                .collect(),
+            flags: (0..4)
+                .map(|t| (UserId(i64::MAX), TopicId(i64::MAX - t), true))
                 .collect(),
         };
         let payloads = encode(&moved, Some(&told));

@@ -55,8 +55,11 @@ impl Stale {
 #[derive(Debug, Default)]
 pub(crate) struct Described {
     pub(crate) counts: BTreeMap<TopicId, Count>,
-    pub(crate) flags: BTreeMap<UserId, BTreeMap<TopicId, bool>>,
+    pub(crate) flags: UserFlags,
 }
+
+/// Users' new subscribed flags, by user and topic.
+pub type UserFlags = BTreeMap<UserId, BTreeMap<TopicId, bool>>;
 
 impl Described {
     /// Whether this says how everything `stale` marks moved: the catalog's counts and the
@@ -67,26 +70,13 @@ impl Described {
             && stale.users.iter().all(|user| self.flags.contains_key(user))
     }
 
-    /// `bump` with what moved, for the open pages to patch.
+    /// `bump` with the counts that moved, for the open pages to patch. (A user's bump gets
+    /// the flags from the cache, which knows whether they are the step to its version.)
     pub(crate) fn tell(&self, bump: LiveEvent) -> LiveEvent {
         match bump {
             LiveEvent::Shared { version, .. } => LiveEvent::Shared {
                 version,
                 counts: Some(self.counts.iter().map(|(&t, &n)| (t, n)).collect()),
-            },
-            LiveEvent::User {
-                user_id, version, ..
-            } => LiveEvent::User {
-                user_id,
-                version,
-                flags: Some(
-                    self.flags
-                        .get(&user_id)
-                        .into_iter()
-                        .flatten()
-                        .map(|(&t, &f)| (t, f))
-                        .collect(),
-                ),
             },
             other => other,
         }

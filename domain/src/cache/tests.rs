@@ -354,3 +354,34 @@ fn an_own_commit_told_is_no_news_when_heard_back() {
         "another instance's commit is always told (pages ignore a version they have)"
     );
 }
+
+/// Another instance's change of a user's subscriptions tells the user's new flags with the
+/// user's bump, so the user's pages here patch instead of refetching; but only when that bump
+/// is the change's own step: with a later change of the user heard here first, the earlier
+/// one's flags would undo it on a page.
+#[test]
+fn a_heard_change_s_flags_go_with_the_user_s_bump_only_as_its_own_step() {
+    let cache = TopicCache::following_database_versions(Duration::from_secs(60));
+    let token = crate::testing::token();
+    let alice = UserId(7);
+    let flags = UserFlags::from([(alice, BTreeMap::from([(TopicId(1), true)]))]);
+    let heard = |version| shared::Moved {
+        users: vec![(alice, version)],
+        ..Default::default()
+    };
+    let (bumps, _) = cache.advance_heard_told(&heard(1), &[], &[], &flags, &token);
+    assert_eq!(
+        bumps,
+        vec![LiveEvent::User {
+            user_id: alice,
+            version: cache.ticket(alice).user,
+            flags: Some(vec![(TopicId(1), true)].into()),
+        }]
+    );
+    cache.advance_heard(&heard(3), &token);
+    let (bumps, _) = cache.advance_heard_told(&heard(2), &[], &[], &flags, &token);
+    assert!(
+        matches!(bumps[..], [LiveEvent::User { flags: None, .. }]),
+        "{bumps:?}"
+    );
+}

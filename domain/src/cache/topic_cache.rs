@@ -13,6 +13,7 @@ use super::keys::{
     shard_generation_key, user_key, ALL_USERS_KEY, CATALOG_KEY, CATALOG_SHARDS, MANY_USERS,
 };
 use super::shared;
+use super::stale::UserFlags;
 use crate::ids::UserId;
 use crate::live::LiveEvent;
 use crate::signals::token::Receiving;
@@ -276,14 +277,19 @@ impl TopicCache {
     /// always, since a request may have read the new version first (pages ignore a version
     /// they have).
     pub fn advance(&self, moved: &shared::Moved, _: &Receiving) -> Vec<LiveEvent> {
-        self.advance_in(&mut self.generations(), moved)
+        self.advance_in(&mut self.generations(), moved, None)
     }
 
-    /// [`Self::advance`] under the generations' lock, already held.
+    /// [`Self::advance`] under the generations' lock, already held; with the users' new
+    /// `flags` when the change said them. A user's bump carries the flags only when the
+    /// user's generation here is then exactly the change's: a stream applies them as the step
+    /// to the bump's version, and a later change of the user already heard here would be
+    /// undone by them.
     pub(super) fn advance_in(
         &self,
         generations: &mut HashMap<String, u64>,
         moved: &shared::Moved,
+        flags: Option<&UserFlags>,
     ) -> Vec<LiveEvent> {
         let mut bumps = Vec::with_capacity(moved.users.len() + 2);
         let mut invalidated = 0;
@@ -292,12 +298,21 @@ impl TopicCache {
             bumps.push(LiveEvent::AllUsers(epoch));
         }
         for &(user_id, version) in &moved.users {
-            invalidated += u64::from(self.raise(generations, &user_key(user_id), version));
-            let version = self.user_version(generations, user_id);
+            let key = user_key(user_id);
+            invalidated += u64::from(self.raise(generations, &key, version));
+            let exact = self.generation(generations, &key) == version;
+            let told = flags.filter(|_| exact).map(|flags| {
+                flags
+                    .get(&user_id)
+                    .into_iter()
+                    .flatten()
+                    .map(|(&topic, &subscribed)| (topic, subscribed))
+                    .collect()
+            });
             bumps.push(LiveEvent::User {
                 user_id,
-                version,
-                flags: None,
+                version: self.user_version(generations, user_id),
+                flags: told,
             });
         }
         for &(shard, version) in &moved.catalog {

@@ -2,7 +2,7 @@
 //! every version the cache moved.
 
 use crate::cache::payloads::Told;
-use crate::cache::{Described, Stale, TopicCache};
+use crate::cache::{Described, Stale, TopicCache, UserFlags};
 use crate::ids::UserId;
 use crate::live::{LiveEvent, LiveHub};
 
@@ -103,6 +103,11 @@ impl Effects {
                 (Some(described), Some(seen)) if !described.counts.is_empty() => Some(Told {
                     seen: seen.clone(),
                     counts: described.counts.iter().map(|(&t, &n)| (t, n)).collect(),
+                    flags: described
+                        .flags
+                        .iter()
+                        .flat_map(|(&user, flags)| flags.iter().map(move |(&topic, &flag)| (user, topic, flag)))
+                        .collect(),
                 }),
                 _ => None,
             };
@@ -136,9 +141,11 @@ impl Effects {
         told: &Told,
         token: &Receiving,
     ) {
-        let (bumps, next) = self
-            .cache
-            .advance_heard_told(moved, &told.seen, &told.counts, token);
+        let mut flags = UserFlags::new();
+        for &(user, topic, subscribed) in &told.flags {
+            flags.entry(user).or_default().insert(topic, subscribed);
+        }
+        let (bumps, next) = self.cache.advance_heard_told(moved, &told.seen, &told.counts, &flags, token);
         if next.is_none() {
             tracing::debug!("another instance's commit is not the catalog's next step here");
         }

@@ -286,6 +286,33 @@ mod tests {
         assert_eq!(entry.count.subscribers, 1);
     }
 
+    /// A user's change through one instance reaches the user's pages on another with the new
+    /// flags (not a bare version: they patch instead of refetching).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_subscription_on_one_instance_reaches_the_user_s_pages_on_another_with_the_flag() {
+        let place = ScratchDatabase::create();
+        let (a, b, alice, python) = two_instances_and_a_member(&place).await;
+        crate::topics::list(&b, alice, Default::default())
+            .await
+            .expect("list");
+        let mut events = b.live.subscribe();
+        crate::subscriptions::subscribe(&a, alice, python)
+            .await
+            .expect("subscribe");
+        let started = Instant::now();
+        loop {
+            let left = Duration::from_secs(10).saturating_sub(started.elapsed());
+            match tokio::time::timeout(left, events.recv()).await {
+                Ok(Ok(LiveEvent::User { user_id, flags, .. })) if user_id == alice => {
+                    assert_eq!(flags.as_deref(), Some(&[(python, true)][..]));
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => panic!("the user's pages on the other instance were not told"),
+            }
+        }
+    }
+
     /// The race every busy instance runs: a request reads the versions in the database after
     /// another instance's commit and before that commit's notification arrives. The read told
     /// no page, so when the notification comes the pages still patch with its count. (Here
@@ -389,7 +416,7 @@ mod tests {
                     version,
                 },
             )];
-            (moved, Told { seen, counts })
+            (moved, Told { seen, counts, flags: vec![] })
         };
         let told = |(moved, told): (shared::Moved, Told)| {
             b.signals
