@@ -176,8 +176,13 @@ fn heard_told(
         catalog: vec![(shard, version)],
         ..Default::default()
     };
-    let (bumps, next) =
-        cache.advance_heard_told(&moved, &catalog_seen, &[], &Default::default(), &crate::testing::token());
+    let (bumps, next) = cache.advance_heard_told(
+        &moved,
+        &catalog_seen,
+        &[],
+        &Default::default(),
+        &crate::testing::token(),
+    );
     assert!(
         matches!(bumps.as_slice(), [LiveEvent::Shared { .. }]),
         "the move is told either way: {bumps:?}"

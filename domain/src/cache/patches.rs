@@ -6,11 +6,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::entries::CatalogEntry;
-use super::stale::UserFlags;
 use super::keys::{shard_generation_key, user_key, CATALOG_KEY, CATALOG_SHARDS};
 use super::shared;
+use super::stale::UserFlags;
 use super::topic_cache::TopicCache;
-use crate::ids::{TopicId, UserId};
+use crate::ids::TopicId;
 use crate::live::{Count, LiveEvent};
 use crate::signals::token::Receiving;
 
@@ -132,7 +132,10 @@ impl TopicCache {
             }
             _ => None,
         };
-        (self.advance_in(&mut generations, &unheard, Some(flags)), next)
+        (
+            self.advance_in(&mut generations, &unheard, Some(flags)),
+            next,
+        )
     }
 
     /// The patching rule for the catalog, for a commit that moved `shard` to `version` with

@@ -132,7 +132,11 @@ pub fn decode_told(payload: &str) -> Option<(Moved, Option<Told>)> {
                 "0" => false,
                 _ => return None,
             };
-            flags.push((UserId(user.parse().ok()?), TopicId(topic.parse().ok()?), subscribed));
+            flags.push((
+                UserId(user.parse().ok()?),
+                TopicId(topic.parse().ok()?),
+                subscribed,
+            ));
         } else if let Some(version) = part.strip_prefix('a') {
             moved.all_users = Some(version.parse().ok()?);
         } else {
@@ -144,12 +148,11 @@ pub fn decode_told(payload: &str) -> Option<(Moved, Option<Told>)> {
     }
     moved.catalog.sort_unstable();
     seen.sort_unstable();
-    let told =
-        (!seen.is_empty() && !counts.is_empty() && !unversioned).then_some(Told {
-            seen,
-            counts,
-            flags,
-        });
+    let told = (!seen.is_empty() && !counts.is_empty() && !unversioned).then_some(Told {
+        seen,
+        counts,
+        flags,
+    });
     Some((moved, told))
 }
 
@@ -213,7 +216,10 @@ mod tests {
                     version: 40,
                 },
             )],
-            flags: vec![(UserId(7), TopicId(5), true), (UserId(7), TopicId(6), false)],
+            flags: vec![
+                (UserId(7), TopicId(5), true),
+                (UserId(7), TopicId(6), false),
+            ],
         };
         let payloads = encode(&moved, Some(&told));
         assert_eq!(payloads.len(), 1);
@@ -234,7 +240,11 @@ mod tests {
             Some((moved_catalog(), None))
         );
         assert_eq!(decode_told("c2.10 s2.10 n5.12.x"), None);
-        assert_eq!(decode_told("c2.10 s2.10 n5.12.40 f7.5.2"), None, "a flag is 0 or 1");
+        assert_eq!(
+            decode_told("c2.10 s2.10 n5.12.40 f7.5.2"),
+            None,
+            "a flag is 0 or 1"
+        );
     }
 
     fn moved_catalog() -> Moved {

@@ -112,11 +112,13 @@ fn a_described_change_patches_the_entries_and_moves_their_versions() {
     assert_eq!(
         bumps,
         [
+            // The user's flags with the user's bump: in commit order here, its very step.
             LiveEvent::User {
                 user_id: UserId(1),
                 version: ticket.user + 1,
-                flags: None,
+                flags: Some(vec![(TopicId(1), false), (TopicId(2), true)].into()),
             },
+            // The counts go with the shared bump when it is told (`Described::tell`).
             LiveEvent::Shared {
                 version: ticket.catalog + 1,
                 counts: None,

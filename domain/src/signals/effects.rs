@@ -106,7 +106,9 @@ impl Effects {
                     flags: described
                         .flags
                         .iter()
-                        .flat_map(|(&user, flags)| flags.iter().map(move |(&topic, &flag)| (user, topic, flag)))
+                        .flat_map(|(&user, flags)| {
+                            flags.iter().map(move |(&topic, &flag)| (user, topic, flag))
+                        })
                         .collect(),
                 }),
                 _ => None,
@@ -145,7 +147,9 @@ impl Effects {
         for &(user, topic, subscribed) in &told.flags {
             flags.entry(user).or_default().insert(topic, subscribed);
         }
-        let (bumps, next) = self.cache.advance_heard_told(moved, &told.seen, &told.counts, &flags, token);
+        let (bumps, next) =
+            self.cache
+                .advance_heard_told(moved, &told.seen, &told.counts, &flags, token);
         if next.is_none() {
             tracing::debug!("another instance's commit is not the catalog's next step here");
         }

@@ -416,7 +416,14 @@ mod tests {
                     version,
                 },
             )];
-            (moved, Told { seen, counts, flags: vec![] })
+            (
+                moved,
+                Told {
+                    seen,
+                    counts,
+                    flags: vec![],
+                },
+            )
         };
         let told = |(moved, told): (shared::Moved, Told)| {
             b.signals
