@@ -406,11 +406,7 @@ impl TopicCache {
     }
 
     fn own(&self) -> MutexGuard<'_, HashSet<(String, u64)>> {
-        // One insert or remove per update: a poisoned set is still consistent.
-        self.inner
-            .own
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.inner.own)
     }
 
     /// Raises a catalog shard to `version` if that is newer, and the catalog's generation (the

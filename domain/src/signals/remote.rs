@@ -243,6 +243,47 @@ mod tests {
         assert!(received.is_some_and(|n| n >= 1));
     }
 
+    /// Alice subscribes to the first topic through one instance while the other, whose
+    /// requests read where the versions stand, follows what its hub publishes.
+    async fn subscribed_elsewhere(
+        place: &ScratchDatabase,
+    ) -> (
+        Services,
+        UserId,
+        crate::ids::TopicId,
+        tokio::sync::broadcast::Receiver<LiveEvent>,
+    ) {
+        let (a, b, alice, python) = two_instances_and_a_member(place).await;
+        crate::topics::list(&b, alice, Default::default())
+            .await
+            .expect("list");
+        let events = b.live.subscribe();
+        crate::subscriptions::subscribe(&a, alice, python)
+            .await
+            .expect("subscribe");
+        (b, alice, python, events)
+    }
+
+    /// The first event `pick` takes (`Some`), within a patience meant for a loaded machine.
+    async fn first_told<T>(
+        events: &mut tokio::sync::broadcast::Receiver<LiveEvent>,
+        mut pick: impl FnMut(LiveEvent) -> Option<T>,
+    ) -> T {
+        let started = Instant::now();
+        loop {
+            let left = Duration::from_secs(10).saturating_sub(started.elapsed());
+            match tokio::time::timeout(left, events.recv()).await {
+                Ok(Ok(event)) => {
+                    if let Some(picked) = pick(event) {
+                        return picked;
+                    }
+                }
+                Ok(Err(_)) => {}
+                Err(_) => panic!("the other instance's pages were not told"),
+            }
+        }
+    }
+
     /// The commit tells its counts and the catalog its transaction saw: the other instance
     /// tells its open pages the new count to patch (not a bare version that would make every
     /// one of them refetch), and, its catalog being exactly one commit behind, patches its
@@ -250,33 +291,19 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_subscription_on_one_instance_reaches_the_others_pages_with_its_count() {
         let place = ScratchDatabase::create();
-        let (a, b, alice, python) = two_instances_and_a_member(&place).await;
-        // As a request on it does: the instance reads where the versions stand.
-        crate::topics::list(&b, alice, Default::default())
-            .await
-            .expect("list");
-        let mut events = b.live.subscribe();
-        crate::subscriptions::subscribe(&a, alice, python)
-            .await
-            .expect("subscribe");
-        let started = Instant::now();
-        loop {
-            let left = Duration::from_secs(10).saturating_sub(started.elapsed());
-            match tokio::time::timeout(left, events.recv()).await {
-                Ok(Ok(LiveEvent::Shared {
-                    counts: Some(counts),
-                    ..
-                })) => {
-                    assert_eq!(subscribers(&counts), [(python, 1)]);
-                    break;
-                }
-                Ok(Ok(LiveEvent::Shared { counts: None, .. })) => {
-                    panic!("told as a bare version: every open page would refetch")
-                }
-                Ok(_) => {}
-                Err(_) => panic!("the other instance's pages were not told"),
+        let (b, _, python, mut events) = subscribed_elsewhere(&place).await;
+        let counts = first_told(&mut events, |event| match event {
+            LiveEvent::Shared {
+                counts: Some(counts),
+                ..
+            } => Some(counts),
+            LiveEvent::Shared { counts: None, .. } => {
+                panic!("told as a bare version: every open page would refetch")
             }
-        }
+            _ => None,
+        })
+        .await;
+        assert_eq!(subscribers(&counts), [(python, 1)]);
         // Its cached catalog was patched, not dropped: the next page reads no catalog.
         let cached = b.cache.catalog().expect("the catalog is still cached");
         let entry = cached
@@ -291,26 +318,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_subscription_on_one_instance_reaches_the_user_s_pages_on_another_with_the_flag() {
         let place = ScratchDatabase::create();
-        let (a, b, alice, python) = two_instances_and_a_member(&place).await;
-        crate::topics::list(&b, alice, Default::default())
-            .await
-            .expect("list");
-        let mut events = b.live.subscribe();
-        crate::subscriptions::subscribe(&a, alice, python)
-            .await
-            .expect("subscribe");
-        let started = Instant::now();
-        loop {
-            let left = Duration::from_secs(10).saturating_sub(started.elapsed());
-            match tokio::time::timeout(left, events.recv()).await {
-                Ok(Ok(LiveEvent::User { user_id, flags, .. })) if user_id == alice => {
-                    assert_eq!(flags.as_deref(), Some(&[(python, true)][..]));
-                    break;
-                }
-                Ok(_) => {}
-                Err(_) => panic!("the user's pages on the other instance were not told"),
-            }
-        }
+        let (_b, alice, python, mut events) = subscribed_elsewhere(&place).await;
+        let flags = first_told(&mut events, |event| match event {
+            LiveEvent::User { user_id, flags, .. } if user_id == alice => Some(flags),
+            _ => None,
+        })
+        .await;
+        assert_eq!(flags.as_deref(), Some(&[(python, true)][..]));
     }
 
     /// The race every busy instance runs: a request reads the versions in the database after

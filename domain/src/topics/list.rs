@@ -127,16 +127,18 @@ impl Lookup {
     }
 }
 
-/// The topics a page of `request` shows, as [`shown_on_page`] finds them, reading the catalog
-/// when none is cached (shared with the requests missing it now, at `user_id`'s ticket). For
-/// an open page's stream: with its topics unknown it would be told every count.
+/// The topics a page of `request` shows: what an open page's stream keeps of the counts it
+/// hears. From the cached catalog, or read when none is cached (shared with the requests
+/// missing it now, at `user_id`'s ticket): with its topics unknown a stream would be told
+/// every count. Which topics a page shows changes only with changes that say nothing of what
+/// moved (create, rename, delete), after which the page refetches and its stream asks again.
 pub async fn topics_on_page(
     services: &Services,
     user_id: UserId,
     request: &PageRequest,
 ) -> Result<Vec<TopicId>, DomainError> {
-    if let Some(shown) = shown_on_page(&services.cache, request) {
-        return Ok(shown);
+    if let Some(catalog) = services.cache.catalog() {
+        return Ok(ids_on_page(&catalog, request));
     }
     let ticket = services.cache.ticket(user_id);
     let catalog = services
@@ -144,14 +146,6 @@ pub async fn topics_on_page(
         .read(&services.db, &services.cache, &ticket)
         .await?;
     Ok(ids_on_page(&catalog, request))
-}
-
-/// The topics a page of `request` shows, in the cached catalog: what an open page's stream
-/// keeps of the counts it hears. `None` when no catalog is cached (nothing is left out then).
-/// Which topics a page shows changes only with changes that say nothing of what moved
-/// (create, rename, delete), after which the page refetches and its stream asks again.
-pub fn shown_on_page(cache: &TopicCache, request: &PageRequest) -> Option<Vec<TopicId>> {
-    Some(ids_on_page(&cache.catalog()?, request))
 }
 
 /// The ids of the topics a page of `request` shows in `catalog`, sorted.

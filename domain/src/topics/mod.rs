@@ -25,6 +25,6 @@ pub use catalog_reads::CatalogReads;
 #[cfg(feature = "server")]
 pub use changes::{create, create_in, delete, delete_in, rename, rename_in, Deletion};
 #[cfg(feature = "server")]
-pub use list::{list, list_in, list_pausing_before_fill, shown_on_page, topics_on_page};
+pub use list::{list, list_in, list_pausing_before_fill, topics_on_page};
 #[cfg(feature = "server")]
 pub use name::{TopicName, NAME_MAX};
